@@ -1,0 +1,435 @@
+// Package rootfs confines every write the modules make to the target root.
+// Paths are resolved component by component with chroot semantics: absolute
+// symlinks in the target mean paths inside the target, and anything that would
+// climb above the root (a ".." or a planted symlink) is refused, never followed.
+// Files are replaced atomically: temp file in the same directory, fsync, rename.
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// ErrEscape is returned when a path would resolve outside the root.
+var ErrEscape = errors.New("path escapes the target root")
+
+// Journal is told about every path before it is changed, so a transaction can
+// keep the original and restore it on abort. The path is the host path.
+type Journal interface {
+	Preserve(hostPath string) error
+}
+
+// Root is a target root directory.
+type Root struct {
+	Dir     string
+	Journal Journal // may be nil
+}
+
+// New returns a Root for dir, which must exist.
+func New(dir string) (*Root, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("target root: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("target root %s is not a directory", abs)
+	}
+	return &Root{Dir: abs}, nil
+}
+
+const maxSymlinks = 40
+
+// Resolve maps a path inside the target to a host path, following symlinks
+// in every component but the last (whose own symlink-ness the caller decides
+// about with Lstat). It errors with ErrEscape when resolution would leave the root.
+func (r *Root) Resolve(p string) (string, error) {
+	rel, err := r.resolve(p, false)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(r.Dir, rel), nil
+}
+
+// ResolveFollow is Resolve that also follows a symlink in the last component.
+func (r *Root) ResolveFollow(p string) (string, error) {
+	rel, err := r.resolve(p, true)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(r.Dir, rel), nil
+}
+
+func (r *Root) resolve(p string, followLast bool) (string, error) {
+	if strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("%q: NUL in path", p)
+	}
+	pending := splitPath(p)
+	var done []string // resolved components, relative to root
+	links := 0
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) == 0 {
+				return "", fmt.Errorf("%s: %w", p, ErrEscape)
+			}
+			done = done[:len(done)-1]
+			continue
+		}
+		cur := append(append([]string(nil), done...), c)
+		if len(pending) == 0 && !followLast {
+			done = cur
+			break
+		}
+		host := filepath.Join(r.Dir, filepath.Join(cur...))
+		st, err := os.Lstat(host)
+		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+			// Missing components are fine: they will be created.
+			done = cur
+			continue
+		}
+		links++
+		if links > maxSymlinks {
+			return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+		}
+		target, err := os.Readlink(host)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", p, err)
+		}
+		if strings.HasPrefix(target, "/") {
+			done = nil
+		}
+		pending = append(splitPath(target), pending...)
+	}
+	return filepath.Join(done...), nil
+}
+
+func splitPath(p string) []string { return strings.Split(p, "/") }
+
+// Lstat stats the path inside the root without following a final symlink.
+func (r *Root) Lstat(p string) (fs.FileInfo, error) {
+	h, err := r.Resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	return os.Lstat(h)
+}
+
+// Stat stats the path inside the root, following symlinks within the root.
+func (r *Root) Stat(p string) (fs.FileInfo, error) {
+	h, err := r.ResolveFollow(p)
+	if err != nil {
+		return nil, err
+	}
+	return os.Stat(h)
+}
+
+// ReadFile reads a file inside the root, following symlinks within the root.
+func (r *Root) ReadFile(p string) ([]byte, error) {
+	h, err := r.ResolveFollow(p)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(h)
+}
+
+// Exists reports whether p exists (a dangling final symlink counts).
+func (r *Root) Exists(p string) bool {
+	_, err := r.Lstat(p)
+	return err == nil
+}
+
+func (r *Root) preserve(host string) error {
+	if r.Journal == nil {
+		return nil
+	}
+	return r.Journal.Preserve(host)
+}
+
+// Owner is a numeric owner; -1 keeps the default (the caller's).
+type Owner struct{ UID, GID int }
+
+// RootOwner is root:root.
+var RootOwner = Owner{0, 0}
+
+// WriteFile replaces p atomically with data, mode and owner. A final symlink is
+// replaced, not followed: write_files writes the path the user named.
+func (r *Root) WriteFile(p string, data []byte, mode fs.FileMode, owner Owner) error {
+	host, err := r.Resolve(p)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Lstat(host); err == nil && st.IsDir() {
+		return fmt.Errorf("%s: is a directory", p)
+	}
+	if err := r.mkdirParents(host, 0o755); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if err := r.preserve(host); err != nil {
+		return err
+	}
+	return writeAtomic(host, data, mode, owner)
+}
+
+// AppendFile appends data to p (created with mode and owner when missing).
+// The result is still written atomically: old content + data, renamed over.
+func (r *Root) AppendFile(p string, data []byte, mode fs.FileMode, owner Owner) error {
+	host, err := r.ResolveFollow(p)
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(host)
+	switch {
+	case err == nil:
+		st, serr := os.Stat(host)
+		if serr != nil {
+			return serr
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && owner.UID < 0 {
+			owner = Owner{int(sys.Uid), int(sys.Gid)}
+		}
+		if mode == 0 {
+			mode = st.Mode().Perm() | st.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		old = nil
+	default:
+		return err
+	}
+	if err := r.mkdirParents(host, 0o755); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if err := r.preserve(host); err != nil {
+		return err
+	}
+	return writeAtomic(host, append(old, data...), mode, owner)
+}
+
+func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner) error {
+	dir := filepath.Dir(host)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(host)+".provision-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(name)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if owner.UID >= 0 || owner.GID >= 0 {
+		if err := tmp.Chown(owner.UID, owner.GID); err != nil && !tolerableChownError(err) {
+			return err
+		}
+	}
+	// Chmod after chown: chown clears setuid/setgid bits.
+	if err := tmp.Chmod(toSyscallMode(mode)); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(name, host); err != nil {
+		return err
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+// tolerableChownError lets unprivileged runs (tests, --root on a workstation
+// copy) proceed when they cannot give files away; as root this never happens.
+func tolerableChownError(err error) bool {
+	return os.Geteuid() != 0 && errors.Is(err, fs.ErrPermission)
+}
+
+func toSyscallMode(m fs.FileMode) fs.FileMode {
+	return m & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// Some filesystems (tmpfs, overlay) reject fsync on directories.
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
+}
+
+// mkdirParents creates the missing parents of host (already resolved inside
+// the root) with mode, owned by root.
+func (r *Root) mkdirParents(host string, mode fs.FileMode) error {
+	parent := filepath.Dir(host)
+	if st, err := os.Stat(parent); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory", parent)
+		}
+		return nil
+	}
+	if err := r.mkdirParents(parent, mode); err != nil {
+		return err
+	}
+	if err := r.preserve(parent); err != nil {
+		return err
+	}
+	if err := os.Mkdir(parent, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+// MkdirAll creates p and missing parents. Only the final directory gets mode
+// and owner; parents get 0755 root:root, as install -d would.
+func (r *Root) MkdirAll(p string, mode fs.FileMode, owner Owner) error {
+	host, err := r.ResolveFollow(p)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(host); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s: exists and is not a directory", p)
+		}
+		return nil
+	}
+	if err := r.mkdirParents(host, 0o755); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if err := r.preserve(host); err != nil {
+		return err
+	}
+	if err := os.Mkdir(host, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return r.setAttrs(host, mode, owner)
+}
+
+// Chown sets the owner of p (not following a final symlink).
+func (r *Root) Chown(p string, owner Owner) error {
+	host, err := r.Resolve(p)
+	if err != nil {
+		return err
+	}
+	if err := r.preserve(host); err != nil {
+		return err
+	}
+	if err := os.Lchown(host, owner.UID, owner.GID); err != nil && !tolerableChownError(err) {
+		return err
+	}
+	return nil
+}
+
+// Chmod sets the mode of p, following symlinks within the root.
+func (r *Root) Chmod(p string, mode fs.FileMode) error {
+	host, err := r.ResolveFollow(p)
+	if err != nil {
+		return err
+	}
+	if err := r.preserve(host); err != nil {
+		return err
+	}
+	return os.Chmod(host, toSyscallMode(mode))
+}
+
+func (r *Root) setAttrs(host string, mode fs.FileMode, owner Owner) error {
+	if owner.UID >= 0 || owner.GID >= 0 {
+		if err := os.Lchown(host, owner.UID, owner.GID); err != nil && !tolerableChownError(err) {
+			return err
+		}
+	}
+	return os.Chmod(host, toSyscallMode(mode))
+}
+
+// Symlink makes p a symlink to target, replacing what is there atomically.
+// The target is stored as given; it is not resolved on the host.
+func (r *Root) Symlink(target, p string) error {
+	host, err := r.Resolve(p)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Lstat(host); err == nil && st.IsDir() {
+		return fmt.Errorf("%s: is a directory", p)
+	}
+	if err := r.mkdirParents(host, 0o755); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if err := r.preserve(host); err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(host), "."+filepath.Base(host)+".provision-link")
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, host); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(host))
+}
+
+// Link makes p a hard link to the existing file target (both inside the root).
+func (r *Root) Link(target, p string) error {
+	hostTarget, err := r.Resolve(target)
+	if err != nil {
+		return err
+	}
+	host, err := r.Resolve(p)
+	if err != nil {
+		return err
+	}
+	if err := r.mkdirParents(host, 0o755); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if err := r.preserve(host); err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(host), "."+filepath.Base(host)+".provision-link")
+	os.Remove(tmp)
+	if err := os.Link(hostTarget, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, host); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(host))
+}
+
+// Remove deletes p (a file, symlink or empty directory).
+func (r *Root) Remove(p string) error {
+	host, err := r.Resolve(p)
+	if err != nil {
+		return err
+	}
+	if err := r.preserve(host); err != nil {
+		return err
+	}
+	return os.Remove(host)
+}
+
+// Join gives the in-root path for display and for chroot commands.
+func Join(elem ...string) string { return path.Join(append([]string{"/"}, elem...)...) }

@@ -1,0 +1,322 @@
+// Package config is the one model every input format translates into: users,
+// groups, files, SSH keys, network, packages, units, system settings and
+// scripts, each remembering where it came from. It is pure data plus
+// validation and merging; it imports nothing else of this project.
+package config
+
+import (
+	"fmt"
+	"io/fs"
+)
+
+// Origin says where an item was defined. Errors and plan lines print it so a
+// user can find the line that caused them.
+type Origin struct {
+	Source string // e.g. "nocloud:/dev/vdb", "dir:/seed", "fwcfg"
+	File   string // document name within the source, e.g. "user-data"
+	Line   int    // 1-based; 0 when unknown
+	Column int    // 1-based; 0 when unknown
+}
+
+func (o Origin) String() string {
+	s := o.Source
+	if o.File != "" {
+		if s != "" {
+			s += ":"
+		}
+		s += o.File
+	}
+	if o.Line > 0 {
+		s += fmt.Sprintf(":%d", o.Line)
+		if o.Column > 0 {
+			s += fmt.Sprintf(":%d", o.Column)
+		}
+	}
+	if s == "" {
+		return "<unknown>"
+	}
+	return s
+}
+
+// Document identifies the document part of an origin, so two items from the
+// same document can be told apart from items of two different documents.
+func (o Origin) Document() string { return o.Source + "\x00" + o.File }
+
+// Config is the whole desired state of the target, merged from every document.
+type Config struct {
+	InstanceID Setting // from meta-data; decides "new instance"
+
+	Groups    []Group
+	Users     []User
+	Passwords []PasswordChange // chpasswd: may name users not defined here (root)
+	SSHKeys   []AuthorizedKey
+	SSHPwauth *BoolSetting
+
+	Files       []File
+	Directories []Directory
+	Links       []Link
+
+	System System
+
+	Network        []NetworkDoc
+	Repositories   []Repository
+	Packages       []Package
+	PackageUpdate  *BoolSetting
+	PackageUpgrade *BoolSetting
+
+	Units   []Unit
+	Scripts []Script
+
+	// Accepted but not applied by this release (ntp, mounts, ...): kept so the
+	// plan can say they were seen.
+	Unapplied []Unapplied
+
+	Warnings []Warning
+}
+
+// Setting is a single string value with its origin. Zero value = not set.
+type Setting struct {
+	Value  string
+	Origin Origin
+}
+
+// IsSet reports whether some document set this value.
+func (s Setting) IsSet() bool { return s.Value != "" }
+
+// BoolSetting is a boolean with its origin.
+type BoolSetting struct {
+	Value  bool
+	Origin Origin
+}
+
+// Warning is a non-fatal finding (unknown key, weak RSA key). --strict turns
+// warnings into errors.
+type Warning struct {
+	Origin  Origin
+	Message string
+}
+
+func (w Warning) String() string { return w.Origin.String() + ": " + w.Message }
+
+// Group is a group to create (cloud-init groups:, Ignition passwd.groups).
+type Group struct {
+	Origin  Origin
+	Name    string
+	GID     *int
+	System  bool
+	Members []string
+	// PasswordHash for gshadow; empty means "!" (locked), like groupadd.
+	PasswordHash string
+}
+
+// PasswordKind tells how a Password value is to be stored.
+type PasswordKind int
+
+const (
+	PasswordNone   PasswordKind = iota // leave as is / "!" for new users
+	PasswordHash                       // pre-hashed crypt string, stored as given
+	PasswordPlain                      // plain text, hashed with $6$ on apply
+	PasswordRandom                     // chpasswd RANDOM: generate one
+)
+
+// Password is a secret; String never prints the value.
+type Password struct {
+	Kind  PasswordKind
+	Value string
+}
+
+func (p Password) String() string {
+	switch p.Kind {
+	case PasswordHash:
+		return "hashed password"
+	case PasswordPlain:
+		return "plain-text password"
+	case PasswordRandom:
+		return "random password"
+	}
+	return "no password"
+}
+
+// User is an account to create or update.
+type User struct {
+	Origin       Origin
+	Name         string
+	Gecos        string
+	Groups       []string // supplementary groups
+	PrimaryGroup string
+	Sudo         []string // sudoers rules, one per line
+	Shell        string
+	HomeDir      string
+	NoCreateHome bool
+	System       bool
+	UID          *int
+	NoUserGroup  bool
+	Password     Password
+	LockPassword bool
+	ExpireDate   string // YYYY-MM-DD
+	Inactive     *int   // days
+	// Keys of this user also appear in Config.SSHKeys; kept here for plans.
+}
+
+// PasswordChange is chpasswd's view: set a password for an existing user.
+type PasswordChange struct {
+	Origin   Origin
+	User     string
+	Password Password
+	Expire   bool // force a change at next login
+}
+
+// AuthorizedKey is one authorized_keys line for a user.
+type AuthorizedKey struct {
+	Origin Origin
+	User   string
+	Key    string // the line, verbatim (options and comment kept)
+	// Prefix is prepended to the line (cloud-init's disable_root refusal).
+	Prefix string
+}
+
+// File is a regular file to write in the target.
+type File struct {
+	Origin   Origin
+	Path     string
+	Contents []byte
+	// Source is a remote location (https:, http:, data:) fetched at apply time
+	// when Contents is nil.
+	Source string
+	Hash   string // "sha256-<hex>" or "sha512-<hex>" for Source
+	Mode   *fs.FileMode
+	Owner  string // name or numeric string; resolved in the target
+	Group  string
+	Append bool
+	// Overwrite false refuses to replace an existing file (Ignition); nil = replace.
+	Overwrite *bool
+	Defer     bool
+}
+
+// Directory is a directory to create.
+type Directory struct {
+	Origin Origin
+	Path   string
+	Mode   *fs.FileMode
+	Owner  string
+	Group  string
+}
+
+// Link is a symbolic or hard link to create.
+type Link struct {
+	Origin    Origin
+	Path      string
+	Target    string
+	Hard      bool
+	Owner     string
+	Group     string
+	Overwrite *bool
+}
+
+// System holds host-wide settings.
+type System struct {
+	Hostname         Setting
+	FQDN             Setting
+	PreserveHostname *BoolSetting
+	// ManageEtcHosts is cloud-init's manage_etc_hosts: "true", "localhost",
+	// "template" or "" (off).
+	ManageEtcHosts Setting
+	Timezone       Setting
+	Locale         Setting
+	Keyboard       Keyboard
+}
+
+// Keyboard is the console keymap and X11 layout.
+type Keyboard struct {
+	Origin  Origin
+	Layout  string
+	Model   string
+	Variant string
+	Options string
+}
+
+// IsSet reports whether a keyboard layout was requested.
+func (k Keyboard) IsSet() bool { return k.Layout != "" }
+
+// NetworkDoc is a network configuration as parsed data; rendering happens in
+// the network module.
+type NetworkDoc struct {
+	Origin Origin
+	// Format: "cloud-init-v1", "cloud-init-v2", "openstack-network-data",
+	// "ec2-metadata".
+	Format   string
+	Disabled bool // cloud-init "config: disabled"
+	Data     any  // decoded YAML/JSON tree
+}
+
+// Repository is a package repository to add.
+type Repository struct {
+	Origin   Origin
+	Manager  string // "zypper", "yum", "apt"
+	Name     string
+	BaseURL  string
+	Enabled  *bool
+	GPGCheck *bool
+	GPGKey   string
+	// Options holds every key as given, for renderers that know more.
+	Options map[string]string
+}
+
+// Package is a package to install.
+type Package struct {
+	Origin  Origin
+	Name    string
+	Version string
+}
+
+// Unit is a systemd unit to write, enable or mask.
+type Unit struct {
+	Origin   Origin
+	Name     string
+	Enabled  *bool
+	Mask     bool
+	Contents *string
+	Dropins  []Dropin
+}
+
+// Dropin is a unit drop-in file.
+type Dropin struct {
+	Name     string
+	Contents string
+}
+
+// ScriptKind says what a script is and hence when it runs.
+type ScriptKind string
+
+const (
+	ScriptCombustion ScriptKind = "combustion" // Combustion's script
+	ScriptBootcmd    ScriptKind = "bootcmd"    // cloud-init bootcmd
+	ScriptBoothook   ScriptKind = "boothook"   // #cloud-boothook
+	ScriptRuncmd     ScriptKind = "runcmd"     // cloud-init runcmd
+	ScriptUser       ScriptKind = "user"       // #! user-data script
+)
+
+// Script is a program to run inside the snapshot.
+type Script struct {
+	Origin Origin
+	Kind   ScriptKind
+	Name   string
+	// Body is the program text. For runcmd entries given as a list, Argv is
+	// set instead and Body is empty.
+	Body []byte
+	Argv []string
+	// Frequency for MIME shellscripts: "instance" (default), "boot", "once".
+	Frequency string
+	// Combustion magic comments.
+	NeedsNetwork bool
+	Prepare      bool
+	// Files are the sibling files of a Combustion config directory, by
+	// relative path; the script runs with a copy of them as its cwd.
+	Files map[string][]byte
+}
+
+// Unapplied records a key that was accepted but has no module yet.
+type Unapplied struct {
+	Origin Origin
+	Key    string
+}
