@@ -218,6 +218,9 @@ type System struct {
 	Hostname         Setting
 	FQDN             Setting
 	PreserveHostname *BoolSetting
+	// PreferFQDN is cloud-init's prefer_fqdn_over_hostname: write the FQDN,
+	// not the short name, to /etc/hostname. nil = the distro default (false).
+	PreferFQDN *BoolSetting
 	// ManageEtcHosts is cloud-init's manage_etc_hosts: "true", "localhost",
 	// "template" or "" (off).
 	ManageEtcHosts Setting

@@ -25,6 +25,9 @@ func (c *Config) Merge(lower *Config) {
 	if s.PreserveHostname == nil {
 		s.PreserveHostname = l.PreserveHostname
 	}
+	if s.PreferFQDN == nil {
+		s.PreferFQDN = l.PreferFQDN
+	}
 	setIfEmpty(&s.ManageEtcHosts, l.ManageEtcHosts)
 	setIfEmpty(&s.Timezone, l.Timezone)
 	setIfEmpty(&s.Locale, l.Locale)

@@ -1,0 +1,156 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/provision-dev/provision/provision/cloudinit"
+	"github.com/provision-dev/provision/provision/combustion"
+	"github.com/provision-dev/provision/provision/config"
+	"github.com/provision-dev/provision/sources"
+)
+
+// ParseOptions steer how documents become the model.
+type ParseOptions struct {
+	Strict       bool
+	DefaultUser  *config.User
+	FetchInclude func(ctx context.Context, url string) ([]byte, error)
+}
+
+// sourceRank orders sources by SPEC §3 precedence: lower wins.
+func sourceRank(source string) int {
+	kind, _, _ := strings.Cut(source, ":")
+	switch kind {
+	case "url":
+		return 0
+	case "fwcfg":
+		return 1
+	case "drive", "dir", "image":
+		return 2
+	case "nocloud-line":
+		return 3
+	case "nocloud":
+		return 4
+	case "configdrive":
+		return 5
+	case "ec2", "openstack":
+		return 6
+	case "seed":
+		return 7
+	}
+	return 8
+}
+
+// ParseDocuments turns every document into one model. Documents are grouped
+// by source; each source's group is parsed on its own (cloud-init data of one
+// source merges by cloud-init's rules), then the groups merge by precedence.
+func ParseDocuments(ctx context.Context, docs []sources.Document, opts ParseOptions) (*config.Config, error) {
+	var order []string
+	groups := map[string][]sources.Document{}
+	for _, d := range docs {
+		if _, ok := groups[d.Origin.Source]; !ok {
+			order = append(order, d.Origin.Source)
+		}
+		groups[d.Origin.Source] = append(groups[d.Origin.Source], d)
+	}
+	sort.SliceStable(order, func(i, j int) bool { return sourceRank(order[i]) < sourceRank(order[j]) })
+
+	merged := &config.Config{}
+	for _, src := range order {
+		c, err := parseSource(ctx, groups[src], opts)
+		if err != nil {
+			return nil, err
+		}
+		merged.Merge(c)
+	}
+	return merged, nil
+}
+
+func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions) (*config.Config, error) {
+	out := &config.Config{}
+	var comb []combustion.File
+	var set cloudinit.DataSet
+	hasCloud := false
+	blob := func(d sources.Document) *cloudinit.Blob {
+		hasCloud = true
+		return &cloudinit.Blob{Origin: d.Origin, Data: d.Data}
+	}
+	for _, d := range docs {
+		kind := d.Kind
+		if kind == sources.KindUnknown {
+			kind = Sniff(d.Data)
+		}
+		switch kind {
+		case sources.KindCombustion:
+			rel := d.Origin.File
+			rel = strings.TrimPrefix(rel, "combustion/")
+			if d.Kind == sources.KindUnknown {
+				rel = "script" // a URL pointing at a script
+			}
+			comb = append(comb, combustion.File{Origin: d.Origin, Path: rel, Data: d.Data})
+		case sources.KindIgnition:
+			return nil, fmt.Errorf("%s: Ignition configs are not supported by this release", d.Origin)
+		case sources.KindUserData:
+			set.UserData = blob(d)
+		case sources.KindMetaData:
+			set.MetaData = blob(d)
+		case sources.KindVendorData:
+			set.VendorData = blob(d)
+		case sources.KindVendorData2:
+			set.VendorData2 = blob(d)
+		case sources.KindVendorDataJSON:
+			set.VendorDataJSON = blob(d)
+		case sources.KindVendorData2JSON:
+			set.VendorData2JSON = blob(d)
+		case sources.KindNetworkConfig:
+			set.NetworkConfig = blob(d)
+		case sources.KindOpenStackMetaData:
+			set.OpenStackMetaData = blob(d)
+		case sources.KindOpenStackNetworkData:
+			set.OpenStackNetworkData = blob(d)
+		default:
+			return nil, fmt.Errorf("%s: unrecognised document (kind %q)", d.Origin, d.Kind)
+		}
+	}
+	if len(comb) > 0 {
+		c, err := combustion.Parse(comb)
+		if err != nil {
+			return nil, err
+		}
+		out.Merge(c)
+	}
+	if hasCloud {
+		c, err := cloudinit.Parse(ctx, set, cloudinit.Options{
+			Strict:       opts.Strict,
+			DefaultUser:  opts.DefaultUser,
+			FetchInclude: opts.FetchInclude,
+		})
+		if err != nil {
+			return nil, err
+		}
+		out.Merge(c)
+	}
+	return out, nil
+}
+
+// Sniff decides the kind of a document fetched from a URL by its content:
+// an Ignition JSON config, a script for Combustion, or cloud-init user-data.
+func Sniff(data []byte) sources.Kind {
+	trimmed := bytes.TrimSpace(data)
+	if bytes.HasPrefix(trimmed, []byte("{")) {
+		var probe struct {
+			Ignition *json.RawMessage `json:"ignition"`
+		}
+		if json.Unmarshal(trimmed, &probe) == nil && probe.Ignition != nil {
+			return sources.KindIgnition
+		}
+	}
+	if bytes.HasPrefix(data, []byte("#!")) {
+		return sources.KindCombustion
+	}
+	return sources.KindUserData
+}

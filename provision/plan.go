@@ -1,0 +1,50 @@
+package provision
+
+import (
+	"fmt"
+
+	"github.com/provision-dev/provision/modules"
+	"github.com/provision-dev/provision/modules/files"
+	"github.com/provision-dev/provision/modules/network"
+	"github.com/provision-dev/provision/modules/packages"
+	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/modules/scripts"
+	"github.com/provision-dev/provision/modules/ssh"
+	"github.com/provision-dev/provision/modules/system"
+	"github.com/provision-dev/provision/modules/units"
+	"github.com/provision-dev/provision/modules/users"
+	"github.com/provision-dev/provision/provision/config"
+)
+
+// planner is one stage of the fixed module order.
+type planner struct {
+	name string
+	plan func(*config.Config, *rootfs.Root) ([]modules.Step, error)
+}
+
+// moduleOrder is SPEC §2 step 6: users exist before files are written so
+// `owner:` works without `defer`; scripts run last, on the finished tree.
+var moduleOrder = []planner{
+	{"users", users.Plan}, // groups, users, passwords, sudo
+	{"ssh", ssh.Plan},
+	{"files", files.Plan}, // non-deferred files, directories, links
+	{"system", system.Plan},
+	{"network", network.Plan},
+	{"packages", packages.Plan}, // repositories, then packages
+	{"units", units.Plan},
+	{"deferred files", files.PlanDeferred},
+	{"scripts", scripts.Plan}, // bootcmd, Combustion script, runcmd, user scripts
+}
+
+// Plan returns every step a run would perform on root, in apply order.
+func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
+	var steps []modules.Step
+	for _, p := range moduleOrder {
+		s, err := p.plan(cfg, root)
+		if err != nil {
+			return nil, fmt.Errorf("planning %s: %w", p.name, err)
+		}
+		steps = append(steps, s...)
+	}
+	return steps, nil
+}

@@ -1,0 +1,410 @@
+// Package provision is the engine: it decides whether this boot must be
+// provisioned, collects documents from the sources, turns them into one
+// validated model, plans the steps and applies them inside a transaction that
+// is committed atomically or thrown away.
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/provision-dev/provision/modules"
+	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/provision/cloudinit"
+	"github.com/provision-dev/provision/provision/config"
+	"github.com/provision-dev/provision/sources"
+)
+
+// Outcome of a run.
+const (
+	StatusDone      = "done"
+	StatusNothing   = "nothing to do"
+	StatusFailed    = "failed"
+	StatusInvalid   = "invalid"
+	StatusPlanned   = "planned" // dry run
+	StatusSkipped   = "skipped" // a step this release does not execute
+	StatusOK        = "ok"
+	StatusUnchanged = "unchanged"
+)
+
+// ErrInvalid marks errors in the input (exit code 2), as opposed to failures
+// while applying (exit code 1).
+var ErrInvalid = errors.New("invalid configuration")
+
+// Options control one run.
+type Options struct {
+	Root    string           // the target root ("/sysroot" in the initrd)
+	Sources []sources.Source // explicit sources; nil means detect
+	// Detect finds the sources of this machine when Sources is nil.
+	Detect  func(ctx context.Context) ([]sources.Source, error)
+	Cmdline []string // kernel command line words
+	DryRun  bool
+	Strict  bool
+	Force   bool // ignore the first-boot predicate
+	Console io.Writer
+	// Begin starts the transaction on Root; nil means writing directly.
+	Begin func(ctx context.Context, root string) (Txn, error)
+	// Chroot prepares Root for running programs; nil means none are run.
+	Chroot func(ctx context.Context, root string) (Chroot, error)
+	// Now is the clock (for the report); nil means time.Now.
+	Now func() time.Time
+}
+
+// Txn is the transaction the modules apply into (SPEC §6).
+type Txn interface {
+	Root() string
+	Journal() rootfs.Journal
+	Commit(ctx context.Context) error
+	Abort(ctx context.Context) error
+}
+
+// Chroot is a prepared tree where programs can run.
+type Chroot interface {
+	modules.Executor
+	Close() error
+}
+
+// Result is what a run did; the report is made from it.
+type Result struct {
+	Status     string         `json:"status"`
+	Reason     string         `json:"reason,omitempty"`
+	InstanceID string         `json:"instance_id,omitempty"`
+	Sources    []SourceResult `json:"sources"`
+	Documents  []DocumentInfo `json:"documents"`
+	Warnings   []string       `json:"warnings,omitempty"`
+	Steps      []StepResult   `json:"steps"`
+	Error      string         `json:"error,omitempty"`
+	Started    time.Time      `json:"started"`
+	Duration   time.Duration  `json:"duration_ns"`
+	Config     *config.Config `json:"-"`
+	Err        error          `json:"-"`
+	Plan       []modules.Step `json:"-"`
+}
+
+// SourceResult says what one source yielded.
+type SourceResult struct {
+	Name      string `json:"name"`
+	Presence  string `json:"presence"`
+	Documents int    `json:"documents"`
+	Error     string `json:"error,omitempty"`
+}
+
+// DocumentInfo describes a document without its content (it may hold secrets).
+type DocumentInfo struct {
+	Origin string `json:"origin"`
+	Kind   string `json:"kind"`
+	Size   int    `json:"size"`
+}
+
+// StepResult is one applied (or planned) step.
+type StepResult struct {
+	Module   string        `json:"module"`
+	Action   string        `json:"action"`
+	Target   string        `json:"target"`
+	Detail   string        `json:"detail,omitempty"`
+	Origin   string        `json:"origin"`
+	Status   string        `json:"status"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+func stepResult(s modules.Step, status string) StepResult {
+	return StepResult{Module: s.Module, Action: s.Action, Target: s.Target, Detail: s.Detail, Origin: s.Origin.String(), Status: status}
+}
+
+// Collect fetches documents from every source. A source that is absent or
+// finds nothing is recorded, not an error; any other failure is.
+func Collect(ctx context.Context, srcs []sources.Source) ([]sources.Document, []SourceResult, error) {
+	var docs []sources.Document
+	var results []SourceResult
+	for _, s := range srcs {
+		r := SourceResult{Name: s.Name(), Presence: "present"}
+		d, err := s.Fetch(ctx)
+		switch {
+		case errors.Is(err, sources.ErrNotFound):
+			r.Presence = "absent"
+		case err != nil:
+			r.Error = err.Error()
+			results = append(results, r)
+			return nil, results, fmt.Errorf("source %s: %w", s.Name(), err)
+		}
+		r.Documents = len(d)
+		docs = append(docs, d...)
+		results = append(results, r)
+	}
+	return docs, results, nil
+}
+
+// Run performs a whole provisioning run. The returned error is also in
+// Result.Err; errors.Is(err, ErrInvalid) tells bad input from a failed apply.
+func Run(ctx context.Context, opts Options) *Result {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	console := opts.Console
+	if console == nil {
+		console = io.Discard
+	}
+	res := &Result{Started: now(), Steps: []StepResult{}, Sources: []SourceResult{}, Documents: []DocumentInfo{}}
+	defer func() { res.Duration = now().Sub(res.Started) }()
+	fail := func(status string, err error) *Result {
+		res.Status, res.Err, res.Error = status, err, err.Error()
+		return res
+	}
+
+	boot := ReadBoot(opts.Root, opts.Cmdline)
+	if boot.DisabledBy != "" && !opts.DryRun && !opts.Force {
+		res.Status, res.Reason = StatusNothing, "disabled by "+boot.DisabledBy
+		return res
+	}
+	explicit := opts.Sources != nil
+	if !explicit && !opts.Force && !opts.DryRun && !boot.FirstBoot() && boot.Recorded == "" {
+		// Not a first boot and never provisioned by us: nothing can make
+		// this boot a new instance that cloud-init data would not also be
+		// recorded for, so skip detection altogether.
+		res.Status, res.Reason = StatusNothing, "not a first boot (machine-id "+boot.MachineIDState+")"
+		return res
+	}
+
+	srcs := opts.Sources
+	if !explicit && opts.Detect != nil {
+		var err error
+		srcs, err = opts.Detect(ctx)
+		if err != nil {
+			return fail(StatusFailed, fmt.Errorf("detecting sources: %w", err))
+		}
+	}
+	docs, sres, err := Collect(ctx, srcs)
+	res.Sources = append(res.Sources, sres...)
+	for _, d := range docs {
+		res.Documents = append(res.Documents, DocumentInfo{Origin: d.Origin.String(), Kind: string(d.Kind), Size: len(d.Data)})
+	}
+	if err != nil {
+		return fail(StatusFailed, err)
+	}
+	if len(docs) == 0 {
+		res.Status, res.Reason = StatusNothing, "no configuration source found"
+		return res
+	}
+
+	cfg, err := ParseDocuments(ctx, docs, ParseOptions{Strict: opts.Strict, DefaultUser: defaultUser(opts.Root)})
+	if err != nil {
+		return fail(StatusInvalid, fmt.Errorf("%w: %w", ErrInvalid, err))
+	}
+	res.Config = cfg
+	for _, w := range cfg.Warnings {
+		res.Warnings = append(res.Warnings, w.String())
+	}
+	if err := cfg.Validate(); err != nil {
+		return fail(StatusInvalid, fmt.Errorf("%w: %w", ErrInvalid, err))
+	}
+	if opts.Strict && len(cfg.Warnings) > 0 {
+		return fail(StatusInvalid, fmt.Errorf("%w: --strict: %d warning(s), first: %s", ErrInvalid, len(cfg.Warnings), cfg.Warnings[0]))
+	}
+
+	res.InstanceID = InstanceID(cfg.InstanceID.Value, docs)
+	if !opts.Force && !opts.DryRun {
+		if reason, run := shouldRun(boot, explicit, cfg.InstanceID.Value, res.InstanceID); !run {
+			res.Status, res.Reason = StatusNothing, reason
+			return res
+		}
+	}
+
+	if opts.DryRun {
+		return dryRun(res, cfg, opts.Root)
+	}
+	return apply(ctx, res, cfg, opts, console)
+}
+
+// shouldRun is the first-boot predicate of SPEC §2 once the documents are
+// known. An explicit --source is a request to provision the tree, so only a
+// recorded identical instance stops it; the boot job also needs a first boot
+// or a new cloud instance-id.
+func shouldRun(b Boot, explicit bool, metaID, instanceID string) (string, bool) {
+	if b.Recorded != "" && b.Recorded == instanceID {
+		return "instance " + instanceID + " already provisioned", false
+	}
+	if explicit || b.FirstBoot() {
+		return "", true
+	}
+	if metaID != "" && metaID != b.Recorded {
+		return "", true
+	}
+	return "not a first boot (machine-id " + b.MachineIDState + ") and no new instance-id", false
+}
+
+func dryRun(res *Result, cfg *config.Config, root string) *Result {
+	planRoot := root
+	if planRoot == "" {
+		// Without --root, plan against an empty tree: every step shows.
+		tmp, err := os.MkdirTemp("", "provision-plan-")
+		if err != nil {
+			res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
+			return res
+		}
+		defer os.RemoveAll(tmp)
+		planRoot = tmp
+	}
+	r, err := rootfs.New(planRoot)
+	if err != nil {
+		res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
+		return res
+	}
+	steps, err := Plan(cfg, r)
+	if err != nil {
+		res.Status, res.Err, res.Error = StatusInvalid, fmt.Errorf("%w: %w", ErrInvalid, err), err.Error()
+		return res
+	}
+	res.Plan = steps
+	for _, s := range steps {
+		res.Steps = append(res.Steps, stepResult(s, StatusPlanned))
+	}
+	res.Status = StatusPlanned
+	return res
+}
+
+func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, console io.Writer) *Result {
+	fail := func(err error) *Result {
+		res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
+		fmt.Fprintf(console, "[FAILED] %v\n", err)
+		return res
+	}
+	begin := opts.Begin
+	if begin == nil {
+		begin = directTxn
+	}
+	txn, err := begin(ctx, opts.Root)
+	if err != nil {
+		return fail(fmt.Errorf("beginning transaction: %w", err))
+	}
+	abort := func(cause error) *Result {
+		if aerr := txn.Abort(context.WithoutCancel(ctx)); aerr != nil {
+			cause = fmt.Errorf("%w (and rolling back failed: %v)", cause, aerr)
+		} else {
+			fmt.Fprintf(console, "[ OK ] rolled back: the old root is untouched\n")
+		}
+		return fail(cause)
+	}
+	root, err := rootfs.New(txn.Root())
+	if err != nil {
+		return abort(err)
+	}
+	root.Journal = txn.Journal()
+	steps, err := Plan(cfg, root)
+	if err != nil {
+		return abort(fmt.Errorf("%w: %w", ErrInvalid, err))
+	}
+	res.Plan = steps
+	env := &modules.Env{Root: root, Console: console}
+	var chroot Chroot
+	if needsExec(steps, cfg) && opts.Chroot != nil {
+		chroot, err = opts.Chroot(ctx, txn.Root())
+		if err != nil {
+			return abort(fmt.Errorf("preparing the chroot: %w", err))
+		}
+		env.Exec = chroot
+	}
+	closeChroot := func() error {
+		if chroot == nil {
+			return nil
+		}
+		c := chroot
+		chroot = nil
+		return c.Close()
+	}
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			closeChroot()
+			return abort(err)
+		}
+		if s.Apply == nil {
+			res.Steps = append(res.Steps, stepResult(s, StatusSkipped))
+			fmt.Fprintf(console, "[SKIP] %s (not executed by this release)\n", s)
+			continue
+		}
+		start := time.Now()
+		err := s.Apply(ctx, env)
+		sr := stepResult(s, StatusOK)
+		sr.Duration = time.Since(start)
+		if err != nil {
+			sr.Status, sr.Error = StatusFailed, err.Error()
+			res.Steps = append(res.Steps, sr)
+			fmt.Fprintf(console, "[FAILED] %s: %v\n", s, err)
+			closeChroot()
+			return abort(fmt.Errorf("%s: %s %s: %w", s.Origin, s.Module, s.Target, err))
+		}
+		res.Steps = append(res.Steps, sr)
+		fmt.Fprintf(console, "[ OK ] %s\n", s)
+	}
+	if err := closeChroot(); err != nil {
+		return abort(fmt.Errorf("cleaning up the chroot: %w", err))
+	}
+	if res.InstanceID != "" {
+		if err := root.WriteFile(instanceIDPath, []byte(res.InstanceID+"\n"), 0o644, rootfs.RootOwner); err != nil {
+			return abort(fmt.Errorf("recording the instance-id: %w", err))
+		}
+	}
+	if err := txn.Commit(ctx); err != nil {
+		return abort(fmt.Errorf("commit: %w", err))
+	}
+	res.Status = StatusDone
+	return res
+}
+
+func needsExec(steps []modules.Step, cfg *config.Config) bool {
+	return len(cfg.Scripts) > 0
+}
+
+// defaultUser reads system_info.default_user from the target's cloud.cfg.
+func defaultUser(root string) *config.User {
+	if root == "" {
+		return nil
+	}
+	files := map[string][]byte{}
+	var names []string
+	main := filepath.Join(root, "etc/cloud/cloud.cfg")
+	if b, err := os.ReadFile(main); err == nil {
+		files["/etc/cloud/cloud.cfg"] = b
+		names = append(names, "/etc/cloud/cloud.cfg")
+	}
+	extra, _ := filepath.Glob(filepath.Join(root, "etc/cloud/cloud.cfg.d/*.cfg"))
+	for _, p := range extra {
+		if b, err := os.ReadFile(p); err == nil {
+			rel := "/" + mustRel(root, p)
+			files[rel] = b
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	u, err := cloudinit.DefaultUserFromCloudCfg(files)
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
+func mustRel(root, p string) string {
+	r, err := filepath.Rel(root, p)
+	if err != nil {
+		return p
+	}
+	return r
+}
+
+// directTxn writes straight into the root: the journal-less transaction used
+// when no backend is configured (unit tests).
+func directTxn(_ context.Context, root string) (Txn, error) { return direct(root), nil }
+
+type direct string
+
+func (d direct) Root() string                 { return string(d) }
+func (d direct) Journal() rootfs.Journal      { return nil }
+func (d direct) Commit(context.Context) error { return nil }
+func (d direct) Abort(context.Context) error  { return nil }

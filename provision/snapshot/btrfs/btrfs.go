@@ -1,0 +1,305 @@
+// Package btrfs is the small part of the btrfs ioctl interface the
+// transaction needs: subvolume ids, snapshot create and delete, the read-only
+// flag and the default subvolume. It talks to the kernel directly through
+// golang.org/x/sys/unix, so the initrd needs neither cgo nor btrfs-progs.
+package btrfs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// SuperMagic is the f_type statfs reports for btrfs.
+const SuperMagic = 0x9123683E
+
+// TopLevelID is the id of the filesystem tree, the subvolume every other one
+// hangs from (mounted with subvolid=5).
+const TopLevelID = 5
+
+// firstFreeObjectID is the inode number of every subvolume's root directory.
+const firstFreeObjectID = 256
+
+const (
+	ioctlMagic = 0x94
+	// The argument structs below are all 4096 bytes, as in linux/btrfs.h.
+	argSize = 4096
+	// nameMax is BTRFS_SUBVOL_NAME_MAX (4039) + 1 for the NUL.
+	volNameMax   = 4087 // btrfs_ioctl_vol_args: 8-byte fd, then the name
+	volV2NameMax = 4039
+
+	subvolRDONLY = 1 << 1
+
+	rootTreeObjectID    = 1
+	rootTreeDirObjectID = 6
+	dirItemKey          = 84
+)
+
+// ioc encodes an ioctl request number the way asm-generic/ioctl.h does
+// (x86, arm and arm64 use the generic encoding).
+func ioc(dir, nr, size uintptr) uintptr {
+	return dir<<30 | size<<16 | ioctlMagic<<8 | nr
+}
+
+const (
+	iocWrite = 1
+	iocRead  = 2
+)
+
+var (
+	iocSnapDestroy    = ioc(iocWrite, 15, argSize)
+	iocTreeSearch     = ioc(iocWrite|iocRead, 17, argSize)
+	iocInoLookup      = ioc(iocWrite|iocRead, 18, argSize)
+	iocDefaultSubvol  = ioc(iocWrite, 19, 8)
+	iocSnapCreateV2   = ioc(iocWrite, 23, argSize)
+	iocSubvolGetFlags = ioc(iocRead, 25, 8)
+	iocSubvolSetFlags = ioc(iocWrite, 26, 8)
+)
+
+func ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
+	for {
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg))
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		default:
+			return e
+		}
+	}
+}
+
+func openDir(path string) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
+}
+
+// IsSubvolume reports whether path is the root directory of a btrfs
+// subvolume (btrfs gives every subvolume root inode 256).
+func IsSubvolume(path string) (bool, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return false, &os.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	if uint32(fs.Type) != SuperMagic {
+		return false, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return false, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return st.Ino == firstFreeObjectID && st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
+}
+
+type inoLookupArgs struct {
+	TreeID   uint64
+	ObjectID uint64
+	Name     [argSize - 16]byte
+}
+
+// SubvolID returns the id of the subvolume that contains path.
+func SubvolID(path string) (uint64, error) {
+	fd, err := openDir(path)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	// Tree id 0 means "the tree this fd is in": the kernel fills it in.
+	args := inoLookupArgs{ObjectID: firstFreeObjectID}
+	if err := ioctl(fd, iocInoLookup, unsafe.Pointer(&args)); err != nil {
+		return 0, fmt.Errorf("btrfs ino lookup %s: %w", path, err)
+	}
+	return args.TreeID, nil
+}
+
+type volArgsV2 struct {
+	Fd      int64
+	TransID uint64
+	Flags   uint64
+	Unused  [4]uint64
+	Name    [volV2NameMax + 1]byte
+}
+
+type volArgs struct {
+	Fd   int64
+	Name [volNameMax + 1]byte
+}
+
+func checkName(name string, max int) error {
+	if name == "" || name == "." || name == ".." || len(name) > max || bytes.ContainsAny([]byte(name), "/\x00") {
+		return fmt.Errorf("btrfs: invalid subvolume name %q", name)
+	}
+	return nil
+}
+
+// Snapshot creates a writable snapshot of the subvolume at src, named name
+// inside the directory dstDir (which must be on the same filesystem).
+func Snapshot(src, dstDir, name string) error {
+	if err := checkName(name, volV2NameMax); err != nil {
+		return err
+	}
+	sfd, err := openDir(src)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(sfd)
+	dfd, err := openDir(dstDir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	args := volArgsV2{Fd: int64(sfd)}
+	copy(args.Name[:], name)
+	if err := ioctl(dfd, iocSnapCreateV2, unsafe.Pointer(&args)); err != nil {
+		return fmt.Errorf("btrfs snapshot %s -> %s: %w", src, filepath.Join(dstDir, name), err)
+	}
+	return nil
+}
+
+// Delete removes the subvolume name inside the directory parent. The kernel
+// refuses to delete the default subvolume or one that is mounted.
+func Delete(parent, name string) error {
+	if err := checkName(name, volNameMax); err != nil {
+		return err
+	}
+	fd, err := openDir(parent)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var args volArgs
+	copy(args.Name[:], name)
+	if err := ioctl(fd, iocSnapDestroy, unsafe.Pointer(&args)); err != nil {
+		return fmt.Errorf("btrfs delete subvolume %s: %w", filepath.Join(parent, name), err)
+	}
+	return nil
+}
+
+// ReadOnly reports whether the subvolume at path has the read-only flag.
+func ReadOnly(path string) (bool, error) {
+	fd, err := openDir(path)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	var flags uint64
+	if err := ioctl(fd, iocSubvolGetFlags, unsafe.Pointer(&flags)); err != nil {
+		return false, fmt.Errorf("btrfs get flags %s: %w", path, err)
+	}
+	return flags&subvolRDONLY != 0, nil
+}
+
+// SetReadOnly sets or clears the read-only flag of the subvolume at path.
+func SetReadOnly(path string, ro bool) error {
+	fd, err := openDir(path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var flags uint64
+	if err := ioctl(fd, iocSubvolGetFlags, unsafe.Pointer(&flags)); err != nil {
+		return fmt.Errorf("btrfs get flags %s: %w", path, err)
+	}
+	if ro {
+		flags |= subvolRDONLY
+	} else {
+		flags &^= subvolRDONLY
+	}
+	if err := ioctl(fd, iocSubvolSetFlags, unsafe.Pointer(&flags)); err != nil {
+		return fmt.Errorf("btrfs set flags %s: %w", path, err)
+	}
+	return nil
+}
+
+// SetDefault makes subvolume id the default of the filesystem that path is on.
+// This single ioctl is atomic: it is the transaction's commit point.
+func SetDefault(path string, id uint64) error {
+	fd, err := openDir(path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := ioctl(fd, iocDefaultSubvol, unsafe.Pointer(&id)); err != nil {
+		return fmt.Errorf("btrfs set default subvolume %d: %w", id, err)
+	}
+	return nil
+}
+
+type searchKey struct {
+	TreeID                   uint64
+	MinObjectID, MaxObjectID uint64
+	MinOffset, MaxOffset     uint64
+	MinTransID, MaxTransID   uint64
+	MinType, MaxType         uint32
+	NrItems                  uint32
+	unused                   uint32
+	unused1                  [4]uint64
+}
+
+type searchArgs struct {
+	Key searchKey
+	Buf [argSize - unsafe.Sizeof(searchKey{})]byte
+}
+
+const searchHeaderSize = 32 // transid, objectid, offset u64; type, len u32
+
+// Default returns the id of the default subvolume of the filesystem that
+// path is on, read from the "default" entry of the root tree directory, as
+// btrfs-progs does (there is no get-default ioctl).
+func Default(path string) (uint64, error) {
+	fd, err := openDir(path)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	var args searchArgs
+	args.Key = searchKey{
+		TreeID:      rootTreeObjectID,
+		MinObjectID: rootTreeDirObjectID, MaxObjectID: rootTreeDirObjectID,
+		MaxOffset: ^uint64(0), MaxTransID: ^uint64(0),
+		MinType: dirItemKey, MaxType: dirItemKey,
+		NrItems: 1,
+	}
+	if err := ioctl(fd, iocTreeSearch, unsafe.Pointer(&args)); err != nil {
+		return 0, fmt.Errorf("btrfs tree search %s: %w", path, err)
+	}
+	if args.Key.NrItems == 0 {
+		return TopLevelID, nil
+	}
+	return parseDefaultItem(args.Buf[:])
+}
+
+// parseDefaultItem decodes the first search result: a btrfs_dir_item whose
+// location key's object id is the default subvolume.
+func parseDefaultItem(buf []byte) (uint64, error) {
+	if len(buf) < searchHeaderSize {
+		return 0, errors.New("btrfs: short tree search result")
+	}
+	le := binary.LittleEndian
+	itemLen := int(le.Uint32(buf[28:32]))
+	item := buf[searchHeaderSize:]
+	// dir item: location {objectid u64, type u8, offset u64}, transid u64,
+	// data_len u16, name_len u16, type u8, then the name.
+	const dirItemSize = 30
+	if itemLen < dirItemSize || itemLen > len(item) {
+		return 0, fmt.Errorf("btrfs: bad dir item length %d", itemLen)
+	}
+	nameLen := int(le.Uint16(item[27:29]))
+	if dirItemSize+nameLen > itemLen {
+		return 0, fmt.Errorf("btrfs: bad dir item name length %d", nameLen)
+	}
+	if name := string(item[dirItemSize : dirItemSize+nameLen]); name != "default" {
+		return 0, fmt.Errorf("btrfs: unexpected root dir item %q", name)
+	}
+	return le.Uint64(item[0:8]), nil
+}

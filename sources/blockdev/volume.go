@@ -1,0 +1,184 @@
+package blockdev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Volume is one filesystem found on a device or in an image: where its bytes
+// are and what its superblock says.
+type Volume struct {
+	// Name is how messages and document origins call it: "/dev/vdb",
+	// "/tmp/disk.img" or "/tmp/disk.img#p2" for a partition of an image.
+	Name string
+	// File is the path opened to read it (including any Env prefix).
+	File string
+	// Offset and Size locate the filesystem inside File.
+	Offset, Size int64
+	// BlockDevice is true when File is a device node the kernel can mount
+	// directly (a whole disk or a partition as sysfs lists it).
+	BlockDevice bool
+	Probe
+}
+
+// ProbeFile identifies the filesystem in bytes [offset, offset+size) of path.
+func ProbeFile(path string, offset, size int64) (Probe, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Probe{}, err
+	}
+	defer f.Close()
+	return ProbeReader(io.NewSectionReader(f, offset, size), size)
+}
+
+// ScanDevices probes every block device sysfs lists (once, no waiting) and
+// returns those holding a filesystem we recognise, in sysfs order.
+func ScanDevices(env Env) ([]Volume, error) {
+	devs, err := Enumerate(env.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	var vols []Volume
+	for _, d := range devs {
+		file := filepath.Join(env.Prefix, d.Path)
+		p, err := ProbeFile(file, 0, d.Size)
+		if err != nil {
+			continue // unreadable or unknown: not a seed
+		}
+		vols = append(vols, Volume{Name: d.Path, File: file, Size: d.Size, BlockDevice: true, Probe: p})
+	}
+	return vols, nil
+}
+
+// ScanImage finds the filesystems in an image file or a block device given
+// by path (a dry run's --source): the whole of it when it holds a filesystem
+// (ISO, FAT stick image), else each partition of its MBR or GPT table.
+func ScanImage(path string) ([]Volume, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := fileSize(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	isDev := st.Mode()&os.ModeDevice != 0
+	if p, err := ProbeReader(f, size); err == nil {
+		return []Volume{{Name: path, File: path, Size: size, BlockDevice: isDev, Probe: p}}, nil
+	}
+	var vols []Volume
+	for _, part := range ReadPartitions(f, size) {
+		p, err := ProbeReader(io.NewSectionReader(f, part.Start, part.Size), part.Size)
+		if err != nil {
+			continue
+		}
+		vols = append(vols, Volume{
+			Name:   path + "#p" + strconv.Itoa(part.Number),
+			File:   path,
+			Offset: part.Start, Size: part.Size,
+			Probe: p,
+		})
+	}
+	if len(vols) == 0 {
+		return nil, fmt.Errorf("%s: %w (nor any partition holding one)", path, ErrUnknownFilesystem)
+	}
+	return vols, nil
+}
+
+// fileSize works for regular files and block devices alike (Stat reports 0
+// for a device).
+func fileSize(f *os.File) (int64, error) {
+	n, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, err
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return n, err
+}
+
+// ErrNoDevice means no device with any of the wanted labels was found.
+var ErrNoDevice = errors.New("no device with that label")
+
+// SelectByLabel keeps the volumes whose label is one of labels, ordered by
+// the position of their label in labels and then by their order in vols.
+// Labels compare exactly: "cidata" and "CIDATA" are both listed where both
+// are accepted, as the reference tools do.
+func SelectByLabel(vols []Volume, labels []string) []Volume {
+	var out []Volume
+	for _, l := range labels {
+		for _, v := range vols {
+			if v.Label == l {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// FindAllByLabel scans the devices for filesystems labelled with any of
+// labels. With timeout > 0 it rescans until at least one appears or the
+// timeout (or ctx) ends; with 0 it scans once. Use it only with a timeout
+// when something says the device should exist: a scan costs microseconds,
+// a wait for nothing costs the whole timeout.
+func FindAllByLabel(ctx context.Context, env Env, labels []string, timeout time.Duration) ([]Volume, error) {
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		vols, err := ScanDevices(env)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if sel := SelectByLabel(vols, labels); len(sel) > 0 {
+			return sel, nil
+		}
+		if deadline == nil {
+			return nil, fmt.Errorf("%w %q", ErrNoDevice, labels)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a device labelled %q: %w", labels, ctx.Err())
+		case <-deadline:
+			return nil, fmt.Errorf("%w %q after waiting %s", ErrNoDevice, labels, timeout)
+		case <-time.After(env.pollInterval()):
+		}
+	}
+}
+
+// FindByLabel returns the first medium labelled with one of labels (in the
+// order of labels, then sysfs order) that opens. The caller closes it.
+func FindByLabel(ctx context.Context, env Env, labels []string, timeout time.Duration) (*Medium, error) {
+	vols, err := FindAllByLabel(ctx, env, labels, timeout)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, v := range vols {
+		m, err := env.Open(ctx, v)
+		if err == nil {
+			return m, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// HasLabel reports whether any volume carries one of labels.
+func HasLabel(vols []Volume, labels ...string) bool {
+	return slices.ContainsFunc(vols, func(v Volume) bool { return slices.Contains(labels, v.Label) })
+}
