@@ -123,7 +123,7 @@ func TestParseCmdlineErrors(t *testing.T) {
 
 func TestPinsSubvolume(t *testing.T) {
 	for flags, want := range map[string]bool{
-		"":                          false,
+		"":                               false,
 		"subvol=@/.snapshots/1/snapshot": true,
 		"compress=zstd,subvolid=256":     true,
 		"subvolx=1":                      false,

@@ -249,10 +249,13 @@ func (r *Resolver) Find(spec RootSpec) (Found, error) {
 			if err != nil {
 				continue // a whole disk
 			}
-			parent, err := filepath.EvalSymlinks(filepath.Join(r.SysBlock, n, ".."))
+			// /sys/class/block/vda2 links to .../block/vda/vda2: the disk is
+			// the directory above the partition's real path.
+			real, err := filepath.EvalSymlinks(filepath.Join(r.SysBlock, n))
 			if err != nil {
 				continue
 			}
+			parent := filepath.Dir(real)
 			parts, err := r.partitions(filepath.Join(r.Dev, filepath.Base(parent)))
 			if err != nil {
 				continue

@@ -263,8 +263,21 @@ func tolerableChownError(err error) bool {
 	return os.Geteuid() != 0 && errors.Is(err, fs.ErrPermission)
 }
 
+// toSyscallMode accepts both Go's mode flags and raw Unix bits (0o4000 setuid,
+// 0o2000 setgid, 0o1000 sticky): the model stores modes as Unix bits, as
+// every config format writes them.
 func toSyscallMode(m fs.FileMode) fs.FileMode {
-	return m & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	out := m & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	if m&0o4000 != 0 {
+		out |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		out |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		out |= fs.ModeSticky
+	}
+	return out
 }
 
 func syncDir(dir string) error {

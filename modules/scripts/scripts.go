@@ -20,6 +20,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/rootfs"
@@ -146,7 +147,7 @@ func Shellify(entries []config.Script) []byte {
 }
 
 // ShellQuote quotes s as one word for /bin/sh, the way cloud-init does for
-// list entries: always in single quotes, a quote written as '\''.
+// list entries: always in single quotes, a quote written as '\”.
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
@@ -448,6 +449,7 @@ func removeTree(root *rootfs.Root, dir string) error {
 // PrefixWriter writes every line it receives to W with Prefix in front, one
 // Write per line; a partial line waits for its end (or Flush).
 type PrefixWriter struct {
+	mu     sync.Mutex
 	w      io.Writer
 	prefix string
 	buf    []byte
@@ -462,6 +464,8 @@ func NewPrefixWriter(w io.Writer, prefix string) *PrefixWriter {
 }
 
 func (p *PrefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	n := len(b)
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
@@ -484,6 +488,8 @@ func (p *PrefixWriter) Write(b []byte) (int, error) {
 
 // Flush writes a pending partial line, completed with a newline.
 func (p *PrefixWriter) Flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if len(p.buf) == 0 {
 		return
 	}

@@ -175,7 +175,9 @@ type AuthorizedKey struct {
 	Prefix string
 }
 
-// File is a regular file to write in the target.
+// File is a regular file to write in the target. Modes in the model are Unix
+// permission bits (0o7777 at most: 0o4000 setuid, 0o2000 setgid, 0o1000
+// sticky), as every config format writes them, not Go's fs.Mode* flags.
 type File struct {
 	Origin   Origin
 	Path     string

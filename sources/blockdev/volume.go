@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -181,4 +183,52 @@ func FindByLabel(ctx context.Context, env Env, labels []string, timeout time.Dur
 // HasLabel reports whether any volume carries one of labels.
 func HasLabel(vols []Volume, labels ...string) bool {
 	return slices.ContainsFunc(vols, func(v Volume) bool { return slices.Contains(labels, v.Label) })
+}
+
+// DefaultDeviceTimeout is how long a source waits for a labelled device
+// when told one should exist and provision.device_timeout= is not given.
+const DefaultDeviceTimeout = 10 * time.Second
+
+// DeviceTimeout reads provision.device_timeout=SECONDS from the kernel
+// command line. given reports whether the word was there: asking for a
+// timeout is taken as saying a device should appear, so sources wait.
+func DeviceTimeout(cmdline []string) (timeout time.Duration, given bool) {
+	timeout = DefaultDeviceTimeout
+	for _, w := range cmdline {
+		v, ok := strings.CutPrefix(w, "provision.device_timeout=")
+		if !ok {
+			continue
+		}
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 && s < 3600 {
+			timeout, given = time.Duration(s*float64(time.Second)), s > 0
+		}
+	}
+	return timeout, given
+}
+
+// ReadFileLimit reads name from fsys, refusing files over limit bytes (0
+// means DefaultMaxFileSize). Sources use it for any fs.FS, not only media.
+func ReadFileLimit(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = DefaultMaxFileSize
+	}
+	if m, ok := fsys.(*Medium); ok {
+		return m.ReadFile(name)
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: errors.New("is a directory")}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+	}
+	if int64(len(b)) > limit {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("file is more than the %d-byte limit", limit)}
+	}
+	return b, nil
 }

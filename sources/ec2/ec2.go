@@ -90,8 +90,8 @@ func OnEC2(f *sources.Facts) (bool, string) {
 	if swapped(u) {
 		return true, "DMI product_uuid starts with ec2 (swapped byte order)"
 	}
-	for _, k := range []string{"sys_vendor", "product_name", "board_vendor", "bios_vendor"} {
-		if v := f.DMI[k]; strings.HasPrefix(v, "Amazon EC2") || v == "Amazon.com" {
+	for _, k := range []string{"sys_vendor", "board_vendor", "bios_vendor"} {
+		if v := f.DMI[k]; strings.HasPrefix(v, "Amazon EC2") {
 			return true, "DMI " + k + " is " + v
 		}
 	}
@@ -128,10 +128,9 @@ type NetworkData struct {
 
 // session is one Fetch: its token state lives here, not in the Source.
 type session struct {
-	s        *Source
-	token    string
-	v1       bool
-	refreshs int
+	s     *Source
+	token string
+	v1    bool
 }
 
 // Fetch implements sources.Source.
@@ -198,9 +197,11 @@ func (se *session) newToken(ctx context.Context) error {
 }
 
 // get fetches base/path with the token; a 401 means the token expired or
-// was revoked: fetch a new one and try again, a few times at most per Fetch.
+// was revoked: fetch a new one and try again, once per GET (a fresh token
+// refused again means something else is wrong).
 func (se *session) get(ctx context.Context, path string, limit int64) ([]byte, error) {
 	u := se.s.base + "/" + path
+	refreshed := false
 	for {
 		h := http.Header{}
 		if !se.v1 {
@@ -213,8 +214,8 @@ func (se *session) get(ctx context.Context, path string, limit int64) ([]byte, e
 		switch {
 		case resp.Code >= 200 && resp.Code < 300:
 			return resp.Body, nil
-		case resp.Code == http.StatusUnauthorized && !se.v1 && se.refreshs < 3:
-			se.refreshs++
+		case resp.Code == http.StatusUnauthorized && !se.v1 && !refreshed:
+			refreshed = true
 			if err := se.newToken(ctx); err != nil {
 				return nil, err
 			}

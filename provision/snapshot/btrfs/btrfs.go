@@ -242,8 +242,8 @@ type searchKey struct {
 	MinTransID, MaxTransID   uint64
 	MinType, MaxType         uint32
 	NrItems                  uint32
-	unused                   uint32
-	unused1                  [4]uint64
+	Unused                   uint32
+	Unused1                  [4]uint64
 }
 
 type searchArgs struct {

@@ -1,0 +1,215 @@
+package accounts
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/provision-dev/provision/modules/rootfs"
+)
+
+// DB is the target's account databases plus the settings that govern new
+// accounts. Shadow and Gshadow are nil when the target has no such file
+// (then, like shadow-utils, passwords live in passwd and group). SubUID and
+// SubGID are nil when absent: useradd only assigns ranges when the file
+// exists.
+type DB struct {
+	Passwd, Group, Shadow, Gshadow, SubUID, SubGID *File
+	Defs                                           *LoginDefs
+	Defaults                                       UseraddDefaults
+	// Now gives "today" for last-change days; time.Now when nil.
+	Now func() time.Time
+
+	changed map[*File]bool
+}
+
+// Open loads every database of the target.
+func Open(root *rootfs.Root) (*DB, error) {
+	db := &DB{changed: map[*File]bool{}}
+	var err error
+	if db.Passwd, err = Load(root, PasswdKind); err != nil {
+		return nil, err
+	}
+	if db.Group, err = Load(root, GroupKind); err != nil {
+		return nil, err
+	}
+	for _, x := range []struct {
+		dst  **File
+		kind Kind
+	}{{&db.Shadow, ShadowKind}, {&db.Gshadow, GshadowKind}, {&db.SubUID, SubUIDKind}, {&db.SubGID, SubGIDKind}} {
+		if !root.Exists(x.kind.Path) {
+			continue
+		}
+		if *x.dst, err = Load(root, x.kind); err != nil {
+			return nil, err
+		}
+	}
+	if db.Defs, err = ReadLoginDefs(root); err != nil {
+		return nil, err
+	}
+	if db.Defaults, err = ReadUseraddDefaults(root); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// Clone returns an independent copy, so a plan can simulate its steps.
+func (db *DB) Clone() *DB {
+	c := *db
+	c.Passwd, c.Group = db.Passwd.Clone(), db.Group.Clone()
+	c.Shadow, c.Gshadow = db.Shadow.Clone(), db.Gshadow.Clone()
+	c.SubUID, c.SubGID = db.SubUID.Clone(), db.SubGID.Clone()
+	c.changed = map[*File]bool{}
+	return &c
+}
+
+func (db *DB) mark(f *File) {
+	if db.changed == nil {
+		db.changed = map[*File]bool{}
+	}
+	db.changed[f] = true
+}
+
+// Changed reports whether any database was modified since Open.
+func (db *DB) Changed() bool { return len(db.changed) > 0 }
+
+// today is the day number shadow stores as "last change" (days since the
+// epoch, UTC); 0 would mean "must change", so like gettime()/SCALE users the
+// impossible day 0 becomes -1 ("").
+func (db *DB) today() int64 {
+	now := time.Now
+	if db.Now != nil {
+		now = db.Now
+	}
+	return now().Unix() / 86400
+}
+
+// Save writes every changed database atomically, keeping the existing
+// file's mode and owner, after saving the old content as "<file>-" like
+// shadow-utils does. Call it with the lock held.
+func (db *DB) Save(root *rootfs.Root) error {
+	for _, f := range []*File{db.Passwd, db.Group, db.Shadow, db.Gshadow, db.SubUID, db.SubGID} {
+		if f == nil || !db.changed[f] {
+			continue
+		}
+		// commonio writes every line with its newline.
+		f.noFinalNewline = false
+		if err := writeDB(root, f); err != nil {
+			return err
+		}
+	}
+	db.changed = map[*File]bool{}
+	return nil
+}
+
+func writeDB(root *rootfs.Root, f *File) error {
+	p := f.Kind.Path
+	mode, owner := defaultMode(root, f.Kind)
+	old, err := root.ReadFile(p)
+	switch {
+	case err == nil:
+		st, err := root.Stat(p)
+		if err != nil {
+			return err
+		}
+		mode = st.Mode().Perm()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			owner = rootfs.Owner{UID: int(sys.Uid), GID: int(sys.Gid)}
+		}
+		if err := root.WriteFile(p+"-", old, mode, owner); err != nil {
+			return fmt.Errorf("back up %s: %w", p, err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return fmt.Errorf("read %s: %w", p, err)
+	}
+	if err := root.WriteFile(p, f.Bytes(), mode, owner); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+// defaultMode is what a newly created database gets: shadow files 0640
+// root:shadow (Debian, SUSE), or 0000 root:root where the target has no
+// shadow group (Fedora); the rest 0644 root:root.
+func defaultMode(root *rootfs.Root, k Kind) (fs.FileMode, rootfs.Owner) {
+	if k.Path != ShadowKind.Path && k.Path != GshadowKind.Path {
+		return 0o644, rootfs.RootOwner
+	}
+	if gid, err := LookupGroup(root, "shadow"); err == nil {
+		return 0o640, rootfs.Owner{UID: 0, GID: gid}
+	}
+	return 0, rootfs.RootOwner
+}
+
+// LockTimeout is how long Lock waits for another holder, as glibc's
+// lckpwdf does.
+var LockTimeout = 15 * time.Second
+
+// Lock takes the target's /etc/.pwd.lock the way lckpwdf(3) does: the file
+// is created 0600 when missing and a write lock is set on it with fcntl, so
+// a passwd, useradd or chpasswd running against the same root waits for
+// us (and we for it). The returned function releases the lock.
+func Lock(root *rootfs.Root) (unlock func() error, err error) {
+	const p = "/etc/.pwd.lock"
+	if !root.Exists(p) {
+		// Through rootfs so a transaction journal records the new file.
+		if err := root.WriteFile(p, nil, 0o600, rootfs.RootOwner); err != nil {
+			return nil, fmt.Errorf("create %s: %w", p, err)
+		}
+	}
+	host, err := root.Resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	// O_NOFOLLOW: a symlink planted at the lock path is refused.
+	fd, err := unix.Open(host, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", p, err)
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
+	deadline := time.Now().Add(LockTimeout)
+	for {
+		err = unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EINTR) {
+			unix.Close(fd)
+			return nil, fmt.Errorf("lock %s: %w", p, err)
+		}
+		if time.Now().After(deadline) {
+			unix.Close(fd)
+			return nil, fmt.Errorf("lock %s: held by another process for %v: %w", p, LockTimeout, os.ErrDeadlineExceeded)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return func() error {
+		// Closing the descriptor drops the fcntl lock.
+		return unix.Close(fd)
+	}, nil
+}
+
+// Update runs fn on freshly loaded databases under the lock and saves what
+// it changed: the shape of every apply step.
+func Update(root *rootfs.Root, now func() time.Time, fn func(db *DB) error) error {
+	unlock, err := Lock(root)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	db, err := Open(root)
+	if err != nil {
+		return err
+	}
+	db.Now = now
+	if err := fn(db); err != nil {
+		return err
+	}
+	return db.Save(root)
+}

@@ -1,0 +1,481 @@
+// Package chroot prepares a target tree (the new snapshot) for running
+// programs in it — the API filesystems, tmpfs /run and /tmp, and the
+// target's own /var, /home, ... subvolumes from its fstab — runs programs
+// chrooted into it, and tears everything down again: leftover processes are
+// killed and every mount made since Setup is unmounted, even after a failure.
+//
+// Mounts are not put in a private mount namespace (Go threads make that
+// fragile); instead the tree is first bind-mounted onto itself and made
+// recursively private, so nothing mounted below it propagates to or from the
+// host, and Close removes every mount below the tree that was not there
+// before Setup.
+package chroot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/provision-dev/provision/modules"
+	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/modules/scripts/process"
+)
+
+// DefaultPath is the PATH of programs run in the tree.
+const DefaultPath = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Options tune Setup.
+type Options struct {
+	// Timeout bounds every Run (process.DefaultTimeout, 30 min, when zero);
+	// provision.script_timeout= sets it.
+	Timeout time.Duration
+	// KillGrace is the time between SIGTERM and SIGKILL on a timeout.
+	KillGrace time.Duration
+	// SnapshotPath is the snapshot as seen from the old root
+	// ("/.snapshots/5/snapshot"), exported to Combustion scripts as
+	// TRANSACTIONAL_UPDATE_ROOT.
+	SnapshotPath string
+	// NoFstab skips the target's fstab mounts (only the API filesystems,
+	// /run and /tmp are mounted).
+	NoFstab bool
+	// Log receives one line per mount decision that is not obvious (a
+	// skipped nofail entry, a lazy unmount). nil discards.
+	Log io.Writer
+	// Devices resolves fstab specs to device nodes; nil means the host's
+	// /dev and /sys (see DeviceResolver).
+	Devices *DeviceResolver
+}
+
+// Mount is one filesystem mounted into the tree.
+type Mount struct {
+	Target   string // inside the tree, e.g. "/var"
+	HostPath string // where it is on the host
+	Source   string // device, or "proc", "tmpfs", a host path for binds
+	FSType   string
+	Data     string // filesystem options passed to mount(2)
+	// Outside is true for a filesystem whose writes do not land in the
+	// snapshot and persist: the fstab mounts. The engine journals writes
+	// there so an abort can undo them. API filesystems and tmpfs are not.
+	Outside bool
+	// FstabLine is the line of the target's /etc/fstab it came from (0: none).
+	FstabLine int
+}
+
+// Env is a prepared tree. It implements modules.Executor.
+type Env struct {
+	root   string // clean, symlink-free host path of the tree
+	opts   Options
+	tree   *rootfs.Root
+	before map[mountKey]bool // mounts below root before Setup
+	mounts []Mount
+
+	mu     sync.Mutex
+	closed bool
+}
+
+type mountKey struct {
+	id    int
+	point string
+}
+
+// Setup mounts what programs in root need. On error everything mounted so
+// far is undone before it returns.
+func Setup(ctx context.Context, root string, opts Options) (*Env, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		return nil, fmt.Errorf("chroot: %w", err)
+	}
+	tree, err := rootfs.New(abs)
+	if err != nil {
+		return nil, fmt.Errorf("chroot: %w", err)
+	}
+	if opts.Devices == nil {
+		opts.Devices = &DeviceResolver{}
+	}
+	infos, err := readMountInfo()
+	if err != nil {
+		return nil, fmt.Errorf("chroot: %w", err)
+	}
+	e := &Env{root: abs, opts: opts, tree: tree, before: map[mountKey]bool{}}
+	for _, m := range infos {
+		if under(m.MountPoint, abs) {
+			e.before[mountKey{m.ID, m.MountPoint}] = true
+		}
+	}
+	rootMount, _ := mountOf(infos, abs)
+	if err := e.setup(ctx, rootMount); err != nil {
+		if cerr := e.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
+	// The private self-bind: everything below is invisible to the host's
+	// other mount namespaces and unmounts never propagate back to /dev.
+	if err := unix.Mount(e.root, e.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("chroot: bind %s onto itself: %w", e.root, err)
+	}
+	if err := unix.Mount("", e.root, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("chroot: make %s private: %w", e.root, err)
+	}
+	api := []Mount{
+		{Target: "/proc", Source: "proc", FSType: "proc"},
+		{Target: "/sys", Source: "/sys", FSType: "bind"},
+		{Target: "/dev", Source: "/dev", FSType: "bind"},
+		{Target: "/run", Source: "tmpfs", FSType: "tmpfs", Data: "mode=0755"},
+		{Target: "/tmp", Source: "tmpfs", FSType: "tmpfs", Data: "mode=1777"},
+	}
+	for _, m := range api {
+		if err := e.mount(m, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+			return err
+		}
+	}
+	if e.opts.NoFstab {
+		return nil
+	}
+	data, err := e.tree.ReadFile("/etc/fstab")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("chroot: reading the target's /etc/fstab: %w", err)
+	}
+	entries, err := ParseFstab("/etc/fstab", data)
+	if err != nil {
+		return fmt.Errorf("chroot: target %w", err)
+	}
+	planned, err := PlanFstab(entries, e.opts.Devices.rootFS(rootMount), e.opts.Devices, e.log)
+	if err != nil {
+		return err
+	}
+	for _, p := range planned {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := e.mount(p.Mount, p.flags)
+		if err != nil && p.nofail {
+			e.log("skipping %s (nofail): %v", p.Target, err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Env) log(format string, args ...any) {
+	if e.opts.Log != nil {
+		fmt.Fprintf(e.opts.Log, "chroot: "+format+"\n", args...)
+	}
+}
+
+// mount performs one mount below the tree, creating the mount point inside
+// the tree when missing. The mount point is resolved with chroot semantics,
+// so a symlink in the target cannot place a mount on the host.
+func (e *Env) mount(m Mount, flags uintptr) error {
+	host, err := e.tree.ResolveFollow(m.Target)
+	if err != nil {
+		return fmt.Errorf("chroot: mount point %s: %w", m.Target, err)
+	}
+	if st, err := os.Stat(host); err != nil {
+		if err := e.tree.MkdirAll(m.Target, 0o755, rootfs.RootOwner); err != nil {
+			return fmt.Errorf("chroot: creating mount point %s: %w", m.Target, err)
+		}
+	} else if !st.IsDir() {
+		return fmt.Errorf("chroot: mount point %s is not a directory", m.Target)
+	}
+	m.HostPath = host
+	switch m.FSType {
+	case "bind-tree":
+		src, err := e.tree.ResolveFollow(m.Source)
+		if err != nil {
+			return fmt.Errorf("chroot: bind source %s: %w", m.Source, err)
+		}
+		m.Source, m.FSType = src, "bind"
+		if err := unix.Mount(src, host, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("chroot: bind %s on %s: %w", src, m.Target, err)
+		}
+		e.mounts = append(e.mounts, m)
+	case "bind":
+		// Binds of host trees keep their own flags; nosuid/nodev would
+		// need a remount and /dev needs device nodes.
+		if err := unix.Mount(m.Source, host, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("chroot: bind %s on %s: %w", m.Source, m.Target, err)
+		}
+		// Record before making it private so Close unmounts it even if
+		// that fails.
+		e.mounts = append(e.mounts, m)
+		if err := unix.Mount("", host, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("chroot: make %s private: %w", m.Target, err)
+		}
+	default:
+		err := unix.Mount(m.Source, host, m.FSType, flags, m.Data)
+		if err != nil && m.Target == "/proc" {
+			// A fresh procfs is refused in some containers; a bind works.
+			m.FSType, m.Source = "bind", "/proc"
+			return e.mount(m, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("chroot: mount %s (%s) on %s: %w", m.Source, m.FSType, m.Target, err)
+		}
+		e.mounts = append(e.mounts, m)
+	}
+	return nil
+}
+
+// Root is the tree's host path.
+func (e *Env) Root() string { return e.root }
+
+// Mounts lists what Setup mounted, in mount order.
+func (e *Env) Mounts() []Mount { return append([]Mount(nil), e.mounts...) }
+
+// OutsideSnapshot lists the host paths of the mounted filesystems whose
+// writes persist outside the snapshot (the fstab mounts: /var, /home, ...).
+func (e *Env) OutsideSnapshot() []string {
+	var out []string
+	for _, m := range e.mounts {
+		if m.Outside {
+			out = append(out, m.HostPath)
+		}
+	}
+	return out
+}
+
+// SnapshotPath is Options.SnapshotPath (see scripts.SnapshotPather).
+func (e *Env) SnapshotPath() string { return e.opts.SnapshotPath }
+
+// Run runs cmd chrooted into the tree: clean environment (PATH, LANG=C, then
+// cmd.Env), cwd cmd.Dir inside the tree ("/" when empty), its own process
+// group, the configured timeout, output line by line to cmd.Output. A normal
+// exit returns its status and a nil error; a signal, timeout or failure to
+// start is an error.
+func (e *Env) Run(ctx context.Context, cmd modules.Command) (int, error) {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return -1, errors.New("chroot: run after Close")
+	}
+	if len(cmd.Argv) == 0 {
+		return -1, errors.New("chroot: empty command")
+	}
+	env := mergeEnv([]string{"PATH=" + DefaultPath, "LANG=C"}, cmd.Env)
+	prog, err := e.lookPath(cmd.Argv[0], envValue(env, "PATH"))
+	if err != nil {
+		return -1, err
+	}
+	dir := cmd.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	code, err := process.Run(ctx, process.Spec{
+		Path:      prog,
+		Argv:      cmd.Argv,
+		Chroot:    e.root,
+		Dir:       dir,
+		Env:       env,
+		Stdin:     cmd.Stdin,
+		Output:    cmd.Output,
+		Timeout:   e.opts.Timeout,
+		KillGrace: e.opts.KillGrace,
+	})
+	if err != nil {
+		return code, fmt.Errorf("%s: %w", cmd.Argv[0], err)
+	}
+	return code, nil
+}
+
+// lookPath finds name in the tree's PATH, as a path inside the tree. A name
+// with a slash is used as given (relative to the cwd, after the chroot).
+func (e *Env) lookPath(name, pathList string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(pathList) {
+		if !strings.HasPrefix(dir, "/") {
+			continue // a relative PATH entry would depend on the cwd
+		}
+		p := path.Join(dir, name)
+		st, err := e.tree.Stat(p)
+		if err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in the target's PATH (%s)", name, pathList)
+}
+
+// mergeEnv returns base with every KEY=VALUE of over replacing or adding.
+func mergeEnv(base, over []string) []string {
+	out := append([]string(nil), base...)
+	for _, kv := range over {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, b := range out {
+			if bk, _, _ := strings.Cut(b, "="); bk == k {
+				out[i], replaced = kv, true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// Close kills every process whose root is in the tree, then unmounts every
+// mount below the tree made since Setup (its own, and any a script left),
+// deepest first, lazily as a last resort. It is safe to call more than once.
+func (e *Env) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+
+	var errs []error
+	if err := KillProcesses(e.root); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.unmountAll(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Env) unmountAll() error {
+	var lastErr error
+	for round := 0; round < 8; round++ {
+		infos, err := readMountInfo()
+		if err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+		var ours []mountInfo
+		for _, m := range infos {
+			if under(m.MountPoint, e.root) && !e.before[mountKey{m.ID, m.MountPoint}] {
+				ours = append(ours, m)
+			}
+		}
+		if len(ours) == 0 {
+			return nil
+		}
+		// Deepest first; for stacked mounts on one point, the newest first.
+		sort.SliceStable(ours, func(i, j int) bool {
+			di, dj := strings.Count(ours[i].MountPoint, "/"), strings.Count(ours[j].MountPoint, "/")
+			if di != dj {
+				return di > dj
+			}
+			return ours[i].ID > ours[j].ID
+		})
+		var errs []error
+		for _, m := range ours {
+			if err := e.unmount(m.MountPoint, round); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		lastErr = errors.Join(errs...)
+	}
+	if lastErr != nil {
+		return lastErr
+	}
+	return fmt.Errorf("chroot: mounts below %s remain after repeated unmounting", e.root)
+}
+
+// unmount tries a clean unmount, a few times when busy (a process may just
+// be exiting), then MNT_DETACH.
+func (e *Env) unmount(point string, round int) error {
+	for try := 0; try < 3; try++ {
+		err := unix.Unmount(point, unix.UMOUNT_NOFOLLOW)
+		if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			// EINVAL: no longer a mount point (a parent took it along).
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("chroot: unmount %s: %w", point, err)
+		}
+		if round == 0 && try == 0 {
+			// Something still uses it: maybe a process that got in
+			// after the first sweep.
+			_ = KillProcesses(e.root)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.log("%s busy, detaching it lazily", point)
+	if err := unix.Unmount(point, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("chroot: lazy unmount %s: %w", point, err)
+	}
+	return nil
+}
+
+// KillProcesses SIGKILLs every process whose root directory (/proc/PID/root)
+// is root or below it, and waits (up to 5 s) until they are gone.
+func KillProcesses(root string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pids := processesIn(root)
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("chroot: processes %v in %s survive SIGKILL", pids, root)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func processesIn(root string) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		// A zombie's root link is unreadable: it holds nothing any more.
+		link, err := os.Readlink("/proc/" + d.Name() + "/root")
+		if err != nil {
+			continue
+		}
+		if under(link, root) && root != "/" {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

@@ -1,0 +1,237 @@
+package cloudinit
+
+import (
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/provision-dev/provision/provision/config"
+)
+
+// metaData reads NoCloud/EC2-style meta-data (YAML or JSON).
+func (p *parser) metaData(b *Blob) {
+	o := origin(b, "meta-data")
+	tree, err := parseYAML(b.Data, o, p.warn)
+	if err != nil {
+		p.errs = append(p.errs, err)
+		return
+	}
+	if tree == nil || tree.kind == kNull {
+		return
+	}
+	if tree.kind != kMap {
+		p.errorf(tree.origin, "meta-data must be a mapping, got %s", tree.describe())
+		return
+	}
+	for i, k := range tree.keys {
+		v := tree.vals[i]
+		switch k.value {
+		case "instance-id", "instance_id":
+			if s, ok := p.str(v, k.value); ok && s != "" {
+				p.cfg.InstanceID = config.Setting{Value: s, Origin: v.origin}
+			}
+		case "local-hostname", "local_hostname":
+			if _, ok := p.str(v, k.value); ok {
+				p.localHostname = v
+			}
+		case "public-keys", "public_keys":
+			p.metaKeys = append(p.metaKeys, p.publicKeys(v, k.value)...)
+		case "network-interfaces":
+			p.warnf(k.origin, "meta-data network-interfaces (legacy ENI format) is not supported; use network-config")
+		}
+	}
+}
+
+// publicKeys is cloud-init's normalize_pubkey_data: a string (one key a
+// line), a list, or a mapping of name to key(s) — also the EC2 shape
+// index → {openssh-key: ...}.
+func (p *parser) publicKeys(n *node, path string) []sshKey {
+	var out []sshKey
+	addStr := func(v *node) {
+		for _, line := range strings.Split(v.value, "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				out = append(out, sshKey{key: line, origin: v.origin})
+			}
+		}
+	}
+	var addAny func(v *node, depth int)
+	addAny = func(v *node, depth int) {
+		switch v.kind {
+		case kNull:
+		case kStr:
+			addStr(v)
+		case kSeq:
+			for _, it := range v.items {
+				if it.kind == kStr {
+					addStr(it)
+				} else if it.kind != kNull {
+					p.errorf(it.origin, "%s: expected string, got %s", path, it.describe())
+				}
+			}
+		case kMap:
+			if depth > 0 {
+				if ok := v.get("openssh-key"); ok != nil {
+					addAny(ok, depth+1)
+					return
+				}
+				p.errorf(v.origin, "%s: expected string, list or {openssh-key: ...}, got mapping", path)
+				return
+			}
+			for _, kv := range v.vals {
+				addAny(kv, depth+1)
+			}
+		default:
+			p.errorf(v.origin, "%s: expected string, list or mapping, got %s", path, v.describe())
+		}
+	}
+	addAny(n, 0)
+	return out
+}
+
+// openStackMetaData reads ConfigDrive / OpenStack meta_data.json.
+func (p *parser) openStackMetaData(b *Blob) {
+	o := origin(b, "meta_data.json")
+	tree, err := parseYAML(b.Data, o, p.warn)
+	if err != nil {
+		p.errs = append(p.errs, err)
+		return
+	}
+	if tree == nil {
+		p.errorf(o, "meta_data.json is empty")
+		return
+	}
+	if tree.kind != kMap {
+		p.errorf(tree.origin, "meta_data.json must be an object, got %s", tree.describe())
+		return
+	}
+	if v := tree.get("uuid"); v != nil {
+		if s, ok := p.str(v, "uuid"); ok && s != "" {
+			p.cfg.InstanceID = config.Setting{Value: s, Origin: v.origin}
+		}
+	} else {
+		p.errorf(tree.origin, "meta_data.json has no uuid (the instance-id)")
+	}
+	if v := tree.get("hostname"); v != nil {
+		if _, ok := p.str(v, "hostname"); ok {
+			p.localHostname = v
+		}
+	}
+	if v := tree.get("public_keys"); v != nil {
+		p.metaKeys = append(p.metaKeys, p.publicKeys(v, "public_keys")...)
+	}
+	if v := tree.get("meta"); v != nil && v.kind != kMap && v.kind != kNull {
+		p.errorf(v.origin, "meta: expected object, got %s", v.describe())
+	}
+}
+
+// networkConfig reads a network-config document (v1 or v2, optionally
+// wrapped in "network:").
+func (p *parser) networkConfig(b *Blob) {
+	o := origin(b, "network-config")
+	tree, err := parseYAML(b.Data, o, p.warn)
+	if err != nil {
+		p.errs = append(p.errs, err)
+		return
+	}
+	if tree == nil || tree.kind == kNull {
+		return
+	}
+	if tree.kind != kMap {
+		p.errorf(tree.origin, "network-config must be a mapping, got %s", tree.describe())
+		return
+	}
+	if inner := tree.get("network"); inner != nil && !tree.has("version") {
+		if inner.kind != kMap {
+			p.errorf(inner.origin, "network: expected mapping, got %s", inner.describe())
+			return
+		}
+		tree = inner
+	}
+	doc := config.NetworkDoc{Origin: tree.origin}
+	if c := tree.get("config"); c != nil && c.kind == kStr && c.value == "disabled" {
+		doc.Disabled = true
+		doc.Format = "cloud-init-v1"
+		p.cfg.Network = append(p.cfg.Network, doc)
+		return
+	}
+	v := tree.get("version")
+	if v == nil {
+		p.errorf(tree.origin, "network-config: missing version (1 or 2)")
+		return
+	}
+	switch strings.TrimSpace(v.value) {
+	case "1":
+		doc.Format = "cloud-init-v1"
+		if c := tree.get("config"); c == nil || c.kind != kSeq && c.kind != kNull {
+			p.errorf(tree.origin, "network-config v1: config: expected list, got %s", c.describe())
+			return
+		}
+	case "2":
+		doc.Format = "cloud-init-v2"
+	default:
+		p.errorf(v.origin, "network-config: unsupported version %s (want 1 or 2)", v.describe())
+		return
+	}
+	doc.Data = tree.plain()
+	p.cfg.Network = append(p.cfg.Network, doc)
+}
+
+// DefaultUserFromCloudCfg reads the target's cloud-init configuration —
+// /etc/cloud/cloud.cfg and /etc/cloud/cloud.cfg.d/*.cfg, keyed by path —
+// and returns system_info.default_user, or nil when none is configured.
+// As in cloud-init, *.cfg.d files override cloud.cfg and later files (by
+// name) override earlier ones, mappings merging key by key.
+func DefaultUserFromCloudCfg(files map[string][]byte) (*config.User, error) {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	rank := func(n string) int {
+		if path.Base(n) == "cloud.cfg" && !strings.Contains(n, "cloud.cfg.d/") {
+			return 0
+		}
+		return 1
+	}
+	sort.Slice(names, func(i, j int) bool {
+		ri, rj := rank(names[i]), rank(names[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return names[i] < names[j]
+	})
+	p := &parser{cfg: &config.Config{}}
+	var merged *node
+	for _, name := range names {
+		if rank(name) == 1 && !strings.HasSuffix(name, ".cfg") {
+			continue
+		}
+		tree, err := parseYAML(files[name], config.Origin{File: name}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if tree == nil || tree.kind == kNull {
+			continue
+		}
+		if tree.kind != kMap {
+			return nil, &config.Error{Origin: tree.origin, Message: "expected a mapping, got " + tree.describe()}
+		}
+		merged = mergeOver(tree, merged)
+	}
+	du := merged.get("system_info").get("default_user")
+	if du == nil || du.kind == kNull {
+		return nil, nil
+	}
+	if du.kind != kMap {
+		return nil, &config.Error{Origin: du.origin, Message: "system_info.default_user: expected mapping, got " + du.describe()}
+	}
+	name := du.get("name")
+	if name == nil || name.kind != kStr || name.value == "" {
+		return nil, &config.Error{Origin: du.origin, Message: "system_info.default_user: name is required"}
+	}
+	u := &config.User{Origin: du.origin, Name: name.value, LockPassword: true}
+	p.userFields(u, normalizeKeys(du), "system_info.default_user", nil)
+	if len(p.errs) > 0 {
+		return nil, p.errs[0]
+	}
+	return u, nil
+}

@@ -1,0 +1,226 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Status is `provision status --json`: cloud-init status's keys that apply,
+// plus the result and the per-module timings.
+type Status struct {
+	Status     string         `json:"status"`
+	Result     string         `json:"result,omitempty"`
+	Detail     string         `json:"detail,omitempty"`
+	InstanceID string         `json:"instance_id,omitempty"`
+	LastUpdate string         `json:"last_update,omitempty"`
+	Errors     []string       `json:"errors"`
+	Warnings   []string       `json:"warnings"`
+	Modules    []ModuleStatus `json:"modules"`
+}
+
+// ModuleStatus is one module's line in Status.
+type ModuleStatus struct {
+	Name     string   `json:"name"`
+	Result   string   `json:"result"`
+	Duration Duration `json:"duration_seconds"`
+	Steps    int      `json:"steps"`
+}
+
+// StatusOf summarises r. A nil r (no report yet) is "not started".
+func StatusOf(r *Report) Status {
+	if r == nil {
+		return Status{Status: "not started", Errors: []string{}, Warnings: []string{}, Modules: []ModuleStatus{}}
+	}
+	r = r.safe()
+	s := Status{
+		Status:     r.Status,
+		Result:     r.Result,
+		Detail:     r.Reason,
+		InstanceID: r.InstanceID,
+		Errors:     []string{},
+		Warnings:   append([]string{}, r.Warnings...),
+		Modules:    []ModuleStatus{},
+	}
+	last := r.Started
+	if r.Finished != nil {
+		last = *r.Finished
+	}
+	s.LastUpdate = last.UTC().Format(time.RFC1123Z)
+	if r.Error != nil {
+		msg := r.Error.Message
+		if r.Error.Module != "" && !strings.HasPrefix(msg, r.Error.Origin) {
+			msg = r.Error.Module + ": " + msg
+		}
+		s.Errors = append(s.Errors, msg)
+	}
+	for _, m := range r.Modules {
+		s.Modules = append(s.Modules, ModuleStatus{Name: m.Name, Result: m.Result, Duration: m.Duration, Steps: len(m.Steps)})
+	}
+	return s
+}
+
+// ExitCode is `provision status`'s exit code, like cloud-init status: 0 when
+// the run is done (or disabled, or still running), 1 when it failed.
+func ExitCode(r *Report) int {
+	if r != nil && r.Status == StatusError {
+		return 1
+	}
+	return 0
+}
+
+// FormatStatus writes `status: done` like `cloud-init status`; long adds
+// the result, detail, last update, errors and per-module timings.
+func FormatStatus(w io.Writer, r *Report, long bool) {
+	s := StatusOf(r)
+	fmt.Fprintf(w, "status: %s\n", s.Status)
+	if !long || r == nil {
+		return
+	}
+	if s.Result != "" {
+		fmt.Fprintf(w, "result: %s\n", s.Result)
+	}
+	if s.InstanceID != "" {
+		fmt.Fprintf(w, "instance_id: %s\n", s.InstanceID)
+	}
+	fmt.Fprintf(w, "last_update: %s\n", s.LastUpdate)
+	if s.Detail != "" {
+		fmt.Fprintf(w, "detail: %s\n", s.Detail)
+	}
+	writeList(w, "errors", s.Errors)
+	writeList(w, "warnings", s.Warnings)
+	if len(s.Modules) > 0 {
+		fmt.Fprintln(w, "modules:")
+		for _, m := range s.Modules {
+			unit := "steps"
+			if m.Steps == 1 {
+				unit = "step"
+			}
+			fmt.Fprintf(w, "  %-16s %-13s %9.3fs (%d %s)\n", m.Name, m.Result, time.Duration(m.Duration).Seconds(), m.Steps, unit)
+		}
+	}
+}
+
+func writeList(w io.Writer, name string, items []string) {
+	if len(items) == 0 {
+		fmt.Fprintf(w, "%s: []\n", name)
+		return
+	}
+	fmt.Fprintf(w, "%s:\n", name)
+	for _, it := range items {
+		fmt.Fprintf(w, "  - %s\n", it)
+	}
+}
+
+// FormatBlame lists every step, slowest first, like `cloud-init analyze
+// blame`: "     00.80300s (scripts/run combustion script)".
+func FormatBlame(w io.Writer, r *Report) {
+	type entry struct {
+		d    time.Duration
+		name string
+	}
+	var es []entry
+	r = r.safe()
+	for _, m := range r.Modules {
+		for _, s := range m.Steps {
+			es = append(es, entry{time.Duration(s.Duration), m.Name + "/" + strings.TrimSpace(s.Action+" "+s.Target)})
+		}
+	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].d > es[j].d })
+	fmt.Fprintln(w, "-- Boot Record 01 --")
+	for _, e := range es {
+		fmt.Fprintf(w, "     %08.5fs (%s)\n", e.d.Seconds(), e.name)
+	}
+	fmt.Fprintf(w, "\n%d steps, %.5fs in total\n", len(es), time.Duration(r.Duration).Seconds())
+}
+
+// marks are the console tags of SPEC §2 ("[ OK ] users: ...").
+var marks = map[string]string{
+	ResultDone:       "[ OK ]",
+	ResultNothing:    "[ -- ]",
+	ResultFailed:     "[FAILED]",
+	ResultRolledBack: "[UNDONE]",
+	ResultSkipped:    "[SKIP]",
+	StatusRunning:    "[ .. ]",
+}
+
+// FormatLog writes the human-readable log kept in /var/log/provision.
+func FormatLog(w io.Writer, r *Report) {
+	r = r.safe()
+	fmt.Fprintf(w, "provision run started %s\n", r.Started.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "status: %s", r.Status)
+	if r.Result != "" {
+		fmt.Fprintf(w, " (%s)", r.Result)
+	}
+	fmt.Fprintln(w)
+	if r.Reason != "" {
+		fmt.Fprintf(w, "reason: %s\n", r.Reason)
+	}
+	if r.InstanceID != "" {
+		fmt.Fprintf(w, "instance-id: %s\n", r.InstanceID)
+	}
+	if r.Snapshot != "" {
+		fmt.Fprintf(w, "snapshot: %s\n", r.Snapshot)
+	}
+	if len(r.Sources) > 0 {
+		fmt.Fprintln(w, "sources:")
+		for _, s := range r.Sources {
+			fmt.Fprintf(w, "  %s: %s", s.Name, s.Presence)
+			if s.Location != "" {
+				fmt.Fprintf(w, " at %s", s.Location)
+			}
+			if s.Documents > 0 {
+				fmt.Fprintf(w, ", %d documents", s.Documents)
+			}
+			if s.Error != "" {
+				fmt.Fprintf(w, ", error: %s", s.Error)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if len(r.Documents) > 0 {
+		fmt.Fprintln(w, "documents:")
+		for _, d := range r.Documents {
+			fmt.Fprintf(w, "  %s (%s, %d bytes, sha256 %s)\n", d.Origin, d.Kind, d.Size, d.SHA256)
+		}
+	}
+	for _, wn := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", wn)
+	}
+	for _, m := range r.Modules {
+		for _, s := range m.Steps {
+			mark := marks[s.Result]
+			if mark == "" {
+				mark = "[" + s.Result + "]"
+			}
+			line := fmt.Sprintf("%s %s: %s %s", mark, m.Name, s.Action, s.Target)
+			if s.Detail != "" {
+				line += " (" + s.Detail + ")"
+			}
+			line += fmt.Sprintf(" %.3fs", time.Duration(s.Duration).Seconds())
+			if s.Origin != "" {
+				line += " [" + s.Origin + "]"
+			}
+			fmt.Fprintln(w, line)
+			if s.Error != nil {
+				fmt.Fprintf(w, "       error: %s\n", s.Error.Message)
+			}
+		}
+	}
+	if r.Error != nil {
+		fmt.Fprintf(w, "error: %s\n", r.Error.Message)
+	}
+	if r.Finished != nil {
+		fmt.Fprintf(w, "finished %s after %.3fs\n", r.Finished.UTC().Format(time.RFC3339), time.Duration(r.Duration).Seconds())
+	}
+}
+
+// safe is a redacted copy of r: every formatter prints through it, so a
+// live report with registered secrets cannot leak them.
+func (r *Report) safe() *Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.redacted()
+}

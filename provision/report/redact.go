@@ -1,0 +1,127 @@
+package report
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Masked replaces a secret.
+const Masked = "[REDACTED]"
+
+var redactions = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	// PEM private keys (also a truncated one running to the end).
+	{regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)`), "[REDACTED PRIVATE KEY]"},
+	// crypt(3) hashes: $1$ $2a$ $2b$ $2y$ $5$ $6$ $7$ $y$ $gy$ $sha1$ $md5$ ...
+	{regexp.MustCompile(`\$(1|2[abxy]?|5|6|7|y|gy|sha1|md5|argon2(?:id|i|d)?|scrypt|pbkdf2(?:-sha\d+)?)\$[A-Za-z0-9./$,=+-]{2,}`), "$$${1}$$" + Masked},
+	// HTTP credentials and the IMDSv2 token.
+	{regexp.MustCompile(`(?i)((?:authorization|proxy-authorization)\s*:\s*(?:bearer|basic|token|digest)?\s*)[^\s"',]+`), "${1}" + Masked},
+	{regexp.MustCompile(`(?i)(x-aws-ec2-metadata-token\s*:\s*)[^\s"',]+`), "${1}" + Masked},
+	// user:password@ in URLs.
+	{regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@`), "${1}" + Masked + "@"},
+	// key = value / key: value / "key": "value" for secret-looking keys. An
+	// already masked value is matched whole, so redacting twice changes nothing.
+	{regexp.MustCompile(`(?i)((?:"|')?\b(?:password|passwd|hashed_passwd|plain_text_passwd|passwordhash|password_hash|secret|client_secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)\b(?:"|')?\s*[:=]\s*(?:"|')?)(\[REDACTED\]|[^\s"',;}\]]+)`), "${1}" + Masked},
+}
+
+// Redact masks what looks like a secret in s: crypt hashes, PEM private
+// keys, Authorization and IMDS token headers, URL passwords, and the values
+// of password/secret/token keys. It cannot know a plain password that
+// appears on its own; register those with Report.AddSecret.
+func Redact(s string) string {
+	for _, r := range redactions {
+		s = r.re.ReplaceAllString(s, r.repl)
+	}
+	return s
+}
+
+// redactor masks known secret values, then the patterns.
+type redactor struct {
+	replacer *strings.Replacer
+}
+
+// minSecret is the shortest known secret replaced verbatim: masking every
+// "a" in a report to hide the password "a" would make it unreadable, and a
+// password that short is no secret anyway.
+const minSecret = 3
+
+func newRedactor(secrets []string) redactor {
+	var uniq []string
+	seen := map[string]bool{}
+	for _, s := range secrets {
+		if len(s) >= minSecret && !seen[s] {
+			seen[s] = true
+			uniq = append(uniq, s)
+		}
+	}
+	// Longest first, so a secret containing another is masked whole.
+	sort.Slice(uniq, func(i, j int) bool { return len(uniq[i]) > len(uniq[j]) })
+	var pairs []string
+	for _, s := range uniq {
+		pairs = append(pairs, s, Masked)
+	}
+	return redactor{replacer: strings.NewReplacer(pairs...)}
+}
+
+func (r redactor) str(s string) string {
+	if s == "" {
+		return s
+	}
+	return Redact(r.replacer.Replace(s))
+}
+
+func (r redactor) err(e *Error) *Error {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	c.Message, c.Origin = r.str(c.Message), r.str(c.Origin)
+	return &c
+}
+
+// redacted returns a deep copy of r with every free-text string masked.
+// Digests, sizes and times are kept. The caller holds r.mu.
+func (r *Report) redacted() *Report {
+	red := newRedactor(r.secrets)
+	c := &Report{
+		Version:    r.Version,
+		Status:     r.Status,
+		Result:     r.Result,
+		Reason:     red.str(r.Reason),
+		InstanceID: r.InstanceID,
+		Snapshot:   r.Snapshot,
+		Started:    r.Started,
+		Finished:   r.Finished,
+		Duration:   r.Duration,
+		Sources:    make([]Source, len(r.Sources)),
+		Documents:  make([]Document, len(r.Documents)),
+		Modules:    make([]*Module, len(r.Modules)),
+		Error:      red.err(r.Error),
+	}
+	for i, s := range r.Sources {
+		s.Location, s.Error = red.str(s.Location), red.str(s.Error)
+		c.Sources[i] = s
+	}
+	for i, d := range r.Documents {
+		d.Origin = red.str(d.Origin)
+		c.Documents[i] = d
+	}
+	for _, w := range r.Warnings {
+		c.Warnings = append(c.Warnings, red.str(w))
+	}
+	for i, m := range r.Modules {
+		mc := *m
+		mc.Steps = make([]*Step, len(m.Steps))
+		for j, s := range m.Steps {
+			sc := *s
+			sc.Action, sc.Target, sc.Detail, sc.Origin = red.str(s.Action), red.str(s.Target), red.str(s.Detail), red.str(s.Origin)
+			sc.Error = red.err(s.Error)
+			mc.Steps[j] = &sc
+		}
+		c.Modules[i] = &mc
+	}
+	return c
+}

@@ -1,0 +1,583 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/provision/snapshot/btrfs"
+	"github.com/provision-dev/provision/provision/snapshot/journal"
+)
+
+// StateDirName is the directory in the filesystem's top level (subvolid 5)
+// that holds one directory per open btrfs transaction: state.json (what
+// was created) and journal/ (originals of writes outside the snapshot).
+// Its presence is the in-progress marker recovery looks for; snapper
+// snapshots additionally carry userdata provision-in-progress=yes until the
+// transaction is finished, so `snapper list` shows them for what they are.
+const StateDirName = ".provision"
+
+const stateFile = "state.json"
+
+// btrfsState is what recovery needs to know about a transaction.
+type btrfsState struct {
+	Snapshot   string    `json:"snapshot"`              // path from the top level
+	SnapperDir string    `json:"snapper_dir,omitempty"` // .snapshots/N, for the snapper layout
+	Num        uint64    `json:"num,omitempty"`
+	Root       string    `json:"root"` // the subvolume snapshotted
+	OldDefault uint64    `json:"old_default"`
+	Created    time.Time `json:"created"`
+}
+
+type btrfsTxn struct {
+	opts     Options
+	root     string // the old root as the caller mounted it
+	top      string // private mount of subvolid=5
+	st       btrfsState
+	stateDir string
+	oldRO    bool
+	snapID   uint64
+	snapDev  uint64
+	j        *journal.Journal
+
+	mu        sync.Mutex
+	done      bool
+	committed bool // the default subvolume was switched
+}
+
+var snapperPath = regexp.MustCompile(`^(.*)/\.snapshots/([0-9]+)/snapshot$`)
+
+// locate finds the device and the path from the top level of the subvolume
+// mounted at root.
+func locate(root string) (dev, fsPath string, err error) {
+	mounts, err := btrfs.ReadMountinfo()
+	if err != nil {
+		return "", "", fmt.Errorf("snapshot: %w", err)
+	}
+	m, rel, ok := btrfs.MountOf(mounts, root)
+	if !ok || m.FSType != "btrfs" {
+		return "", "", fmt.Errorf("snapshot: %s: no btrfs mount found in mountinfo", root)
+	}
+	return m.Source, path.Clean(path.Join("/", m.Root, rel)), nil
+}
+
+func runDir() string {
+	if st, err := os.Stat("/run"); err == nil && st.IsDir() && unix.Access("/run", unix.W_OK) == nil {
+		return "/run"
+	}
+	return os.TempDir()
+}
+
+const topPrefix = "provision-top-"
+
+// mountTop mounts the filesystem's top level privately: the snapshots,
+// snapper's directories and our state live there, outside the root.
+func mountTop(dev string) (string, error) {
+	dir, err := os.MkdirTemp(runDir(), topPrefix)
+	if err != nil {
+		return "", fmt.Errorf("snapshot: %w", err)
+	}
+	if err := unix.Mount(dev, dir, "btrfs", unix.MS_NOATIME, "subvolid=5"); err != nil {
+		os.Remove(dir)
+		return "", fmt.Errorf("snapshot: mount %s subvolid=5 on %s: %w", dev, dir, err)
+	}
+	return dir, nil
+}
+
+func unmountTop(dir string) error {
+	err := unix.Unmount(dir, 0)
+	if err != nil {
+		err = unix.Unmount(dir, unix.MNT_DETACH)
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot: unmount %s: %w", dir, err)
+	}
+	return os.Remove(dir)
+}
+
+func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, err error) {
+	dev, fsPath, err := locate(root)
+	if err != nil {
+		return nil, err
+	}
+	rootID, err := btrfs.SubvolID(root)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	oldRO, err := btrfs.ReadOnly(root)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	top, err := mountTop(dev)
+	if err != nil {
+		return nil, err
+	}
+	t := &btrfsTxn{opts: opts, root: root, top: top, oldRO: oldRO}
+	defer func() {
+		if err != nil {
+			t.cleanup(ctx)
+		}
+	}()
+	opts.reach(kpBtrfsTopMounted)
+	if id, err := btrfs.SubvolID(t.abs(fsPath)); err != nil || id != rootID {
+		return nil, fmt.Errorf("snapshot: root subvolume %d not found at %s in the top level of %s (found %d, %v)", rootID, fsPath, dev, id, err)
+	}
+	oldDefault, err := btrfs.Default(top)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	now := time.Now().UTC()
+	t.st = btrfsState{Root: fsPath, OldDefault: oldDefault, Created: now}
+	if m := snapperPath.FindStringSubmatch(fsPath); m != nil && isDir(t.abs(m[1]+"/.snapshots")) {
+		num, err := nextSnapperNumber(t.abs(m[1] + "/.snapshots"))
+		if err != nil {
+			return nil, err
+		}
+		t.st.Num = num
+		t.st.SnapperDir = path.Join(m[1], ".snapshots", strconv.FormatUint(num, 10))
+		t.st.Snapshot = path.Join(t.st.SnapperDir, "snapshot")
+	} else {
+		parent := path.Dir(fsPath)
+		name := "@provision-" + now.Format("20060102T150405Z")
+		for i := 2; exists(t.abs(path.Join(parent, name))); i++ {
+			name = fmt.Sprintf("@provision-%s-%d", now.Format("20060102T150405Z"), i)
+		}
+		t.st.Snapshot = path.Join(parent, name)
+	}
+
+	// The state directory comes first: whatever exists after it can be
+	// found and judged by recovery.
+	if err := os.MkdirAll(t.abs(StateDirName), 0o700); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	t.stateDir = t.abs(path.Join(StateDirName, txnID(now)))
+	if err := os.Mkdir(t.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	t.j, err = journal.Create(filepath.Join(t.stateDir, "journal"), journal.Options{Hook: opts.reach, Skip: t.inSnapshot})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	data, err := json.MarshalIndent(t.st, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileSync(filepath.Join(t.stateDir, stateFile), append(data, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	opts.reach(kpBtrfsStateWritten)
+
+	if t.st.SnapperDir != "" {
+		if err := os.Mkdir(t.abs(t.st.SnapperDir), 0o755); err != nil {
+			t.st.SnapperDir = "" // not ours: cleanup must not touch it
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		opts.reach(kpBtrfsSnapperDir)
+	}
+	snap := t.abs(t.st.Snapshot)
+	if err := btrfs.Snapshot(root, filepath.Dir(snap), filepath.Base(snap)); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			t.st.Snapshot = "" // not ours: cleanup must not delete it
+		}
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	opts.reach(kpBtrfsSnapshot)
+	if t.snapID, err = btrfs.SubvolID(snap); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(snap, &st); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	t.snapDev = st.Dev
+	if t.st.SnapperDir != "" {
+		info := snapperInfo{
+			Type: "single", Num: t.st.Num, Date: now,
+			Description: opts.description(), Cleanup: "number",
+			Userdata: []kv{{"important", "yes"}, {inProgressKey, "yes"}},
+		}
+		if err := writeFileSync(t.abs(path.Join(t.st.SnapperDir, "info.xml")), info.marshal(), 0o600); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		opts.reach(kpBtrfsInfoWritten)
+	}
+	opts.logf("btrfs transaction: snapshot %s (id %d) of %s (id %d), default %d", t.st.Snapshot, t.snapID, fsPath, rootID, oldDefault)
+	return t, nil
+}
+
+func (t *btrfsTxn) abs(fsPath string) string { return filepath.Join(t.top, filepath.FromSlash(fsPath)) }
+
+func (t *btrfsTxn) Root() string            { return t.abs(t.st.Snapshot) }
+func (t *btrfsTxn) Journal() rootfs.Journal { return t.j }
+
+// inSnapshot reports whether p lies in the snapshot subvolume (any mount of
+// it): such paths need no journal, the snapshot goes as a whole. btrfs gives
+// each subvolume its own st_dev, so the nearest existing ancestor tells.
+func (t *btrfsTxn) inSnapshot(p string) bool {
+	for {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err == nil {
+			return st.Dev == t.snapDev
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return false
+		}
+		p = parent
+	}
+}
+
+// Commit makes the snapshot the default subvolume.
+func (t *btrfsTxn) Commit(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return errFinished
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	snap := t.Root()
+	if err := syncfs(snap); err != nil {
+		return fmt.Errorf("snapshot: commit: %w", err)
+	}
+	t.opts.reach(kpBtrfsSynced)
+	if t.oldRO {
+		if err := btrfs.SetReadOnly(snap, true); err != nil {
+			return fmt.Errorf("snapshot: commit: %w", err)
+		}
+		t.opts.reach(kpBtrfsReadOnly)
+	}
+	// The commit point.
+	if err := btrfs.SetDefault(t.top, t.snapID); err != nil {
+		return fmt.Errorf("snapshot: commit: %w", err)
+	}
+	t.committed, t.done = true, true
+	t.opts.logf("committed: default subvolume is now %s (id %d)", t.st.Snapshot, t.snapID)
+	t.opts.reach(kpBtrfsDefaultSet)
+	// Past the commit point failures are only bookkeeping: Recover finishes
+	// it, so they are logged, not returned (the new root is the system now).
+	if err := t.finishCommitted(); err != nil {
+		t.opts.logf("warning: after commit: %v (the next Recover finishes it)", err)
+	}
+	return nil
+}
+
+func (t *btrfsTxn) finishCommitted() error {
+	var errs []error
+	if t.st.SnapperDir != "" {
+		if err := dropSnapperMarker(t.abs(t.st.SnapperDir)); err != nil {
+			errs = append(errs, err)
+		}
+		t.opts.reach(kpBtrfsMarkerRemoved)
+	}
+	if err := t.j.Commit(); err != nil {
+		errs = append(errs, err)
+	}
+	t.opts.reach(kpBtrfsJournalRemoved)
+	if err := removeState(t.stateDir); err != nil {
+		errs = append(errs, err)
+	}
+	t.opts.reach(kpBtrfsStateRemoved)
+	if err := unmountTop(t.top); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Abort throws the snapshot away and undoes the journal.
+func (t *btrfsTxn) Abort(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return errFinished
+	}
+	t.done = true
+	return t.cleanup(ctx)
+}
+
+// cleanup undoes everything Begin did, in reverse. It runs for Abort and for
+// a Begin that failed half-way.
+func (t *btrfsTxn) cleanup(ctx context.Context) error {
+	var errs []error
+	snap := ""
+	if t.st.Snapshot != "" {
+		snap = t.Root()
+	}
+	if t.snapID != 0 {
+		// The kernel refuses to delete the default subvolume: if a failed
+		// commit got as far as switching it, switch it back first.
+		if def, err := btrfs.Default(t.top); err == nil && def == t.snapID {
+			if err := btrfs.SetDefault(t.top, t.st.OldDefault); err != nil {
+				errs = append(errs, err)
+			}
+			t.opts.reach(kpBtrfsDefaultReset)
+		}
+	}
+	if t.j != nil {
+		if err := t.j.Rollback(); err != nil {
+			errs = append(errs, err)
+		}
+		t.opts.reach(kpBtrfsJournalUndone)
+	}
+	if snap != "" && isSubvol(snap) {
+		if err := btrfs.Delete(filepath.Dir(snap), filepath.Base(snap)); err != nil {
+			errs = append(errs, err)
+		} else {
+			t.opts.reach(kpBtrfsSnapDeleted)
+		}
+	}
+	if t.st.SnapperDir != "" {
+		if err := removeSnapperDir(t.abs(t.st.SnapperDir)); err != nil {
+			errs = append(errs, err)
+		}
+		t.opts.reach(kpBtrfsSnapperRemoved)
+	}
+	if t.stateDir != "" {
+		if err := removeState(t.stateDir); err != nil {
+			errs = append(errs, err)
+		}
+		t.opts.reach(kpBtrfsAbortState)
+	}
+	if err := unmountTop(t.top); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("snapshot: abort: %w", err)
+	}
+	t.opts.logf("aborted: snapshot %s deleted, default unchanged", t.st.Snapshot)
+	return nil
+}
+
+// recoverBtrfs judges every transaction left in the top level's state dir:
+// committed (its snapshot is the default) ones are finished, others undone.
+func recoverBtrfs(ctx context.Context, root string) error {
+	dev, _, err := locate(root)
+	if err != nil {
+		return err
+	}
+	top, err := mountTop(dev)
+	if err != nil {
+		return err
+	}
+	defer unmountTop(top)
+	ents, err := os.ReadDir(filepath.Join(top, StateDirName))
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot: recover: %w", err)
+	}
+	def, err := btrfs.Default(top)
+	if err != nil {
+		return fmt.Errorf("snapshot: recover: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !e.IsDir() {
+			continue
+		}
+		if err := recoverOne(top, filepath.Join(top, StateDirName, e.Name()), def); err != nil {
+			errs = append(errs, fmt.Errorf("snapshot: recover %s: %w", e.Name(), err))
+		}
+	}
+	if len(errs) == 0 {
+		os.Remove(filepath.Join(top, StateDirName))
+	}
+	return errors.Join(errs...)
+}
+
+func recoverOne(top, stateDir string, def uint64) error {
+	data, err := os.ReadFile(filepath.Join(stateDir, stateFile))
+	if isNotExist(err) {
+		// Begin died before recording a snapshot: nothing else exists.
+		if err := journal.RecoverAll(stateDir, "journal", nil); err != nil {
+			return err
+		}
+		return removeState(stateDir)
+	}
+	if err != nil {
+		return err
+	}
+	var st btrfsState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("%s: %w", stateFile, err)
+	}
+	if st.Snapshot == "" || !path.IsAbs(st.Snapshot) || path.Clean(st.Snapshot) != st.Snapshot || st.Snapshot == "/" {
+		return fmt.Errorf("%s: bad snapshot path %q", stateFile, st.Snapshot)
+	}
+	abs := func(p string) string { return filepath.Join(top, filepath.FromSlash(p)) }
+	snap := abs(st.Snapshot)
+	committed := false
+	if isSubvol(snap) {
+		id, err := btrfs.SubvolID(snap)
+		if err != nil {
+			return err
+		}
+		committed = id == def
+	}
+	if committed {
+		if st.SnapperDir != "" {
+			if err := dropSnapperMarker(abs(st.SnapperDir)); err != nil {
+				return err
+			}
+		}
+		if err := discardJournals(stateDir); err != nil {
+			return err
+		}
+		return removeState(stateDir)
+	}
+	if isSubvol(snap) {
+		if err := btrfs.Delete(filepath.Dir(snap), filepath.Base(snap)); err != nil {
+			return err
+		}
+	}
+	if st.SnapperDir != "" {
+		if err := removeSnapperDir(abs(st.SnapperDir)); err != nil {
+			return err
+		}
+	}
+	return removeState(stateDir)
+}
+
+func discardJournals(stateDir string) error {
+	ents, err := os.ReadDir(stateDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if err := journal.Discard(filepath.Join(stateDir, e.Name()), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// removeState deletes a transaction's state directory: renamed to a name
+// recovery ignores first, so a crash half-way through the deletion cannot
+// leave a state.json without its journal.
+func removeState(dir string) error {
+	gone := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".removing")
+	if err := os.Rename(dir, gone); err != nil && !isNotExist(err) {
+		return err
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	d, err := os.Open(parent)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	d.Close()
+	// The last transaction takes the state directory with it.
+	if os.Remove(parent) == nil {
+		syncParent(parent)
+	}
+	return err
+}
+
+func syncParent(p string) {
+	if d, err := os.Open(filepath.Dir(p)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// nextSnapperNumber is snapper's rule: one more than the highest number
+// present in .snapshots.
+func nextSnapperNumber(dir string) (uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot: %w", err)
+	}
+	var nums []uint64
+	for _, e := range ents {
+		if n, err := strconv.ParseUint(e.Name(), 10, 64); err == nil && e.IsDir() {
+			nums = append(nums, n)
+		}
+	}
+	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
+	if len(nums) == 0 {
+		return 1, nil
+	}
+	return nums[len(nums)-1] + 1, nil
+}
+
+// dropSnapperMarker rewrites info.xml without the in-progress userdata.
+func dropSnapperMarker(dir string) error {
+	p := filepath.Join(dir, "info.xml")
+	data, err := os.ReadFile(p)
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	info, err := parseSnapperInfo(p, data)
+	if err != nil {
+		return err
+	}
+	if _, ok := info.get(inProgressKey); !ok {
+		return nil
+	}
+	info.drop(inProgressKey)
+	return writeFileSync(p, info.marshal(), 0o600)
+}
+
+// removeSnapperDir removes a snapper snapshot directory we created: its
+// info.xml and the directory, never anything else.
+func removeSnapperDir(dir string) error {
+	p := filepath.Join(dir, "info.xml")
+	if data, err := os.ReadFile(p); err == nil {
+		info, err := parseSnapperInfo(p, data)
+		if err != nil {
+			return err
+		}
+		if _, ours := info.get(inProgressKey); !ours {
+			return fmt.Errorf("%s: not an in-progress provision snapshot, left alone", p)
+		}
+	}
+	for _, name := range []string{"info.xml", "info.xml.tmp"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !isNotExist(err) {
+			return err
+		}
+	}
+	if err := os.Remove(dir); err != nil && !isNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+func isSubvol(p string) bool {
+	ok, err := btrfs.IsSubvolume(p)
+	return err == nil && ok
+}

@@ -1,0 +1,657 @@
+// Package journal keeps the original of every path a transaction changes, so
+// the change can be undone byte for byte (content, mode, owner, times,
+// xattrs, symlink targets) after an abort or a crash. It is the transaction
+// for trees that cannot be snapshotted (ext4, xfs, plain directories) and for
+// the separately mounted subvolumes (/var, /home ...) next to a btrfs snapshot.
+//
+// On disk a journal is a directory holding "manifest" (one JSON entry a line,
+// appended and fsynced before the caller makes its change) and "data/N"
+// (copies of regular files). Its name decides its fate: a plain name is an
+// open journal (recovery rolls it back); a name ending in ".committed" or
+// ".done" is finished (recovery only deletes it). Renaming the directory is
+// therefore the atomic commit point.
+package journal
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Step names passed to Options.Hook, in the order they happen.
+const (
+	StepCreated         = "journal.created"
+	StepDataCopied      = "journal.preserve.data-copied"
+	StepRecorded        = "journal.preserve.recorded"
+	StepCommitRenamed   = "journal.commit.renamed"
+	StepCommitRemoved   = "journal.commit.removed"
+	StepEntryRestored   = "journal.rollback.entry-restored"
+	StepRestored        = "journal.rollback.restored"
+	StepRollbackRenamed = "journal.rollback.renamed"
+	StepRollbackRemoved = "journal.rollback.removed"
+)
+
+// Suffixes of finished journals.
+const (
+	SuffixCommitted = ".committed"
+	SuffixDone      = ".done"
+)
+
+// Options tune a journal.
+type Options struct {
+	// Hook is called at every named step (crash tests kill the process there).
+	Hook func(step string)
+	// Skip reports paths that need no journal (they live in a snapshot that
+	// is thrown away as a whole on abort).
+	Skip func(hostPath string) bool
+}
+
+// Kinds of entries.
+const (
+	kindFile    = "file"
+	kindSymlink = "symlink"
+	kindDir     = "dir"
+	kindAbsent  = "absent" // a tombstone: the path did not exist
+	kindTimes   = "times"  // only the times of a parent directory
+)
+
+type entry struct {
+	Seq    int               `json:"seq"`
+	Path   string            `json:"path"`
+	Kind   string            `json:"kind"`
+	Mode   uint32            `json:"mode,omitempty"` // permission bits incl. setuid/setgid/sticky
+	UID    int               `json:"uid"`
+	GID    int               `json:"gid"`
+	Atime  int64             `json:"atime,omitempty"` // ns since the epoch
+	Mtime  int64             `json:"mtime,omitempty"`
+	Target string            `json:"target,omitempty"`
+	Xattrs map[string][]byte `json:"xattrs,omitempty"`
+}
+
+// Journal records originals. It is safe for concurrent use.
+type Journal struct {
+	dir  string
+	opts Options
+
+	mu        sync.Mutex
+	manifest  *os.File
+	seq       int
+	seenFull  map[string]bool
+	seenTimes map[string]bool
+	closed    bool // no more Preserve
+	finished  bool // committed or rolled back
+}
+
+// Dir is the journal's directory.
+func (j *Journal) Dir() string { return j.dir }
+
+// Create starts a journal in dir, which must not exist yet; its parent is
+// created when missing.
+func Create(dir string, opts Options) (*Journal, error) {
+	dir = filepath.Clean(dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "manifest"), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	j := &Journal{dir: dir, opts: opts, manifest: f, seenFull: map[string]bool{}, seenTimes: map[string]bool{}}
+	j.hook(StepCreated)
+	return j, nil
+}
+
+func (j *Journal) hook(step string) {
+	if j.opts.Hook != nil {
+		j.opts.Hook(step)
+	}
+}
+
+// Preserve records the current state of hostPath (and the times of its
+// parent directory) before the caller changes it. Only the first call for a
+// path records anything: the original is what must come back.
+func (j *Journal) Preserve(hostPath string) error {
+	if !filepath.IsAbs(hostPath) {
+		return fmt.Errorf("journal: %s: path is not absolute", hostPath)
+	}
+	p := filepath.Clean(hostPath)
+	if p == j.dir || strings.HasPrefix(p, j.dir+"/") {
+		return fmt.Errorf("journal: %s: refusing to change the journal itself", p)
+	}
+	if j.opts.Skip != nil && j.opts.Skip(p) {
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return errors.New("journal: already finished")
+	}
+	if parent := filepath.Dir(p); parent != p && !j.seenTimes[parent] {
+		if e, err := statTimes(parent); err == nil {
+			if err := j.record(e, ""); err != nil {
+				return err
+			}
+		}
+		j.seenTimes[parent] = true
+	}
+	if j.seenFull[p] {
+		return nil
+	}
+	e, src, err := describe(p)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := j.record(e, src); err != nil {
+		return err
+	}
+	j.seenFull[p] = true
+	// A full record of a directory restores its times after its children.
+	j.seenTimes[p] = true
+	return nil
+}
+
+// describe captures path's state; src is set for regular files (to copy).
+func describe(p string) (entry, string, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return entry{Path: p, Kind: kindAbsent}, "", nil
+		}
+		return entry{}, "", &os.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	e := entry{
+		Path:  p,
+		Mode:  st.Mode & 0o7777,
+		UID:   int(st.Uid),
+		GID:   int(st.Gid),
+		Atime: st.Atim.Nano(),
+		Mtime: st.Mtim.Nano(),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		e.Kind = kindFile
+	case unix.S_IFLNK:
+		e.Kind = kindSymlink
+		t, err := os.Readlink(p)
+		if err != nil {
+			return entry{}, "", err
+		}
+		e.Target = t
+		e.Mode = 0
+	case unix.S_IFDIR:
+		e.Kind = kindDir
+	default:
+		return entry{}, "", fmt.Errorf("%s: cannot keep a special file (mode %o)", p, st.Mode)
+	}
+	if e.Kind != kindSymlink {
+		x, err := readXattrs(p)
+		if err != nil {
+			return entry{}, "", err
+		}
+		e.Xattrs = x
+	}
+	if e.Kind == kindFile {
+		return e, p, nil
+	}
+	return e, "", nil
+}
+
+func statTimes(dir string) (entry, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return entry{}, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return entry{}, errors.New("not a directory")
+	}
+	return entry{Path: dir, Kind: kindTimes, Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano()}, nil
+}
+
+// record copies src (when set) and appends e to the manifest, both fsynced,
+// so the entry is only there once everything it needs is on disk.
+func (j *Journal) record(e entry, src string) error {
+	j.seq++
+	e.Seq = j.seq
+	if src != "" {
+		if err := copyFile(src, j.dataPath(e.Seq)); err != nil {
+			return fmt.Errorf("journal: keep %s: %w", src, err)
+		}
+		if err := syncDir(filepath.Join(j.dir, "data")); err != nil {
+			return err
+		}
+		j.hook(StepDataCopied)
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if _, err := j.manifest.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := j.manifest.Sync(); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	j.hook(StepRecorded)
+	return nil
+}
+
+func (j *Journal) dataPath(seq int) string { return dataPath(j.dir, seq) }
+
+func dataPath(dir string, seq int) string {
+	return filepath.Join(dir, "data", strconv.Itoa(seq))
+}
+
+// copyFile copies a regular file's bytes; a reflink first (free on btrfs and
+// xfs), a plain copy otherwise.
+func copyFile(src, dst string) error {
+	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil {
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// Commit finishes the journal keeping every change: the directory is renamed
+// to its ".committed" name (the commit point), then deleted.
+func (j *Journal) Commit() error {
+	if err := j.close(); err != nil {
+		return err
+	}
+	err := finish(j.dir, SuffixCommitted, j.hook, StepCommitRenamed, StepCommitRemoved)
+	j.settle(err == nil || !exists(j.dir))
+	return err
+}
+
+// Rollback restores every recorded path, newest first, then deletes the
+// journal. After a failure it may be called again.
+func (j *Journal) Rollback() error {
+	if err := j.close(); err != nil {
+		return err
+	}
+	err := rollback(j.dir, j.hook)
+	j.settle(err == nil)
+	return err
+}
+
+// close stops Preserve; the manifest is closed once.
+func (j *Journal) close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.finished {
+		return errors.New("journal: already finished")
+	}
+	if !j.closed {
+		j.closed = true
+		return j.manifest.Close()
+	}
+	return nil
+}
+
+func (j *Journal) settle(finished bool) {
+	j.mu.Lock()
+	j.finished = finished
+	j.mu.Unlock()
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+func finish(dir, suffix string, hook func(string), renamed, removed string) error {
+	final := dir + suffix
+	if err := os.Rename(dir, final); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	callHook(hook, renamed)
+	if err := os.RemoveAll(final); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	callHook(hook, removed)
+	return nil
+}
+
+func callHook(hook func(string), step string) {
+	if hook != nil {
+		hook(step)
+	}
+}
+
+// Recover finishes a journal left by a crashed run: an open one is rolled
+// back (restoring is idempotent, so a rollback that was itself interrupted
+// just runs again), a finished one is deleted.
+func Recover(dir string, hook func(string)) error {
+	dir = filepath.Clean(dir)
+	if strings.HasSuffix(dir, SuffixCommitted) || strings.HasSuffix(dir, SuffixDone) {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		return syncDir(filepath.Dir(dir))
+	}
+	return rollback(dir, hook)
+}
+
+// Discard deletes an open journal without restoring anything: used when the
+// transaction it belongs to committed by other means (a btrfs default
+// subvolume switch).
+func Discard(dir string, hook func(string)) error {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return finish(filepath.Clean(dir), SuffixCommitted, hook, StepCommitRenamed, StepCommitRemoved)
+}
+
+// RecoverAll recovers every journal directory directly inside parent whose
+// name starts with prefix. A missing parent is not an error.
+func RecoverAll(parent, prefix string, hook func(string)) error {
+	ents, err := os.ReadDir(parent)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+			if err := Recover(filepath.Join(parent, e.Name()), hook); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func rollback(dir string, hook func(string)) error {
+	entries, err := readManifest(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := len(entries) - 1; i >= 0; i-- {
+		if err := restore(dir, entries[i]); err != nil {
+			errs = append(errs, fmt.Errorf("journal: restore %s: %w", entries[i].Path, err))
+			continue
+		}
+		callHook(hook, StepEntryRestored)
+	}
+	if err := errors.Join(errs...); err != nil {
+		// Keep the journal: a later recovery can try again.
+		return err
+	}
+	callHook(hook, StepRestored)
+	return finish(dir, SuffixDone, hook, StepRollbackRenamed, StepRollbackRemoved)
+}
+
+// maxManifest bounds the manifest we are willing to read back.
+const maxManifest = 256 << 20
+
+// readManifest reads the entries; a torn last line (a crash while appending)
+// is dropped: the change it announced was never made.
+func readManifest(dir string) ([]entry, error) {
+	f, err := os.Open(filepath.Join(dir, "manifest"))
+	if errors.Is(err, fs.ErrNotExist) {
+		// Crashed inside Create: nothing was changed yet.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	return parseManifest(io.LimitReader(f, maxManifest), dir)
+}
+
+func parseManifest(r io.Reader, dir string) ([]entry, error) {
+	var out []entry
+	br := bufio.NewReader(r)
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if err == io.EOF {
+			// No newline: torn write, never acknowledged.
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("journal: %s/manifest:%d: %w", dir, n, err)
+		}
+		var e entry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, fmt.Errorf("journal: %s/manifest:%d: %w", dir, n, err)
+		}
+		if err := e.check(); err != nil {
+			return nil, fmt.Errorf("journal: %s/manifest:%d: %w", dir, n, err)
+		}
+		out = append(out, e)
+	}
+}
+
+func (e entry) check() error {
+	if !filepath.IsAbs(e.Path) || filepath.Clean(e.Path) != e.Path || strings.ContainsRune(e.Path, 0) {
+		return fmt.Errorf("bad path %q", e.Path)
+	}
+	switch e.Kind {
+	case kindFile, kindSymlink, kindDir, kindAbsent, kindTimes:
+	default:
+		return fmt.Errorf("unknown kind %q", e.Kind)
+	}
+	if e.Seq <= 0 || e.Mode > 0o7777 {
+		return fmt.Errorf("bad entry %d", e.Seq)
+	}
+	return nil
+}
+
+func restore(dir string, e entry) error {
+	switch e.Kind {
+	case kindAbsent:
+		return removeAll(e.Path)
+	case kindTimes:
+		var st unix.Stat_t
+		if err := unix.Lstat(e.Path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil // gone or replaced: a later (older) entry deals with it
+		}
+		return setTimes(e.Path, e)
+	case kindDir:
+		var st unix.Stat_t
+		err := unix.Lstat(e.Path, &st)
+		if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if err := removeAll(e.Path); err != nil {
+				return err
+			}
+			err = unix.ENOENT
+		}
+		if err != nil {
+			if err := os.Mkdir(e.Path, 0o700); err != nil {
+				return err
+			}
+		}
+		if err := os.Lchown(e.Path, e.UID, e.GID); err != nil {
+			return err
+		}
+		if err := unix.Chmod(e.Path, e.Mode); err != nil {
+			return err
+		}
+		if err := writeXattrs(e.Path, e.Xattrs); err != nil {
+			return err
+		}
+		return setTimes(e.Path, e)
+	case kindSymlink:
+		tmp := tempName(e.Path)
+		os.Remove(tmp)
+		if err := os.Symlink(e.Target, tmp); err != nil {
+			return err
+		}
+		if err := os.Lchown(tmp, e.UID, e.GID); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		if err := replace(tmp, e.Path); err != nil {
+			return err
+		}
+		return setTimes(e.Path, e)
+	case kindFile:
+		tmp := tempName(e.Path)
+		if err := restoreFile(dataPath(dir, e.Seq), tmp, e); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		if err := replace(tmp, e.Path); err != nil {
+			return err
+		}
+		return setTimes(e.Path, e)
+	}
+	return fmt.Errorf("unknown kind %q", e.Kind)
+}
+
+func tempName(p string) string {
+	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".provision-restore")
+}
+
+func restoreFile(data, tmp string, e entry) error {
+	os.Remove(tmp)
+	if err := copyFile(data, tmp); err != nil {
+		return err
+	}
+	if err := os.Lchown(tmp, e.UID, e.GID); err != nil {
+		return err
+	}
+	// After chown: chown clears setuid and setgid.
+	if err := unix.Chmod(tmp, e.Mode); err != nil {
+		return err
+	}
+	return writeXattrs(tmp, e.Xattrs)
+}
+
+// replace renames tmp over p; something that is in the way and is a
+// directory was created by the transaction and goes.
+func replace(tmp, p string) error {
+	if st, err := os.Lstat(p); err == nil && st.IsDir() {
+		if err := os.RemoveAll(p); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+func removeAll(p string) error {
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := os.RemoveAll(p); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+func setTimes(p string, e entry) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(e.Atime), unix.NsecToTimespec(e.Mtime)}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("journal: fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func readXattrs(p string) (map[string][]byte, error) {
+	size, err := unix.Llistxattr(p, nil)
+	if err != nil {
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		return nil, &os.PathError{Op: "listxattr", Path: p, Err: err}
+	}
+	if size == 0 {
+		return nil, nil
+	}
+	buf := make([]byte, size)
+	size, err = unix.Llistxattr(p, buf)
+	if err != nil {
+		return nil, &os.PathError{Op: "listxattr", Path: p, Err: err}
+	}
+	out := map[string][]byte{}
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
+		if name == "" {
+			continue
+		}
+		n, err := unix.Lgetxattr(p, name, nil)
+		if err != nil {
+			continue // vanished in between or not readable: nothing to keep
+		}
+		v := make([]byte, n)
+		n, err = unix.Lgetxattr(p, name, v)
+		if err != nil {
+			continue
+		}
+		out[name] = v[:n]
+	}
+	return out, nil
+}
+
+func writeXattrs(p string, x map[string][]byte) error {
+	for name, v := range x {
+		if err := unix.Lsetxattr(p, name, v, 0); err != nil {
+			return &os.PathError{Op: "setxattr " + name, Path: p, Err: err}
+		}
+	}
+	return nil
+}

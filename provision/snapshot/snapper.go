@@ -1,0 +1,135 @@
+package snapshot
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// snapperInfo is the content of /.snapshots/N/info.xml as snapper writes it.
+type snapperInfo struct {
+	Type        string
+	Num         uint64
+	Date        time.Time // UTC
+	Description string
+	Cleanup     string
+	Userdata    []kv // in order, as written
+}
+
+type kv struct{ Key, Value string }
+
+// userdata markers.
+const (
+	inProgressKey = "provision-in-progress"
+	snapperDate   = "2006-01-02 15:04:05"
+)
+
+func (s snapperInfo) get(key string) (string, bool) {
+	for _, u := range s.Userdata {
+		if u.Key == key {
+			return u.Value, true
+		}
+	}
+	return "", false
+}
+
+func (s *snapperInfo) drop(key string) {
+	out := s.Userdata[:0]
+	for _, u := range s.Userdata {
+		if u.Key != key {
+			out = append(out, u)
+		}
+	}
+	s.Userdata = out
+}
+
+// marshal writes the exact layout snapper 0.10 produces (two-space indent,
+// elements in this order, empty ones left out), so diffs against snapper's
+// own files stay empty.
+func (s snapperInfo) marshal() []byte {
+	var b bytes.Buffer
+	b.WriteString("<?xml version=\"1.0\"?>\n<snapshot>\n")
+	elem := func(indent, name, value string) {
+		b.WriteString(indent + "<" + name + ">")
+		xml.EscapeText(&b, []byte(value))
+		b.WriteString("</" + name + ">\n")
+	}
+	elem("  ", "type", s.Type)
+	elem("  ", "num", strconv.FormatUint(s.Num, 10))
+	elem("  ", "date", s.Date.UTC().Format(snapperDate))
+	if s.Description != "" {
+		elem("  ", "description", s.Description)
+	}
+	if s.Cleanup != "" {
+		elem("  ", "cleanup", s.Cleanup)
+	}
+	for _, u := range s.Userdata {
+		b.WriteString("  <userdata>\n")
+		elem("    ", "key", u.Key)
+		elem("    ", "value", u.Value)
+		b.WriteString("  </userdata>\n")
+	}
+	b.WriteString("</snapshot>\n")
+	return b.Bytes()
+}
+
+// maxInfoXML bounds what we parse; snapper's files are a few hundred bytes.
+const maxInfoXML = 1 << 20
+
+// parseSnapperInfo reads an info.xml. name is used in error messages.
+func parseSnapperInfo(name string, data []byte) (snapperInfo, error) {
+	if len(data) > maxInfoXML {
+		return snapperInfo{}, fmt.Errorf("%s: info.xml larger than %d bytes", name, maxInfoXML)
+	}
+	var raw struct {
+		XMLName     xml.Name `xml:"snapshot"`
+		Type        string   `xml:"type"`
+		Num         string   `xml:"num"`
+		Date        string   `xml:"date"`
+		Description string   `xml:"description"`
+		Cleanup     string   `xml:"cleanup"`
+		Userdata    []struct {
+			Key   string `xml:"key"`
+			Value string `xml:"value"`
+		} `xml:"userdata"`
+	}
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&raw); err != nil {
+		line, col := position(data, dec.InputOffset())
+		return snapperInfo{}, fmt.Errorf("%s:%d:%d: %w", name, line, col, err)
+	}
+	num, err := strconv.ParseUint(raw.Num, 10, 64)
+	if err != nil {
+		return snapperInfo{}, fmt.Errorf("%s: bad <num> %q", name, raw.Num)
+	}
+	s := snapperInfo{Type: raw.Type, Num: num, Description: raw.Description, Cleanup: raw.Cleanup}
+	if raw.Date != "" {
+		t, err := time.ParseInLocation(snapperDate, raw.Date, time.UTC)
+		if err != nil {
+			return snapperInfo{}, fmt.Errorf("%s: bad <date> %q", name, raw.Date)
+		}
+		s.Date = t
+	}
+	for _, u := range raw.Userdata {
+		s.Userdata = append(s.Userdata, kv{u.Key, u.Value})
+	}
+	return s, nil
+}
+
+func position(data []byte, off int64) (line, col int) {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	line, col = 1, 1
+	for _, c := range data[:off] {
+		if c == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}

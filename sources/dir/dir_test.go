@@ -1,0 +1,100 @@
+package dir
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/provision-dev/provision/sources"
+)
+
+func write(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func kinds(docs []sources.Document) map[string]sources.Kind {
+	m := map[string]sources.Kind{}
+	for _, d := range docs {
+		m[d.Origin.File] = d.Kind
+	}
+	return m
+}
+
+func TestLayouts(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  map[string]sources.Kind
+	}{
+		{"nocloud", map[string]string{"user-data": "#cloud-config\n", "meta-data": "instance-id: x\n", "network-config": "version: 2\n"},
+			map[string]sources.Kind{"user-data": sources.KindUserData, "meta-data": sources.KindMetaData, "network-config": sources.KindNetworkConfig}},
+		{"combustion medium", map[string]string{"combustion/script": "#!/bin/sh\n", "combustion/keys/a.pub": "k", "ignition/config.ign": "{}", "other": "x"},
+			map[string]sources.Kind{"combustion/script": sources.KindCombustion, "combustion/keys/a.pub": sources.KindCombustion, "ignition/config.ign": sources.KindIgnition}},
+		{"combustion dir", map[string]string{"script": "#!/bin/sh\n", "f": "x"},
+			map[string]sources.Kind{"script": sources.KindCombustion, "f": sources.KindCombustion}},
+		{"configdrive dated", map[string]string{"openstack/2012-08-10/meta_data.json": "{}", "openstack/2015-10-15/meta_data.json": `{"uuid":"u"}`, "openstack/2015-10-15/user_data": "#cloud-config\n"},
+			map[string]sources.Kind{"openstack/2015-10-15/meta_data.json": sources.KindOpenStackMetaData, "openstack/2015-10-15/user_data": sources.KindUserData}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			write(t, root, tc.files)
+			docs, err := New(root).Fetch(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := kinds(docs)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s: kind %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestNoCloudMissingFileNamed(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{"user-data": "#cloud-config\n"})
+	_, err := New(root).Fetch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "meta-data is missing") {
+		t.Fatalf("err = %v, want it to name meta-data", err)
+	}
+}
+
+func TestEmptyDirNotFound(t *testing.T) {
+	_, err := New(t.TempDir()).Fetch(context.Background())
+	if !errors.Is(err, sources.ErrNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSymlinkNotFollowed(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{"script": "#!/bin/sh\n"})
+	if err := os.Symlink("/etc/passwd", filepath.Join(root, "passwd")); err != nil {
+		t.Fatal(err)
+	}
+	docs, err := New(root).Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := kinds(docs)["passwd"]; ok {
+		t.Fatal("symlink to a host file was read into the config")
+	}
+}
