@@ -9,14 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/cloudinit"
 	"github.com/provision-dev/provision/provision/config"
+	"github.com/provision-dev/provision/provision/report"
 	"github.com/provision-dev/provision/sources"
 )
 
@@ -84,6 +87,9 @@ type Result struct {
 	Config     *config.Config `json:"-"`
 	Err        error          `json:"-"`
 	Plan       []modules.Step `json:"-"`
+	FailedAt   string         `json:"-"`
+	// Report is the report being built (sources, documents, steps).
+	Report *report.Report `json:"-"`
 }
 
 // SourceResult says what one source yielded.
@@ -152,7 +158,11 @@ func Run(ctx context.Context, opts Options) *Result {
 		console = io.Discard
 	}
 	res := &Result{Started: now(), Steps: []StepResult{}, Sources: []SourceResult{}, Documents: []DocumentInfo{}}
-	defer func() { res.Duration = now().Sub(res.Started) }()
+	res.Report = report.New(now)
+	defer func() {
+		res.Duration = now().Sub(res.Started)
+		finishReport(res)
+	}()
 	fail := func(status string, err error) *Result {
 		res.Status, res.Err, res.Error = status, err, err.Error()
 		return res
@@ -182,8 +192,12 @@ func Run(ctx context.Context, opts Options) *Result {
 	}
 	docs, sres, err := Collect(ctx, srcs)
 	res.Sources = append(res.Sources, sres...)
+	for _, s := range sres {
+		res.Report.AddSource(report.Source{Name: s.Name, Presence: s.Presence, Documents: s.Documents, Error: s.Error})
+	}
 	for _, d := range docs {
 		res.Documents = append(res.Documents, DocumentInfo{Origin: d.Origin.String(), Kind: string(d.Kind), Size: len(d.Data)})
+		res.Report.AddDocument(d.Origin.String(), string(d.Kind), d.Data)
 	}
 	if err != nil {
 		return fail(StatusFailed, err)
@@ -200,7 +214,9 @@ func Run(ctx context.Context, opts Options) *Result {
 	res.Config = cfg
 	for _, w := range cfg.Warnings {
 		res.Warnings = append(res.Warnings, w.String())
+		res.Report.AddWarning(w.String())
 	}
+	res.Report.AddSecret(secrets(cfg)...)
 	if err := cfg.Validate(); err != nil {
 		return fail(StatusInvalid, fmt.Errorf("%w: %w", ErrInvalid, err))
 	}
@@ -209,6 +225,7 @@ func Run(ctx context.Context, opts Options) *Result {
 	}
 
 	res.InstanceID = InstanceID(cfg.InstanceID.Value, docs)
+	res.Report.InstanceID = res.InstanceID
 	if !opts.Force && !opts.DryRun {
 		if reason, run := shouldRun(boot, explicit, cfg.InstanceID.Value, res.InstanceID); !run {
 			res.Status, res.Reason = StatusNothing, reason
@@ -242,13 +259,17 @@ func shouldRun(b Boot, explicit bool, metaID, instanceID string) (string, bool) 
 func dryRun(res *Result, cfg *config.Config, root string) *Result {
 	planRoot := root
 	if planRoot == "" {
-		// Without --root, plan against an empty tree: every step shows.
+		// Without --root, plan against a minimal base system: every step shows.
 		tmp, err := os.MkdirTemp("", "provision-plan-")
 		if err != nil {
 			res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
 			return res
 		}
 		defer os.RemoveAll(tmp)
+		if err := writeBaseTree(tmp, cfg.System.Timezone.Value); err != nil {
+			res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
+			return res
+		}
 		planRoot = tmp
 	}
 	r, err := rootfs.New(planRoot)
@@ -270,6 +291,7 @@ func dryRun(res *Result, cfg *config.Config, root string) *Result {
 }
 
 func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, console io.Writer) *Result {
+	rep := res.Report
 	fail := func(err error) *Result {
 		res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
 		fmt.Fprintf(console, "[FAILED] %v\n", err)
@@ -283,7 +305,20 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err != nil {
 		return fail(fmt.Errorf("beginning transaction: %w", err))
 	}
+	fmt.Fprintf(console, "[ OK ] transaction: applying into %s\n", txn.Root())
+	var chroot Chroot
+	closeChroot := func() error {
+		if chroot == nil {
+			return nil
+		}
+		c := chroot
+		chroot = nil
+		return c.Close()
+	}
 	abort := func(cause error) *Result {
+		if cerr := closeChroot(); cerr != nil {
+			cause = fmt.Errorf("%w (and cleaning up the chroot failed: %v)", cause, cerr)
+		}
 		if aerr := txn.Abort(context.WithoutCancel(ctx)); aerr != nil {
 			cause = fmt.Errorf("%w (and rolling back failed: %v)", cause, aerr)
 		} else {
@@ -302,42 +337,42 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	}
 	res.Plan = steps
 	env := &modules.Env{Root: root, Console: console}
-	var chroot Chroot
-	if needsExec(steps, cfg) && opts.Chroot != nil {
+	if len(cfg.Scripts) > 0 {
+		if opts.Chroot == nil {
+			return abort(errors.New("the configuration has scripts, but no chroot is available to run them (run as root)"))
+		}
 		chroot, err = opts.Chroot(ctx, txn.Root())
 		if err != nil {
 			return abort(fmt.Errorf("preparing the chroot: %w", err))
 		}
 		env.Exec = chroot
 	}
-	closeChroot := func() error {
-		if chroot == nil {
-			return nil
-		}
-		c := chroot
-		chroot = nil
-		return c.Close()
-	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
-			closeChroot()
 			return abort(err)
 		}
 		if s.Apply == nil {
 			res.Steps = append(res.Steps, stepResult(s, StatusSkipped))
+			rs := rep.BeginStep(s.Module, s.Action, s.Target, s.Detail+" (not executed by this release)", s.Origin.String())
+			rep.EndStep(rs, nil, true)
 			fmt.Fprintf(console, "[SKIP] %s (not executed by this release)\n", s)
 			continue
 		}
+		rs := rep.BeginStep(s.Module, s.Action, s.Target, s.Detail, s.Origin.String())
 		start := time.Now()
 		err := s.Apply(ctx, env)
+		rep.EndStep(rs, err, false)
 		sr := stepResult(s, StatusOK)
 		sr.Duration = time.Since(start)
 		if err != nil {
 			sr.Status, sr.Error = StatusFailed, err.Error()
 			res.Steps = append(res.Steps, sr)
 			fmt.Fprintf(console, "[FAILED] %s: %v\n", s, err)
-			closeChroot()
-			return abort(fmt.Errorf("%s: %s %s: %w", s.Origin, s.Module, s.Target, err))
+			res.FailedAt = s.Origin.String()
+			if !strings.Contains(err.Error(), s.Origin.String()) {
+				err = fmt.Errorf("%s: %w", s.Origin, err)
+			}
+			return abort(fmt.Errorf("%s %s: %w", s.Module, s.Target, err))
 		}
 		res.Steps = append(res.Steps, sr)
 		fmt.Fprintf(console, "[ OK ] %s\n", s)
@@ -350,15 +385,18 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			return abort(fmt.Errorf("recording the instance-id: %w", err))
 		}
 	}
+	// The target's copy of the report is written inside the transaction, so
+	// it exists exactly when the provisioned root does.
+	rep.Finish(report.ResultDone, nil, "")
+	if err := rep.WriteTarget(root); err != nil {
+		return abort(fmt.Errorf("writing the report into the target: %w", err))
+	}
 	if err := txn.Commit(ctx); err != nil {
 		return abort(fmt.Errorf("commit: %w", err))
 	}
+	fmt.Fprintf(console, "[ OK ] transaction: committed\n")
 	res.Status = StatusDone
 	return res
-}
-
-func needsExec(steps []modules.Step, cfg *config.Config) bool {
-	return len(cfg.Scripts) > 0
 }
 
 // defaultUser reads system_info.default_user from the target's cloud.cfg.
@@ -408,3 +446,78 @@ func (d direct) Root() string                 { return string(d) }
 func (d direct) Journal() rootfs.Journal      { return nil }
 func (d direct) Commit(context.Context) error { return nil }
 func (d direct) Abort(context.Context) error  { return nil }
+
+// baseTree is the smallest system a plan without --root is made against: the
+// accounts every distribution has, so chpasswd for root and `users` work.
+var baseTree = map[string]string{
+	"etc/passwd":  "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+	"etc/group":   "root:x:0:\nshadow:x:42:\nwheel:x:10:\nusers:x:100:\nnogroup:x:65534:\n",
+	"etc/shadow":  "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n",
+	"etc/gshadow": "root:*::\nshadow:*::\nwheel:*::\nusers:*::\nnogroup:*::\n",
+	"etc/login.defs": "UID_MIN 1000\nUID_MAX 60000\nSYS_UID_MIN 100\nSYS_UID_MAX 999\n" +
+		"GID_MIN 1000\nGID_MAX 60000\nSYS_GID_MIN 100\nSYS_GID_MAX 999\n" +
+		"USERGROUPS_ENAB yes\nUMASK 022\nENCRYPT_METHOD SHA512\n",
+}
+
+// A timezone the workstation knows gets a stand-in zone file in the base
+// tree, so the plan checks the name against the host's zone database.
+func writeBaseTree(dir, timezone string) error {
+	files := maps.Clone(baseTree)
+	if timezone != "" && config.CheckTimezoneName(timezone) == nil {
+		if _, err := time.LoadLocation(timezone); err == nil {
+			files["usr/share/zoneinfo/"+timezone] = "TZif2"
+		}
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return os.MkdirAll(filepath.Join(dir, "root"), 0o700)
+}
+
+// finishReport closes the report by the run's outcome, unless apply already
+// did (a successful run finishes it before the commit).
+func finishReport(res *Result) {
+	rep := res.Report
+	if !rep.Running() {
+		if res.Err != nil {
+			rep.Finish(report.ResultRolledBack, res.Err, res.FailedAt)
+		}
+		return
+	}
+	switch {
+	case res.Err != nil && len(res.Steps) > 0:
+		rep.Finish(report.ResultRolledBack, res.Err, res.FailedAt)
+	case res.Err != nil:
+		rep.Finish(report.ResultFailed, res.Err, res.FailedAt)
+	case res.Status == StatusNothing && strings.HasPrefix(res.Reason, "disabled"):
+		rep.Disabled(res.Reason)
+	case res.Status == StatusNothing:
+		rep.Reason = res.Reason
+		rep.Finish(report.ResultNothing, nil, "")
+	default:
+		rep.Finish(report.ResultDone, nil, "")
+	}
+}
+
+// secrets lists the plain-text passwords of the config, so the report can
+// mask them wherever they might surface.
+func secrets(cfg *config.Config) []string {
+	var out []string
+	for _, u := range cfg.Users {
+		if u.Password.Kind == config.PasswordPlain {
+			out = append(out, u.Password.Value)
+		}
+	}
+	for _, p := range cfg.Passwords {
+		if p.Password.Kind == config.PasswordPlain {
+			out = append(out, p.Password.Value)
+		}
+	}
+	return out
+}

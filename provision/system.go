@@ -2,13 +2,17 @@ package provision
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/provision-dev/provision/provision/chroot"
+	"github.com/provision-dev/provision/provision/report"
+	"github.com/provision-dev/provision/provision/snapshot"
 
 	"github.com/provision-dev/provision/sources"
 	"github.com/provision-dev/provision/sources/dir"
@@ -38,6 +42,12 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 		Force:   sc.Force,
 		Console: sc.Console,
 		Cmdline: readCmdline(sc.ProcPrefix),
+	}
+	if !sc.DryRun {
+		opts.Begin = beginSnapshot(sc.Console)
+		if os.Geteuid() == 0 {
+			opts.Chroot = setupChroot(scriptTimeout(opts.Cmdline), sc.Console)
+		}
 	}
 	for _, spec := range sc.SourceSpec {
 		s, err := SourceFromSpec(spec)
@@ -70,37 +80,81 @@ func readCmdline(prefix string) []string {
 	return strings.Fields(string(b))
 }
 
-// WriteReport writes the run's report to path and into the target.
+// WriteReport writes the run's report to path (the target's copy was
+// written inside the transaction).
 func WriteReport(res *Result, path, root string) error {
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
+	if res.Report == nil {
+		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return res.Report.Write(path)
 }
 
-// PrintStatus prints the last run's report.
+// PrintStatus prints the last run's report like `cloud-init status`; with
+// wait it polls until the run has finished.
 func PrintStatus(ctx context.Context, w io.Writer, path string, asJSON, wait bool, timeout time.Duration) (int, error) {
-	b, err := os.ReadFile(path)
+	var rep *report.Report
+	var err error
+	if wait {
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		rep, err = report.Wait(wctx, path, 250*time.Millisecond)
+	} else {
+		rep, err = report.Read(path)
+	}
 	if err != nil {
 		return 1, err
 	}
 	if asJSON {
-		w.Write(b)
-		return 0, nil
+		b, err := rep.JSON()
+		if err != nil {
+			return 1, err
+		}
+		w.Write(append(b, '\n'))
+	} else {
+		report.FormatStatus(w, rep, true)
+		report.FormatBlame(w, rep)
 	}
-	var res Result
-	if err := json.Unmarshal(b, &res); err != nil {
-		return 1, fmt.Errorf("%s: %w", path, err)
-	}
-	fmt.Fprintf(w, "status: %s\n", res.Status)
-	return 0, nil
+	return report.ExitCode(rep), nil
 }
 
 // Init is `provision init`, the PID-1 helper of a minimal initramfs.
 func Init(ctx context.Context, console io.Writer) error {
 	return fmt.Errorf("not wired yet")
+}
+
+// beginSnapshot recovers what a crashed run left and starts the transaction:
+// a btrfs snapshot when the root is a btrfs subvolume, else a journal.
+func beginSnapshot(console io.Writer) func(ctx context.Context, root string) (Txn, error) {
+	return func(ctx context.Context, root string) (Txn, error) {
+		if err := snapshot.Recover(ctx, root); err != nil {
+			return nil, fmt.Errorf("recovering an earlier run: %w", err)
+		}
+		return snapshot.Begin(ctx, root, snapshot.Options{Log: console})
+	}
+}
+
+// setupChroot prepares the snapshot for programs (scripts) with the target's
+// own /var, /home... mounted, as a transactional-update shell would.
+func setupChroot(timeout time.Duration, console io.Writer) func(ctx context.Context, root string) (Chroot, error) {
+	return func(ctx context.Context, root string) (Chroot, error) {
+		return chroot.Setup(ctx, root, chroot.Options{Timeout: timeout, Log: console})
+	}
+}
+
+// scriptTimeout reads provision.script_timeout= (seconds or a Go duration);
+// default 30 minutes (SPEC §5).
+func scriptTimeout(cmdline []string) time.Duration {
+	for _, w := range cmdline {
+		v, ok := strings.CutPrefix(w, "provision.script_timeout=")
+		if !ok {
+			continue
+		}
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			return d
+		}
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return time.Duration(n) * time.Second
+		}
+	}
+	return 30 * time.Minute
 }

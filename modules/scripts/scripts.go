@@ -147,7 +147,8 @@ func Shellify(entries []config.Script) []byte {
 }
 
 // ShellQuote quotes s as one word for /bin/sh, the way cloud-init does for
-// list entries: always in single quotes, a quote written as '\”.
+// list entries: always in single quotes; a quote inside ends the quoting,
+// adds an escaped quote and reopens it.
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -66,7 +66,7 @@ func CheckKeyLine(line string) (KeyInfo, error) {
 			}
 		}
 	}
-	if info.Type == gossh.KeyAlgoDSA {
+	if info.Type == "ssh-dss" {
 		// OpenSSH disabled DSA in 7.0 and removed it in 9.8: the key is
 		// written, but sshd on the target will most likely ignore it.
 		info.Warning = fmt.Sprintf("DSA key %s is refused by current OpenSSH", info.Fingerprint)

@@ -9,10 +9,19 @@ import (
 	"github.com/provision-dev/provision/provision/config"
 )
 
-// validValue rejects what would break an environment-style file or be
-// interpreted by a shell sourcing it.
+// validValue accepts the characters locale names ("de_DE.UTF-8@euro") and
+// XKB names ("pc105+inet", "grp:alt_shift_toggle,ctrl:nocaps") use, and
+// nothing a shell sourcing the file would interpret or that would end a line.
 func validValue(v string) bool {
-	return !strings.ContainsAny(v, " \t\n\r\"'$`\\;#\x00")
+	for _, r := range v {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("_.@-+:,", r):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // planLocale sets LANG in /etc/locale.conf (systemd, SUSE) and, where the

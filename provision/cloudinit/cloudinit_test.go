@@ -376,4 +376,3 @@ func TestVendorJSON(t *testing.T) {
 		}
 	}
 }
-

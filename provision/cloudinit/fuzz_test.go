@@ -3,8 +3,6 @@ package cloudinit
 import (
 	"context"
 	"testing"
-
-	"github.com/provision-dev/provision/provision/config"
 )
 
 // Bad input must never panic or hang; errors are fine.
@@ -57,6 +55,5 @@ func FuzzMetaData(f *testing.F) {
 			NetworkConfig:     &Blob{Data: netcfg},
 		}, fuzzOpts)
 		_, _ = DefaultUserFromCloudCfg(map[string][]byte{"/etc/cloud/cloud.cfg": md})
-		_ = config.Origin{}
 	})
 }

@@ -157,9 +157,9 @@ func (n *node) truthy() bool {
 	return false
 }
 
-// maxNodes bounds alias expansion ("billion laughs"): PyYAML shares aliased
+// maxNodes (131072) bounds alias expansion ("billion laughs"): PyYAML shares aliased
 // objects, we copy them, so a small document could otherwise explode.
-const maxNodes = 1 << 20
+const maxNodes = 1 << 17
 
 type treeBuilder struct {
 	origin config.Origin

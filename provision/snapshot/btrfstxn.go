@@ -442,6 +442,9 @@ func recoverOne(top, stateDir string, def uint64) error {
 		}
 		return removeState(stateDir)
 	}
+	if err := journal.RecoverAll(stateDir, "journal", nil); err != nil {
+		return err
+	}
 	if isSubvol(snap) {
 		if err := btrfs.Delete(filepath.Dir(snap), filepath.Base(snap)); err != nil {
 			return err

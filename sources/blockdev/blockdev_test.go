@@ -369,11 +369,10 @@ func TestFakeSysfsEnumerateAndFind(t *testing.T) {
 		{Name: "vda", Image: disk, Partitions: [][2]int64{{offs[0], 1 << 20}, {offs[1], 2 << 20}}},
 		{Name: "vdb"}, {Name: "vdc"}, {Name: "vdd"}, {Name: "vde"}, {Name: "vdf"}, {Name: "vdg"},
 		{Name: "vdh", Image: seed},
-		{Name: "loop0", SizeBytes: -1}, // size 0 in sysfs: skipped
+		{Name: "loop0"},
 	}
-	disks[8].SizeBytes = 0
 	prefix := blockdevtest.FakeSysfs(t, disks)
-	// A size-0 device must not be listed.
+	// An unused loop device has size 0 in sysfs and must not be listed.
 	if err := os.WriteFile(filepath.Join(prefix, "sys/devices/virtual/block/loop0/size"), []byte("0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -559,5 +558,19 @@ func TestFileSizeCap(t *testing.T) {
 	defer m.Close()
 	if _, err := m.ReadFile("user-data"); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("oversized read: %v", err)
+	}
+}
+
+func BenchmarkScanDevices8(b *testing.B) {
+	var disks []blockdevtest.Disk
+	for i := range 8 {
+		disks = append(disks, blockdevtest.Disk{Name: fmt.Sprintf("sd%c", 'a'+i), SizeBytes: 64 << 20})
+	}
+	env := blockdev.Env{Prefix: blockdevtest.FakeSysfs(b, disks)}
+	for b.Loop() {
+		vols, err := blockdev.ScanDevices(env)
+		if err != nil || len(vols) != 0 {
+			b.Fatal(vols, err)
+		}
 	}
 }

@@ -12,7 +12,9 @@ import (
 
 // seedImages returns small real images to start fuzzing from, made with the
 // real tools when they are installed.
-func seedImages(f *testing.F) [][]byte {
+func seedImages(f *testing.F) [][]byte { return seedImagesT(f) }
+
+func seedImagesT(f testing.TB) [][]byte {
 	dir := f.TempDir()
 	var out [][]byte
 	src := filepath.Join(dir, "src")

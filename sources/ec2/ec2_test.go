@@ -308,3 +308,35 @@ func TestOnEC2(t *testing.T) {
 		t.Error("nil facts")
 	}
 }
+
+func TestHugeUserDataCut(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/latest/api/token":
+			io.WriteString(w, "t")
+		case "/latest/user-data":
+			chunk := make([]byte, 1<<20)
+			for range 100 {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	_, err := newSource(t, h).Fetch(context.Background())
+	if !errors.Is(err, fetch.ErrTooLarge) || !strings.Contains(err.Error(), "/latest/user-data") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestGarbageToken(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "\n\n")
+	})
+	_, err := newSource(t, h).Fetch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "malformed token") {
+		t.Fatalf("got %v", err)
+	}
+}

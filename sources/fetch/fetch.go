@@ -282,6 +282,10 @@ func retryable(err error) bool {
 	if errors.As(err, &se) {
 		return se.Code >= 500
 	}
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return false // an untrusted certificate stays untrusted
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		// Redirect loops and malformed URLs will not heal.

@@ -17,11 +17,14 @@ func tree(t testing.TB, files map[string]string) string {
 	root := t.TempDir()
 	for name, content := range files {
 		p := filepath.Join(root, name)
+		if strings.HasSuffix(name, "/") {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
-		}
-		if strings.HasSuffix(name, "/") {
-			continue
 		}
 		if err := os.WriteFile(p, []byte(content+"\n"), 0o444); err != nil {
 			t.Fatal(err)
@@ -104,6 +107,9 @@ func TestScenarios(t *testing.T) {
 			}
 			if !slices.Equal(got, c.want) {
 				t.Fatalf("got %v, want %v", got, c.want)
+			}
+			if _, fw := c.files["/sys/firmware/qemu_fw_cfg/"]; f.FwCfg != fw {
+				t.Errorf("FwCfg = %v", f.FwCfg)
 			}
 			if NeedsNetwork(cands) != slices.ContainsFunc(c.want, func(s string) bool { return strings.HasSuffix(s, "needs network") }) {
 				t.Error("NeedsNetwork disagrees")

@@ -22,7 +22,6 @@ type world struct {
 	busybox string
 	binary  string
 	err     error
-	skip    string
 }
 
 var (

@@ -143,8 +143,8 @@ func checkNoCloud(t *testing.T, in *Inspection, key, instanceID string) {
 	wantContains(t, "recorded instance-id", in.read(t, "/var/lib/provision/instance-id"), instanceID)
 }
 
-// (b) A NoCloud ISO made by cloud-localds.
-func TestNoCloudISO(t *testing.T) {
+// nocloudMachine is scenario (b)'s machine: snapper layout, a cloud-localds ISO.
+func nocloudMachine(t *testing.T) (*machine, string) {
 	m := newMachine(t, Snapper, nil)
 	key := sshKey(t, "alice@e2e")
 	iso, err := NoCloudISO(m.dir, fmt.Sprintf(nocloudUserData, key), "instance-id: iid-e2e-b\nlocal-hostname: e2e-meta\n", "")
@@ -152,6 +152,12 @@ func TestNoCloudISO(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.vm.Seeds = []string{iso}
+	return m, key
+}
+
+// (b) A NoCloud ISO made by cloud-localds.
+func TestNoCloudISO(t *testing.T) {
+	m, key := nocloudMachine(t)
 	res := m.boot()
 	wantOK(t, res)
 	in, _ := m.inspect()

@@ -104,7 +104,9 @@ func Change(r *rootfs.Root) error {
 		func() error { return r.Chown("/etc/shadow", rootfs.Owner{UID: 0, GID: 0}) },
 		func() error { return r.Remove("/etc/motd") },
 		func() error { return r.Remove("/etc/empty.d") },
-		func() error { return r.WriteFile("/var/log/messages", []byte("boot\nprovisioned\n"), 0o640, rootfs.Owner{UID: 0, GID: 4}) },
+		func() error {
+			return r.WriteFile("/var/log/messages", []byte("boot\nprovisioned\n"), 0o640, rootfs.Owner{UID: 0, GID: 4})
+		},
 	}
 	for i, s := range steps {
 		if err := s(); err != nil {
