@@ -12,6 +12,7 @@ import (
 	"github.com/provision-dev/provision/provision/combustion"
 	"github.com/provision-dev/provision/provision/config"
 	"github.com/provision-dev/provision/sources"
+	"go.yaml.in/yaml/v3"
 )
 
 // ParseOptions steer how documents become the model.
@@ -97,6 +98,14 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 		case sources.KindUserData:
 			set.UserData = blob(d)
 		case sources.KindMetaData:
+			if set.MetaData != nil {
+				merged, err := overlayMetaData(set.MetaData, d)
+				if err != nil {
+					return nil, err
+				}
+				set.MetaData = merged
+				continue
+			}
 			set.MetaData = blob(d)
 		case sources.KindVendorData:
 			set.VendorData = blob(d)
@@ -153,4 +162,29 @@ func Sniff(data []byte) sources.Kind {
 		return sources.KindCombustion
 	}
 	return sources.KindUserData
+}
+
+// overlayMetaData lays a later meta-data document over an earlier one key by
+// key (NoCloud's `i=`/`h=` on the command line override the seed's values).
+func overlayMetaData(base *cloudinit.Blob, over sources.Document) (*cloudinit.Blob, error) {
+	var a, b map[string]any
+	if err := yaml.Unmarshal(base.Data, &a); err != nil {
+		return nil, fmt.Errorf("%s: %w", base.Origin, err)
+	}
+	if err := yaml.Unmarshal(over.Data, &b); err != nil {
+		return nil, fmt.Errorf("%s: %w", over.Origin, err)
+	}
+	if a == nil {
+		a = map[string]any{}
+	}
+	for k, v := range b {
+		a[k] = v
+	}
+	data, err := json.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", over.Origin, err)
+	}
+	origin := base.Origin
+	origin.File += "+" + over.Origin.File
+	return &cloudinit.Blob{Origin: origin, Data: data}, nil
 }

@@ -132,4 +132,6 @@ func FuzzResolve(f *testing.F) {
 	})
 }
 
-func filepathHasPrefix(p, prefix string) bool { return len(p) >= len(prefix) && p[:len(prefix)] == prefix }
+func filepathHasPrefix(p, prefix string) bool {
+	return len(p) >= len(prefix) && p[:len(prefix)] == prefix
+}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +95,35 @@ func mountTop(dev string) (string, error) {
 		return "", fmt.Errorf("snapshot: mount %s subvolid=5 on %s: %w", dev, dir, err)
 	}
 	return dir, nil
+}
+
+// removeStaleTopDirs removes empty mount point directories that a killed
+// run left in the run directory. Only unmounted ones older than a minute
+// go: a concurrent Begin may be between creating its directory and
+// mounting it.
+func removeStaleTopDirs() {
+	dir := runDir()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	mounts, err := btrfs.ReadMountinfo()
+	if err != nil {
+		return
+	}
+	mounted := map[string]bool{}
+	for _, m := range mounts {
+		mounted[m.MountPoint] = true
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), topPrefix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if info, err := e.Info(); err == nil && !mounted[p] && time.Since(info.ModTime()) > time.Minute {
+			os.Remove(p) // fails, harmlessly, when not empty
+		}
+	}
 }
 
 func unmountTop(dir string) error {
@@ -368,6 +398,7 @@ func recoverBtrfs(ctx context.Context, root string) error {
 	if err != nil {
 		return err
 	}
+	removeStaleTopDirs()
 	top, err := mountTop(dev)
 	if err != nil {
 		return err

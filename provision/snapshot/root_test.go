@@ -255,6 +255,7 @@ func TestBtrfsCommitAndAbort(t *testing.T) {
 				t.Fatalf("backend %T, want btrfs", txn)
 			}
 			if err := apply(txn, e.outside); err != nil {
+				txn.Abort(ctx)
 				t.Fatal(err)
 			}
 			if err := txn.Abort(ctx); err != nil {
@@ -267,6 +268,7 @@ func TestBtrfsCommitAndAbort(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := apply(txn, e.outside); err != nil {
+				txn.Abort(ctx)
 				t.Fatal(err)
 			}
 			if err := txn.Commit(ctx); err != nil {
@@ -426,6 +428,7 @@ func TestBtrfsCrashAtEveryKillPoint(t *testing.T) {
 					}
 				} else {
 					if err := apply(txn, e.outside); err != nil {
+						txn.Abort(ctx)
 						t.Fatal(err)
 					}
 					if err := txn.Commit(ctx); err != nil {
@@ -491,6 +494,7 @@ func TestJournalCrashAtEveryKillPoint(t *testing.T) {
 			}
 			if len(diff) == 0 {
 				if err := apply(txn, outside); err != nil {
+					txn.Abort(ctx)
 					t.Fatal(err)
 				}
 			}

@@ -252,5 +252,3 @@ func (t *dryTxn) Abort(context.Context) error {
 var errFinished = errors.New("snapshot: transaction already finished")
 
 func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
-
-func hasPrefixDir(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
