@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/provision-dev/provision/provision/cloudinit"
@@ -22,33 +21,10 @@ type ParseOptions struct {
 	FetchInclude func(ctx context.Context, url string) ([]byte, error)
 }
 
-// sourceRank orders sources by SPEC §3 precedence: lower wins.
-func sourceRank(source string) int {
-	kind, _, _ := strings.Cut(source, ":")
-	switch kind {
-	case "url":
-		return 0
-	case "fwcfg":
-		return 1
-	case "drive", "dir", "image":
-		return 2
-	case "nocloud-line":
-		return 3
-	case "nocloud":
-		return 4
-	case "configdrive":
-		return 5
-	case "ec2", "openstack":
-		return 6
-	case "seed":
-		return 7
-	}
-	return 8
-}
-
 // ParseDocuments turns every document into one model. Documents are grouped
 // by source; each source's group is parsed on its own (cloud-init data of one
-// source merges by cloud-init's rules), then the groups merge by precedence.
+// source merges by cloud-init's rules), then the groups merge in the order
+// given, which is the sources' precedence (SPEC §3): earlier wins.
 func ParseDocuments(ctx context.Context, docs []sources.Document, opts ParseOptions) (*config.Config, error) {
 	var order []string
 	groups := map[string][]sources.Document{}
@@ -58,7 +34,6 @@ func ParseDocuments(ctx context.Context, docs []sources.Document, opts ParseOpti
 		}
 		groups[d.Origin.Source] = append(groups[d.Origin.Source], d)
 	}
-	sort.SliceStable(order, func(i, j int) bool { return sourceRank(order[i]) < sourceRank(order[j]) })
 
 	merged := &config.Config{}
 	for _, src := range order {

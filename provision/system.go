@@ -16,6 +16,7 @@ import (
 
 	"github.com/provision-dev/provision/sources"
 	"github.com/provision-dev/provision/sources/dir"
+	"github.com/provision-dev/provision/sources/platform"
 )
 
 // DefaultReportPath is where the boot job leaves its report (SPEC §2).
@@ -43,6 +44,26 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 		Console: sc.Console,
 		Cmdline: readCmdline(sc.ProcPrefix),
 	}
+	if len(sc.SourceSpec) == 0 {
+		console := sc.Console
+		if console == nil {
+			console = io.Discard
+		}
+		opts.Detect = func(ctx context.Context) ([]sources.Source, error) {
+			var bringUp func(context.Context) error
+			if !sc.DryRun && os.Geteuid() == 0 {
+				bringUp = initrdNetwork(console)
+			}
+			det, err := DetectSources(ctx, sc.ProcPrefix, sc.Root, bringUp)
+			if det != nil {
+				for _, r := range det.Reasons {
+					fmt.Fprintf(console, "[ OK ] detect: %s\n", r)
+				}
+				return det.Sources, err
+			}
+			return nil, err
+		}
+	}
 	if !sc.DryRun {
 		opts.Begin = beginSnapshot(sc.Console)
 		if os.Geteuid() == 0 {
@@ -59,18 +80,20 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 	return opts, nil
 }
 
-// SourceFromSpec resolves one --source argument.
+// SourceFromSpec resolves one --source argument: a URL form
+// (ec2[:URL], openstack[:URL], nocloud:URL, http(s)://...) or a local path.
 func SourceFromSpec(spec string) (sources.Source, error) {
-	st, err := os.Stat(spec)
-	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", spec, err)
+	if s, ok, err := platform.Parse(spec); ok || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", spec, err)
+		}
+		return s, nil
 	}
-	abs := dir.Abs(spec)
-	if st.IsDir() {
-		return dir.New(abs), nil
-	}
-	return dir.NewFile(abs), nil
+	return localSource(dir.Abs(spec))
 }
+
+func dirSource(path string) sources.Source  { return dir.New(path) }
+func fileSource(path string) sources.Source { return dir.NewFile(path) }
 
 func readCmdline(prefix string) []string {
 	b, err := os.ReadFile(filepath.Join(prefix, "/proc/cmdline"))
