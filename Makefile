@@ -10,7 +10,7 @@ PREFIX    ?= /usr
 
 export CGO_ENABLED := 0
 
-.PHONY: all build arm64 demo test test-short e2e bench fuzz lint install clean
+.PHONY: all build arm64 demo test test-short e2e bench bench-vm fuzz lint install clean
 
 all: build
 
@@ -34,8 +34,13 @@ test:
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
 
+# The VM tier: boots real kernels under qemu with every seed type.
 e2e: $(BIN)
-	PROVISION_E2E=1 $(GO) test -count=1 -timeout 40m -v ./test/e2e/...
+	PROVISION_E2E=1 PROVISION_E2E_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v ./test/e2e/...
+
+# Agent start to switch_root in a tier A VM: NoCloud seed vs no source.
+bench-vm: $(BIN)
+	PROVISION_E2E=1 PROVISION_E2E_BENCH=1 PROVISION_E2E_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -run TestBenchSwitchRoot -v ./test/e2e/
 
 bench: $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
@@ -57,11 +62,9 @@ lint:
 
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/provision
-	@if [ -d initrd/dracut ]; then for d in initrd/dracut/*/; do \
-	  m=$$(basename $$d); \
-	  install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/$$m; \
-	  install -m 0755 $$d* $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/$$m/; \
-	done; fi
+	install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision
+	install -m 0755 initrd/dracut/50provision/module-setup.sh initrd/dracut/50provision/provision-initrd.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision/
+	install -m 0644 initrd/dracut/50provision/provision.service $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision/
 
 clean:
 	rm -rf bin

@@ -399,23 +399,28 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	return res
 }
 
-// defaultUser reads system_info.default_user from the target's cloud.cfg.
+// defaultUser reads system_info.default_user from the target's
+// /etc/cloud/cloud.cfg and cloud.cfg.d/*.cfg (read confined to the root: an
+// image's symlink must not pull in the workstation's files).
 func defaultUser(root string) *config.User {
 	if root == "" {
 		return nil
 	}
-	files := map[string][]byte{}
-	var names []string
-	main := filepath.Join(root, "etc/cloud/cloud.cfg")
-	if b, err := os.ReadFile(main); err == nil {
-		files["/etc/cloud/cloud.cfg"] = b
-		names = append(names, "/etc/cloud/cloud.cfg")
+	r, err := rootfs.New(root)
+	if err != nil {
+		return nil
 	}
-	extra, _ := filepath.Glob(filepath.Join(root, "etc/cloud/cloud.cfg.d/*.cfg"))
-	for _, p := range extra {
-		if b, err := os.ReadFile(p); err == nil {
-			rel := "/" + mustRel(root, p)
-			files[rel] = b
+	files := map[string][]byte{}
+	if b, err := r.ReadFile("/etc/cloud/cloud.cfg"); err == nil {
+		files["/etc/cloud/cloud.cfg"] = b
+	}
+	if d, err := r.ResolveFollow("/etc/cloud/cloud.cfg.d"); err == nil {
+		extra, _ := filepath.Glob(filepath.Join(d, "*.cfg"))
+		for _, p := range extra {
+			name := "/etc/cloud/cloud.cfg.d/" + filepath.Base(p)
+			if b, err := r.ReadFile(name); err == nil {
+				files[name] = b
+			}
 		}
 	}
 	if len(files) == 0 {
@@ -426,14 +431,6 @@ func defaultUser(root string) *config.User {
 		return nil
 	}
 	return u
-}
-
-func mustRel(root, p string) string {
-	r, err := filepath.Rel(root, p)
-	if err != nil {
-		return p
-	}
-	return r
 }
 
 // directTxn writes straight into the root: the journal-less transaction used

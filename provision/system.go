@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/provision-dev/provision/initrd"
 	"github.com/provision-dev/provision/provision/chroot"
 	"github.com/provision-dev/provision/provision/report"
 	"github.com/provision-dev/provision/provision/snapshot"
@@ -140,9 +141,32 @@ func PrintStatus(ctx context.Context, w io.Writer, path string, asJSON, wait boo
 	return report.ExitCode(rep), nil
 }
 
-// Init is `provision init`, the PID-1 helper of a minimal initramfs.
-func Init(ctx context.Context, console io.Writer) error {
-	return fmt.Errorf("not wired yet")
+// Init is `provision init`, the PID-1 helper of a minimal initramfs: it
+// mounts the root, runs the boot job on it and switch_roots into the real
+// init with args. It returns only when it cannot act as PID 1.
+func Init(ctx context.Context, console io.Writer, args []string) error {
+	return initrd.Main(ctx, initrd.Options{
+		InitArgs: args,
+		Provision: func(ctx context.Context, sysroot string) error {
+			opts, err := SystemOptions(ctx, SystemConfig{Root: sysroot, Console: console})
+			if err != nil {
+				return err
+			}
+			res := Run(ctx, opts)
+			if err := WriteReport(res, DefaultReportPath, sysroot); err != nil {
+				fmt.Fprintf(console, "[WARN] writing the report: %v\n", err)
+			}
+			switch {
+			case res.Err != nil:
+				return res.Err
+			case res.Status == StatusNothing:
+				fmt.Fprintf(console, "[ OK ] provision: nothing to do: %s\n", res.Reason)
+			default:
+				fmt.Fprintf(console, "[ OK ] provision: %s\n", res.Status)
+			}
+			return nil
+		},
+	})
 }
 
 // beginSnapshot recovers what a crashed run left and starts the transaction:

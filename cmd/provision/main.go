@@ -222,11 +222,9 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 func initCmd(ctx context.Context, args []string, stderr io.Writer) int {
-	if len(args) > 0 {
-		fmt.Fprintln(stderr, "provision init takes no arguments")
-		return exitInvalid
-	}
-	if err := provision.Init(ctx, stderr); err != nil {
+	// Arguments belong to the real init: the initramfs' /init runs
+	// `provision init "$@"` with what the kernel gave it.
+	if err := provision.Init(ctx, stderr, args); err != nil {
 		fmt.Fprintf(stderr, "provision init: %v\n", err)
 		return exitFailed
 	}
