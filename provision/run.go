@@ -331,22 +331,25 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		return abort(err)
 	}
 	root.Journal = txn.Journal()
-	steps, err := Plan(cfg, root)
-	if err != nil {
-		return abort(fmt.Errorf("%w: %w", ErrInvalid, err))
-	}
-	res.Plan = steps
 	env := &modules.Env{Root: root, Console: console}
-	if len(cfg.Scripts) > 0 {
-		if opts.Chroot == nil {
-			return abort(errors.New("the configuration has scripts, but no chroot is available to run them (run as root)"))
-		}
+	// The target's /var, /home... are mounted before planning (SPEC §2.5),
+	// so modules see and write them where the booted system will, not
+	// into the empty mount points of the root snapshot.
+	if len(cfg.Scripts) > 0 && opts.Chroot == nil {
+		return abort(errors.New("the configuration has scripts, but no chroot is available to run them (run as root)"))
+	}
+	if opts.Chroot != nil {
 		chroot, err = opts.Chroot(ctx, txn.Root())
 		if err != nil {
 			return abort(fmt.Errorf("preparing the chroot: %w", err))
 		}
 		env.Exec = chroot
 	}
+	steps, err := Plan(cfg, root)
+	if err != nil {
+		return abort(fmt.Errorf("%w: %w", ErrInvalid, err))
+	}
+	res.Plan = steps
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return abort(err)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/provision-dev/provision/provision/snapshot"
 	"github.com/provision-dev/provision/sources"
 	"github.com/provision-dev/provision/sources/dir"
 )
@@ -83,7 +84,7 @@ func runOn(root string, srcs ...sources.Source) *Result {
 		Root:    root,
 		Sources: srcs,
 		Console: &console,
-		Begin:   beginSnapshot(io.Discard),
+		Begin:   beginSnapshot(io.Discard, new(snapshot.Txn)),
 	})
 }
 

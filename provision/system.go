@@ -66,9 +66,12 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 		}
 	}
 	if !sc.DryRun {
-		opts.Begin = beginSnapshot(sc.Console)
+		// The chroot hands the target's /var, /home... subvolumes to the
+		// run's transaction, so it needs to know it.
+		cur := new(snapshot.Txn)
+		opts.Begin = beginSnapshot(sc.Console, cur)
 		if os.Geteuid() == 0 {
-			opts.Chroot = setupChroot(scriptTimeout(opts.Cmdline), sc.Console)
+			opts.Chroot = setupChroot(scriptTimeout(opts.Cmdline), sc.Console, cur)
 		}
 	}
 	for _, spec := range sc.SourceSpec {
@@ -171,20 +174,32 @@ func Init(ctx context.Context, console io.Writer, args []string) error {
 
 // beginSnapshot recovers what a crashed run left and starts the transaction:
 // a btrfs snapshot when the root is a btrfs subvolume, else a journal.
-func beginSnapshot(console io.Writer) func(ctx context.Context, root string) (Txn, error) {
+func beginSnapshot(console io.Writer, cur *snapshot.Txn) func(ctx context.Context, root string) (Txn, error) {
 	return func(ctx context.Context, root string) (Txn, error) {
 		if err := snapshot.Recover(ctx, root); err != nil {
 			return nil, fmt.Errorf("recovering an earlier run: %w", err)
 		}
-		return snapshot.Begin(ctx, root, snapshot.Options{Log: console})
+		t, err := snapshot.Begin(ctx, root, snapshot.Options{Log: console})
+		if err != nil {
+			return nil, err
+		}
+		*cur = t
+		return t, nil
 	}
 }
 
 // setupChroot prepares the snapshot for programs (scripts) with the target's
 // own /var, /home... mounted, as a transactional-update shell would.
-func setupChroot(timeout time.Duration, console io.Writer) func(ctx context.Context, root string) (Chroot, error) {
+// The target's /var, /home... subvolumes of the root's btrfs are snapshotted
+// into the transaction (cur) and those snapshots mounted, so even what
+// scripts write there directly is committed or undone with the root.
+func setupChroot(timeout time.Duration, console io.Writer, cur *snapshot.Txn) func(ctx context.Context, root string) (Chroot, error) {
 	return func(ctx context.Context, root string) (Chroot, error) {
-		return chroot.Setup(ctx, root, chroot.Options{Timeout: timeout, Log: console})
+		o := chroot.Options{Timeout: timeout, Log: console}
+		if sv, ok := (*cur).(snapshot.SubvolumeSnapshotter); ok {
+			o.Subvolumes = sv
+		}
+		return chroot.Setup(ctx, root, o)
 	}
 }
 

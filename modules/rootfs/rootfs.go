@@ -379,6 +379,21 @@ func (r *Root) setAttrs(host string, mode fs.FileMode, owner Owner) error {
 // Symlink makes p a symlink to target, replacing what is there atomically.
 // The target is stored as given; it is not resolved on the host.
 func (r *Root) Symlink(target, p string) error {
+	return r.replaceWithLink(p, func(tmp string) error { return os.Symlink(target, tmp) })
+}
+
+// Link makes p a hard link to the existing file target (both inside the root).
+func (r *Root) Link(target, p string) error {
+	hostTarget, err := r.Resolve(target)
+	if err != nil {
+		return err
+	}
+	return r.replaceWithLink(p, func(tmp string) error { return os.Link(hostTarget, tmp) })
+}
+
+// replaceWithLink creates a link beside p with create, then renames it over p,
+// so readers see either the old entry or the new link, never neither.
+func (r *Root) replaceWithLink(p string, create func(tmp string) error) error {
 	host, err := r.Resolve(p)
 	if err != nil {
 		return err
@@ -394,35 +409,7 @@ func (r *Root) Symlink(target, p string) error {
 	}
 	tmp := filepath.Join(filepath.Dir(host), "."+filepath.Base(host)+".provision-link")
 	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, host); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(host))
-}
-
-// Link makes p a hard link to the existing file target (both inside the root).
-func (r *Root) Link(target, p string) error {
-	hostTarget, err := r.Resolve(target)
-	if err != nil {
-		return err
-	}
-	host, err := r.Resolve(p)
-	if err != nil {
-		return err
-	}
-	if err := r.mkdirParents(host, 0o755); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	if err := r.preserve(host); err != nil {
-		return err
-	}
-	tmp := filepath.Join(filepath.Dir(host), "."+filepath.Base(host)+".provision-link")
-	os.Remove(tmp)
-	if err := os.Link(hostTarget, tmp); err != nil {
+	if err := create(tmp); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, host); err != nil {

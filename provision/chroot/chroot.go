@@ -56,6 +56,19 @@ type Options struct {
 	// Devices resolves fstab specs to device nodes; nil means the host's
 	// /dev and /sys (see DeviceResolver).
 	Devices *DeviceResolver
+	// Subvolumes, when set, is offered every fstab mount of a subvolume
+	// of the root's own btrfs (subvol=...): the transaction snapshots it
+	// and the snapshot is mounted instead, so whatever is written there —
+	// by scripts too — is committed or thrown away with the root. When it
+	// declines, the original is mounted and stays Outside.
+	Subvolumes SubvolumeSnapshotter
+}
+
+// SubvolumeSnapshotter is snapshot.SubvolumeSnapshotter (the btrfs
+// transaction): SnapshotSubvolume returns the subvolume, as a path from the
+// filesystem's top level, to mount at target instead of subvol.
+type SubvolumeSnapshotter interface {
+	SnapshotSubvolume(target, subvol string) (string, error)
 }
 
 // Mount is one filesystem mounted into the tree.
@@ -71,6 +84,9 @@ type Mount struct {
 	Outside bool
 	// FstabLine is the line of the target's /etc/fstab it came from (0: none).
 	FstabLine int
+	// Subvol is the transaction's snapshot mounted in place of the fstab's
+	// subvolume (see Options.Subvolumes), "" when none.
+	Subvol string
 }
 
 // Env is a prepared tree. It implements modules.Executor.
@@ -170,6 +186,12 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if p.Outside && p.sameFS {
+			p.Mount = e.intoTransaction(p.Mount)
+		}
+		if p.Outside {
+			e.log("%s is outside the snapshot: module writes there are journaled and undone on failure, but what scripts write there directly is NOT undone", p.Target)
+		}
 		err := e.mount(p.Mount, p.flags)
 		if err != nil && p.nofail {
 			e.log("skipping %s (nofail): %v", p.Target, err)
@@ -180,6 +202,46 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 		}
 	}
 	return nil
+}
+
+// intoTransaction lets the transaction snapshot a subvolume of the root's
+// filesystem and points the mount at the snapshot.
+func (e *Env) intoTransaction(m Mount) Mount {
+	if e.opts.Subvolumes == nil {
+		return m
+	}
+	var subvol string
+	var keep []string
+	byID := false
+	for _, o := range strings.Split(m.Data, ",") {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "subvol":
+			subvol = v
+		case "subvolid":
+			byID = true
+		default:
+			if o != "" {
+				keep = append(keep, o)
+			}
+		}
+	}
+	switch {
+	case byID:
+		e.log("%s: fstab names it by subvolid=, which a snapshot swapped in at commit would not match at boot; the original is mounted", m.Target)
+		return m
+	case subvol == "":
+		return m // the default subvolume: the root itself
+	}
+	snap, err := e.opts.Subvolumes.SnapshotSubvolume(m.Target, subvol)
+	if err != nil {
+		e.log("%v", err)
+		return m
+	}
+	// subvolid= goes: the snapshot has its own id.
+	m.Data = strings.Join(append([]string{"subvol=" + snap}, keep...), ",")
+	m.Subvol, m.Outside = snap, false
+	return m
 }
 
 func (e *Env) log(format string, args ...any) {

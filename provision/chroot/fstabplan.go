@@ -23,6 +23,7 @@ type plannedMount struct {
 	Mount
 	flags  uintptr
 	nofail bool
+	sameFS bool // a subvolume of the root's own btrfs
 }
 
 // PlanFstab picks the fstab entries to mount into the tree and says how:
@@ -79,7 +80,7 @@ func PlanFstab(entries []FstabEntry, root rootFS, dev *DeviceResolver, logf func
 			// source is, inside the snapshot, so not "outside".
 			p.FSType, p.Source, p.Outside = "bind-tree", e.Spec, false
 		case (e.VfsType == "btrfs" || e.VfsType == "auto") && dev.sameFS(e.Spec, root):
-			p.FSType, p.Source = "btrfs", root.Source
+			p.FSType, p.Source, p.sameFS = "btrfs", root.Source, true
 		default:
 			d, err := dev.Resolve(e.Spec)
 			switch {

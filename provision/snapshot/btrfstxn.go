@@ -40,6 +40,9 @@ type btrfsState struct {
 	Root       string    `json:"root"` // the subvolume snapshotted
 	OldDefault uint64    `json:"old_default"`
 	Created    time.Time `json:"created"`
+	// Outside lists the subvolumes mounted outside the root that were
+	// taken into the transaction (see outside.go).
+	Outside []outsideSubvol `json:"outside,omitempty"`
 }
 
 type btrfsTxn struct {
@@ -49,9 +52,12 @@ type btrfsTxn struct {
 	st       btrfsState
 	stateDir string
 	oldRO    bool
+	dev      string // the filesystem's device, as mountinfo names it
 	snapID   uint64
-	snapDev  uint64
 	j        *journal.Journal
+
+	devMu sync.Mutex
+	devs  map[uint64]bool // st_dev of the root snapshot and the outside ones
 
 	mu        sync.Mutex
 	done      bool
@@ -154,7 +160,7 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	if err != nil {
 		return nil, err
 	}
-	t := &btrfsTxn{opts: opts, root: root, top: top, oldRO: oldRO}
+	t := &btrfsTxn{opts: opts, root: root, top: top, oldRO: oldRO, dev: dev, devs: map[uint64]bool{}}
 	defer func() {
 		if err != nil {
 			t.cleanup(ctx)
@@ -200,12 +206,8 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	data, err := json.MarshalIndent(t.st, "", "  ")
-	if err != nil {
+	if err := t.writeState(); err != nil {
 		return nil, err
-	}
-	if err := writeFileSync(filepath.Join(t.stateDir, stateFile), append(data, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	opts.reach(kpBtrfsStateWritten)
 
@@ -231,7 +233,7 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	if err := unix.Stat(snap, &st); err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	t.snapDev = st.Dev
+	t.devs[st.Dev] = true
 	if t.st.SnapperDir != "" {
 		info := snapperInfo{
 			Type: "single", Num: t.st.Num, Date: now,
@@ -247,19 +249,34 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	return t, nil
 }
 
+// writeState records t.st durably: recovery acts on nothing it does not list.
+func (t *btrfsTxn) writeState() error {
+	data, err := json.MarshalIndent(t.st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(t.stateDir, stateFile), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
+
 func (t *btrfsTxn) abs(fsPath string) string { return filepath.Join(t.top, filepath.FromSlash(fsPath)) }
 
 func (t *btrfsTxn) Root() string            { return t.abs(t.st.Snapshot) }
 func (t *btrfsTxn) Journal() rootfs.Journal { return t.j }
 
-// inSnapshot reports whether p lies in the snapshot subvolume (any mount of
-// it): such paths need no journal, the snapshot goes as a whole. btrfs gives
-// each subvolume its own st_dev, so the nearest existing ancestor tells.
+// inSnapshot reports whether p lies in one of the transaction's snapshot
+// subvolumes (any mount of them): such paths need no journal, the snapshot
+// goes as a whole. btrfs gives each subvolume its own st_dev, so the nearest
+// existing ancestor tells.
 func (t *btrfsTxn) inSnapshot(p string) bool {
 	for {
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err == nil {
-			return st.Dev == t.snapDev
+			t.devMu.Lock()
+			defer t.devMu.Unlock()
+			return t.devs[st.Dev]
 		}
 		parent := filepath.Dir(p)
 		if parent == p {
@@ -307,6 +324,14 @@ func (t *btrfsTxn) Commit(ctx context.Context) error {
 
 func (t *btrfsTxn) finishCommitted() error {
 	var errs []error
+	if len(t.st.Outside) > 0 {
+		if err := swapOutside(t.top, t.st.Outside, t.opts.reach); err != nil {
+			// The state stays: recovery finishes the swap.
+			t.opts.logf("warning: swapping in the new /var, /home...: %v", err)
+			unmountTop(t.top)
+			return err
+		}
+	}
 	if t.st.SnapperDir != "" {
 		if err := dropSnapperMarker(t.abs(t.st.SnapperDir)); err != nil {
 			errs = append(errs, err)
@@ -361,6 +386,9 @@ func (t *btrfsTxn) cleanup(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		t.opts.reach(kpBtrfsJournalUndone)
+	}
+	if err := dropOutside(t.top, t.st.Outside, t.opts.reach); err != nil {
+		errs = append(errs, err)
 	}
 	if snap != "" && isSubvol(snap) {
 		if err := btrfs.Delete(filepath.Dir(snap), filepath.Base(snap)); err != nil {
@@ -453,6 +481,13 @@ func recoverOne(top, stateDir string, def uint64) error {
 		return fmt.Errorf("%s: bad snapshot path %q", stateFile, st.Snapshot)
 	}
 	abs := func(p string) string { return filepath.Join(top, filepath.FromSlash(p)) }
+	for _, o := range st.Outside {
+		for _, p := range []string{o.Orig, o.Snap, o.Trash} {
+			if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
+				return fmt.Errorf("%s: bad subvolume path %q", stateFile, p)
+			}
+		}
+	}
 	snap := abs(st.Snapshot)
 	committed := false
 	if isSubvol(snap) {
@@ -462,7 +497,24 @@ func recoverOne(top, stateDir string, def uint64) error {
 		}
 		committed = id == def
 	}
+	if !committed && swapStarted(top, st.Outside) {
+		// The renames only start after the commit point: the default
+		// was changed since (by hand, or lost with the power before it
+		// reached the disk while the renames did not — btrfs commits in
+		// order, so that should not happen). /var and friends already
+		// hold the new data: finish the swap, keep the root snapshot.
+		if err := swapOutside(top, st.Outside, func(string) {}); err != nil {
+			return err
+		}
+		if err := discardJournals(stateDir); err != nil {
+			return err
+		}
+		return removeState(stateDir)
+	}
 	if committed {
+		if err := swapOutside(top, st.Outside, func(string) {}); err != nil {
+			return err
+		}
 		if st.SnapperDir != "" {
 			if err := dropSnapperMarker(abs(st.SnapperDir)); err != nil {
 				return err
@@ -474,6 +526,9 @@ func recoverOne(top, stateDir string, def uint64) error {
 		return removeState(stateDir)
 	}
 	if err := journal.RecoverAll(stateDir, "journal", nil); err != nil {
+		return err
+	}
+	if err := dropOutside(top, st.Outside, func(string) {}); err != nil {
 		return err
 	}
 	if isSubvol(snap) {

@@ -4,7 +4,10 @@
 // subvolume (snapper-aware), and the commit is the one ioctl that makes it
 // the default subvolume; on other filesystems it is the root itself with a
 // journal of originals. Writes outside the snapshot (/var, /home mounted
-// from their own subvolumes) are journaled in both cases. A crash at any
+// from their own subvolumes) are taken into the transaction as snapshots of
+// those subvolumes when they are on the root's btrfs (swapped in at commit,
+// see outside.go), and journaled otherwise: then only writes made through
+// modules/rootfs are undone, not what scripts write there directly. A crash at any
 // point is undone or finished by Recover on the next run.
 package snapshot
 
@@ -86,13 +89,16 @@ func KillPoints() []string {
 	return []string{
 		kpBtrfsTopMounted, kpBtrfsStateWritten, kpBtrfsSnapperDir, kpBtrfsSnapshot, kpBtrfsInfoWritten,
 		journal.StepCreated, kpJournalBegun,
+		kpOutsideRecorded, kpOutsideSnapshot,
 		journal.StepDataCopied, journal.StepRecorded,
-		kpBtrfsSynced, kpBtrfsReadOnly, kpBtrfsDefaultSet, kpBtrfsMarkerRemoved,
+		kpBtrfsSynced, kpBtrfsReadOnly, kpBtrfsDefaultSet,
+		kpOutsideOldRenamed, kpOutsideNewRenamed, kpOutsideTrashed,
+		kpBtrfsMarkerRemoved,
 		journal.StepCommitRenamed, journal.StepCommitRemoved,
 		kpBtrfsJournalRemoved, kpBtrfsStateRemoved, kpJournalCommitted,
 		kpBtrfsDefaultReset,
 		journal.StepEntryRestored, journal.StepRestored, journal.StepRollbackRenamed, journal.StepRollbackRemoved,
-		kpBtrfsJournalUndone, kpBtrfsSnapDeleted, kpBtrfsSnapperRemoved, kpBtrfsAbortState,
+		kpBtrfsJournalUndone, kpOutsideDeleted, kpBtrfsSnapDeleted, kpBtrfsSnapperRemoved, kpBtrfsAbortState,
 		kpJournalAborted,
 	}
 }

@@ -6,6 +6,7 @@
 package dir
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -267,5 +268,23 @@ func (s *FileSource) Fetch(context.Context) ([]sources.Document, error) {
 		return nil, err
 	}
 	d.Origin = config.Origin{Source: "file", File: s.Path}
+	if looksBinary(d.Data) {
+		// A seed image whose filesystem we did not recognise (truncated,
+		// corrupt) lands here; parsing its bytes as user-data would end in
+		// a confusing "nothing would change".
+		return nil, fmt.Errorf("file %s: %w", s.Path, ErrBinary)
+	}
 	return []sources.Document{d}, nil
+}
+
+// ErrBinary is returned (wrapped) for a single file that holds binary data.
+var ErrBinary = errors.New("binary data, not a configuration file, and not an image holding a filesystem we read (ISO9660, FAT, or an MBR/GPT partition with one): truncated or corrupt?")
+
+// looksBinary: configuration files are text; gzip-compressed user-data is
+// the one binary format cloud-init accepts.
+func looksBinary(b []byte) bool {
+	if len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b {
+		return false
+	}
+	return bytes.IndexByte(b[:min(len(b), 8192)], 0) >= 0
 }

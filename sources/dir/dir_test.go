@@ -98,3 +98,35 @@ func TestSymlinkNotFollowed(t *testing.T) {
 		t.Fatal("symlink to a host file was read into the config")
 	}
 }
+
+func TestFileSourceRefusesBinary(t *testing.T) {
+	for name, tc := range map[string]struct {
+		data   string
+		binary bool
+	}{
+		"cloud-config":    {"#cloud-config\nhostname: x\n", false},
+		"script":          {"#!/bin/sh\necho hi\n", false},
+		"gzip user-data":  {"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03", false},
+		"fat boot sector": {"\xeb<\x90mkfs.fat\x00\x02\x04\x01\x00", true},
+		"zeros of an iso": {strings.Repeat("\x00", 4096), true},
+		"nul after 8 KiB": {strings.Repeat("a", 9000) + "\x00", false},
+		"empty file":      {"", false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "seed.bin")
+			if err := os.WriteFile(p, []byte(tc.data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			docs, err := NewFile(p).Fetch(context.Background())
+			if tc.binary {
+				if !errors.Is(err, ErrBinary) || !strings.Contains(err.Error(), p) {
+					t.Fatalf("got %v, %v; want ErrBinary naming %s", docs, err, p)
+				}
+				return
+			}
+			if err != nil || len(docs) != 1 {
+				t.Fatalf("got %d docs, %v", len(docs), err)
+			}
+		})
+	}
+}

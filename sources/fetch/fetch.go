@@ -19,6 +19,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,6 +97,30 @@ type Client struct {
 	http *http.Client
 }
 
+// Environment overrides of the defaults, for tests and for users who need
+// a shorter or longer wait than SPEC §3's (a slow metadata service, a CI
+// job): seconds ("20") or a Go duration ("1500ms"). They apply only where
+// Options leaves the value zero; an unparsable value is ignored.
+const (
+	EnvDeadline       = "PROVISION_SOURCE_DEADLINE"
+	EnvRequestTimeout = "PROVISION_REQUEST_TIMEOUT"
+)
+
+// envDuration reads one of the Env* overrides; 0 when unset or invalid.
+func envDuration(name string) time.Duration {
+	v := strings.TrimSpace(os.Getenv(name))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d
+	}
+	return 0
+}
+
 // Options tune New; zero values take the defaults.
 type Options struct {
 	RequestTimeout time.Duration
@@ -115,7 +141,13 @@ func New(source string, o Options) *Client {
 		Backoff:        o.Backoff,
 	}
 	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = envDuration(EnvRequestTimeout)
+	}
+	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.Deadline <= 0 {
+		c.Deadline = envDuration(EnvDeadline)
 	}
 	if c.Deadline <= 0 {
 		c.Deadline = DefaultDeadline

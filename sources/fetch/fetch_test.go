@@ -281,3 +281,27 @@ func TestLines(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestEnvOverrides(t *testing.T) {
+	for _, tc := range []struct {
+		deadline, timeout string
+		wantDeadline      time.Duration
+		wantTimeout       time.Duration
+	}{
+		{"", "", DefaultDeadline, DefaultRequestTimeout},
+		{"3", "1500ms", 3 * time.Second, 1500 * time.Millisecond},
+		{"2s", "", 2 * time.Second, DefaultRequestTimeout},
+		{"garbage", "-1s", DefaultDeadline, DefaultRequestTimeout},
+	} {
+		t.Setenv(EnvDeadline, tc.deadline)
+		t.Setenv(EnvRequestTimeout, tc.timeout)
+		c := New("x", Options{})
+		if c.Deadline != tc.wantDeadline || c.RequestTimeout != tc.wantTimeout {
+			t.Errorf("env %q/%q: deadline %v timeout %v, want %v %v", tc.deadline, tc.timeout, c.Deadline, c.RequestTimeout, tc.wantDeadline, tc.wantTimeout)
+		}
+		// Explicit options win over the environment.
+		if c := New("x", Options{Deadline: time.Minute}); c.Deadline != time.Minute {
+			t.Errorf("env %q: explicit deadline overridden: %v", tc.deadline, c.Deadline)
+		}
+	}
+}

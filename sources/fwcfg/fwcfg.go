@@ -21,8 +21,9 @@ import (
 	"github.com/provision-dev/provision/sources/blockdev"
 )
 
-// ByName is where the qemu_fw_cfg driver lists entries by their names; each
-// entry is a directory whose "raw" file holds the blob.
+// ByName is where the qemu_fw_cfg driver lists entries by their names: the
+// name's slashes nest directories, and each leaf is a symlink to the entry's
+// directory under by_key, whose "raw" file holds the blob.
 const ByName = "/sys/firmware/qemu_fw_cfg/by_name"
 
 // Entry-name prefixes (directories under ByName).
@@ -61,7 +62,10 @@ func (s *Source) Detect(*sources.Facts) sources.Presence {
 // File: path below the prefix}; "script" comes first. The Ignition config
 // gets File "opt/com.coreos/config".
 func (s *Source) Fetch(ctx context.Context) ([]sources.Document, error) {
-	root, err := os.OpenRoot(s.dir())
+	// The root is the driver's directory, not by_name: the leaves of by_name
+	// are relative symlinks into by_key (../../by_key/N), which os.Root
+	// follows only while they stay inside it.
+	root, err := os.OpenRoot(filepath.Dir(s.dir()))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("fwcfg: %w", sources.ErrNotFound)
 	}
@@ -73,7 +77,9 @@ func (s *Source) Fetch(ctx context.Context) ([]sources.Document, error) {
 	var docs []sources.Document
 	seen := map[string]string{}
 	count := 0
+	byName := filepath.Base(ByName)
 	for _, prefix := range []string{CombustionDir, ProvisionDir} {
+		prefix := path.Join(byName, prefix)
 		err := fs.WalkDir(fsys, prefix, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) && p == prefix {
@@ -81,8 +87,9 @@ func (s *Source) Fetch(ctx context.Context) ([]sources.Document, error) {
 				}
 				return err
 			}
-			// An entry is a directory holding "raw"; entries may nest.
-			if !d.IsDir() || p == prefix || !hasRaw(fsys, p) {
+			// An entry is a symlink to (or, in older kernels' layout, a
+			// directory) holding "raw"; names nest as directories.
+			if !(d.IsDir() || d.Type()&fs.ModeSymlink != 0) || p == prefix || !hasRaw(fsys, p) {
 				return nil
 			}
 			if count++; count > maxEntries {
@@ -105,11 +112,11 @@ func (s *Source) Fetch(ctx context.Context) ([]sources.Document, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("fwcfg:%s: %w", prefix, err)
+			return nil, fmt.Errorf("fwcfg:%s: %w", strings.TrimPrefix(prefix, byName+"/"), err)
 		}
 	}
-	if hasRaw(fsys, IgnitionEntry) {
-		b, err := s.read(fsys, IgnitionEntry)
+	if ign := path.Join(byName, IgnitionEntry); hasRaw(fsys, ign) {
+		b, err := s.read(fsys, ign)
 		if err != nil {
 			return nil, fmt.Errorf("fwcfg:%s: %w", IgnitionEntry, err)
 		}

@@ -3,6 +3,7 @@ package fwcfg_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,21 +14,33 @@ import (
 )
 
 // fakeFwCfg lays entries out as the qemu_fw_cfg driver does: one directory
-// per entry name (slashes nest) with raw, size, key and name files.
+// per entry under by_key with raw, size, key and name files, and under
+// by_name a relative symlink to it at the entry's name (slashes nest).
 func fakeFwCfg(t *testing.T, entries map[string]string) string {
 	t.Helper()
 	prefix := t.TempDir()
 	base := filepath.Join(prefix, fwcfg.ByName)
 	key := 0x20
 	for name, data := range entries {
-		d := filepath.Join(base, name)
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		keyDir := filepath.Join(filepath.Dir(base), "by_key", fmt.Sprint(key))
+		if err := os.MkdirAll(keyDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for f, c := range map[string]string{"raw": data, "size": "4096\n", "name": name + "\n", "key": string(rune('0'+key%10)) + "\n"} {
-			if err := os.WriteFile(filepath.Join(d, f), []byte(c), 0o444); err != nil {
+		for f, c := range map[string]string{"raw": data, "size": fmt.Sprintf("%d\n", len(data)), "name": name + "\n", "key": fmt.Sprintf("%d\n", key)} {
+			if err := os.WriteFile(filepath.Join(keyDir, f), []byte(c), 0o444); err != nil {
 				t.Fatal(err)
 			}
+		}
+		link := filepath.Join(base, name)
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		rel, err := filepath.Rel(filepath.Dir(link), keyDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(rel, link); err != nil {
+			t.Fatal(err)
 		}
 		key++
 	}

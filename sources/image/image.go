@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/provision-dev/provision/sources"
 	"github.com/provision-dev/provision/sources/blockdev"
@@ -47,18 +48,26 @@ func (s *Source) Fetch(ctx context.Context) ([]sources.Document, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", s.Path, err)
 	}
+	// A filesystem labelled for a seed that yields nothing is corrupt or
+	// made wrongly: the user named this image, so say so instead of
+	// reporting "nothing to do" (which is right for an unlabelled image).
+	var empty []string
 	if blockdev.HasLabel(vols, drive.Labels...) {
 		docs, err := drive.FromVolumes(ctx, s.Env, vols)
 		if err == nil || !errors.Is(err, sources.ErrNotFound) {
 			return docs, err
 		}
+		for _, v := range blockdev.SelectByLabel(vols, drive.Labels) {
+			empty = append(empty, fmt.Sprintf("%s (%s %q) has no combustion/ directory nor ignition/config.ign", v.Name, v.Type, v.Label))
+		}
 	}
 	for _, kind := range []struct {
 		labels []string
 		read   func(*blockdev.Medium) ([]sources.Document, error)
+		want   string
 	}{
-		{nocloud.Labels, nocloud.ReadMedium},
-		{configdrive.Labels, configdrive.ReadMedium},
+		{nocloud.Labels, nocloud.ReadMedium, "neither user-data nor meta-data at its root"},
+		{configdrive.Labels, configdrive.ReadMedium, "no openstack/latest/ or dated openstack/ version directory"},
 	} {
 		sel := blockdev.SelectByLabel(vols, kind.labels)
 		if len(sel) == 0 {
@@ -70,7 +79,14 @@ func (s *Source) Fetch(ctx context.Context) ([]sources.Document, error) {
 		}
 		docs, err := kind.read(m)
 		m.Close()
+		if errors.Is(err, sources.ErrNotFound) {
+			empty = append(empty, fmt.Sprintf("%s (%s %q) has %s", sel[0].Name, sel[0].Type, sel[0].Label, kind.want))
+			break
+		}
 		return docs, err
+	}
+	if len(empty) > 0 {
+		return nil, fmt.Errorf("image %s: %w: %s", s.Path, ErrEmptySeed, strings.Join(empty, "; "))
 	}
 	var labels []string
 	for _, v := range vols {
@@ -78,3 +94,7 @@ func (s *Source) Fetch(ctx context.Context) ([]sources.Document, error) {
 	}
 	return nil, fmt.Errorf("image %s: no filesystem with a seed label (found %v): %w", s.Path, labels, sources.ErrNotFound)
 }
+
+// ErrEmptySeed is returned (wrapped) when a filesystem of the image carries
+// a seed label but none of that seed's files: a corrupt or wrongly made seed.
+var ErrEmptySeed = errors.New("seed label without a seed (corrupt, or files copied to the wrong place?)")

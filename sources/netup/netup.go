@@ -87,8 +87,10 @@ func Up(ctx context.Context, cfg Config) (*Result, error) {
 		logf = func(string, ...any) {}
 	}
 	// The handle's sockets live in the caller's namespace from here on, so
-	// the goroutines below may run on any thread.
-	h, err := netlink.NewHandle()
+	// the goroutines below may run on any thread. Only NETLINK_ROUTE: the
+	// library's default also opens XFRM and NETFILTER sockets, which fail
+	// with EPROTONOSUPPORT in an initrd where those are unloaded modules.
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netup: netlink: %w", err)
 	}

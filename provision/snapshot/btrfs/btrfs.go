@@ -303,3 +303,35 @@ func parseDefaultItem(buf []byte) (uint64, error) {
 	}
 	return le.Uint64(item[0:8]), nil
 }
+
+// rootRefKey is BTRFS_ROOT_REF_KEY: an item (parent id, ROOT_REF, child id)
+// in the root tree for every subvolume directly inside another.
+const rootRefKey = 156
+
+// HasChildSubvolumes reports whether the subvolume at path contains other
+// subvolumes. A snapshot leaves those out (they show as empty directories),
+// so a subvolume with children cannot be replaced by a snapshot of itself
+// without losing them. It needs CAP_SYS_ADMIN (a root tree search).
+func HasChildSubvolumes(path string) (bool, error) {
+	id, err := SubvolID(path)
+	if err != nil {
+		return false, err
+	}
+	fd, err := openDir(path)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	var args searchArgs
+	args.Key = searchKey{
+		TreeID:      rootTreeObjectID,
+		MinObjectID: id, MaxObjectID: id,
+		MaxOffset: ^uint64(0), MaxTransID: ^uint64(0),
+		MinType: rootRefKey, MaxType: rootRefKey,
+		NrItems: 1,
+	}
+	if err := ioctl(fd, iocTreeSearch, unsafe.Pointer(&args)); err != nil {
+		return false, fmt.Errorf("btrfs tree search %s: %w", path, err)
+	}
+	return args.Key.NrItems > 0, nil
+}
