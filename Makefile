@@ -35,8 +35,8 @@ test-short:
 	$(GO) test -count=1 -short $(PKGS)
 
 # The VM tier: boots real kernels under qemu with every seed type.
-e2e: $(BIN)
-	PROVISION_E2E=1 PROVISION_E2E_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v ./test/e2e/...
+e2e: $(BIN) arm64
+	PROVISION_E2E=1 PROVISION_E2E_BINARY=$(CURDIR)/$(BIN) PROVISION_E2E_BINARY_ARM64=$(CURDIR)/bin/provision-arm64 $(GO) test -count=1 -timeout 40m -v ./test/e2e/...
 
 # Agent start to switch_root in a tier A VM: NoCloud seed vs no source.
 bench-vm: $(BIN)

@@ -54,6 +54,9 @@ type Options struct {
 	Begin func(ctx context.Context, root string) (Txn, error)
 	// Chroot prepares Root for running programs; nil means none are run.
 	Chroot func(ctx context.Context, root string) (Chroot, error)
+	// Network brings the network up for scripts that ask for it
+	// (`# combustion: network`); nil means they get what is there.
+	Network func(ctx context.Context) error
 	// Now is the clock (for the report); nil means time.Now.
 	Now func() time.Time
 }
@@ -338,6 +341,13 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if len(cfg.Scripts) > 0 && opts.Chroot == nil {
 		return abort(errors.New("the configuration has scripts, but no chroot is available to run them (run as root)"))
 	}
+	if needsNetwork(cfg) && opts.Network != nil {
+		// Combustion brings the initrd network up before the script runs
+		// when it says `# combustion: network`; so do we.
+		if err := opts.Network(ctx); err != nil {
+			return abort(fmt.Errorf("bringing up the network for the scripts: %w", err))
+		}
+	}
 	if opts.Chroot != nil {
 		chroot, err = opts.Chroot(ctx, txn.Root())
 		if err != nil {
@@ -380,9 +390,6 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		res.Steps = append(res.Steps, sr)
 		fmt.Fprintf(console, "[ OK ] %s\n", s)
 	}
-	if err := closeChroot(); err != nil {
-		return abort(fmt.Errorf("cleaning up the chroot: %w", err))
-	}
 	if res.InstanceID != "" {
 		if err := root.WriteFile(instanceIDPath, []byte(res.InstanceID+"\n"), 0o644, rootfs.RootOwner); err != nil {
 			return abort(fmt.Errorf("recording the instance-id: %w", err))
@@ -394,12 +401,28 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err := rep.WriteTarget(root); err != nil {
 		return abort(fmt.Errorf("writing the report into the target: %w", err))
 	}
+	// Unmount only now: the instance-id and the report belong in the
+	// target's own /var, which the chroot has mounted; the commit then
+	// syncs and switches a tree no longer in use.
+	if err := closeChroot(); err != nil {
+		return abort(fmt.Errorf("cleaning up the chroot: %w", err))
+	}
 	if err := txn.Commit(ctx); err != nil {
 		return abort(fmt.Errorf("commit: %w", err))
 	}
 	fmt.Fprintf(console, "[ OK ] transaction: committed\n")
 	res.Status = StatusDone
 	return res
+}
+
+// needsNetwork reports whether a script of cfg asks for the network.
+func needsNetwork(cfg *config.Config) bool {
+	for _, sc := range cfg.Scripts {
+		if sc.NeedsNetwork {
+			return true
+		}
+	}
+	return false
 }
 
 // defaultUser reads system_info.default_user from the target's

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/provision-dev/provision/initrd"
+	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/chroot"
 	"github.com/provision-dev/provision/provision/report"
 	"github.com/provision-dev/provision/provision/snapshot"
@@ -72,6 +74,9 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 		opts.Begin = beginSnapshot(sc.Console, cur)
 		if os.Geteuid() == 0 {
 			opts.Chroot = setupChroot(scriptTimeout(opts.Cmdline), sc.Console, cur)
+			// `# combustion: network` scripts: DHCP on the NICs nothing
+			// configured yet (a booted system's are left alone).
+			opts.Network = initrdNetwork(orDiscard(sc.Console))
 		}
 	}
 	for _, spec := range sc.SourceSpec {
@@ -82,6 +87,13 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 		opts.Sources = append(opts.Sources, s)
 	}
 	return opts, nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }
 
 // SourceFromSpec resolves one --source argument: a URL form
@@ -113,7 +125,34 @@ func WriteReport(res *Result, path, root string) error {
 	if res.Report == nil {
 		return nil
 	}
-	return res.Report.Write(path)
+	err := res.Report.Write(path)
+	if res.Err != nil && root != "" {
+		err = errors.Join(err, writeFailedReport(res.Report, root))
+	}
+	return err
+}
+
+// writeFailedReport leaves a failed run's report in the old root (SPEC §2
+// step 8): the transaction that would have carried it was thrown away, and
+// /run does not survive the boot. The target's /var may be a subvolume of
+// its own (MicroOS), so as root its fstab is mounted first: a report written
+// under the empty mount point would be hidden from the booted system. A
+// running system (root /) has its /var mounted already.
+func writeFailedReport(rep *report.Report, root string) error {
+	target := root
+	if os.Geteuid() == 0 && filepath.Clean(root) != "/" {
+		env, err := chroot.Setup(context.Background(), root, chroot.Options{})
+		if err != nil {
+			return fmt.Errorf("mounting the target's /var for the report: %w", err)
+		}
+		defer env.Close()
+		target = env.Root()
+	}
+	r, err := rootfs.New(target)
+	if err != nil {
+		return err
+	}
+	return rep.WriteTarget(r)
 }
 
 // PrintStatus prints the last run's report like `cloud-init status`; with

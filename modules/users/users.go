@@ -160,7 +160,12 @@ func (p *planner) groups() error {
 				if p.definedUser(m) {
 					continue // added by the user's create step
 				}
-				return wrap(g.Origin, fmt.Errorf("group %q: member %q: user: %w", g.Name, m, accounts.ErrNotFound))
+				// cloud-init's create_group warns and skips a member that
+				// does not exist; so do we, in the plan and on the console
+				// (a dry run without --root knows no default user, so
+				// failing here would reject configs that work).
+				p.skipMember(g, m)
+				continue
 			}
 			if err := p.add("add member", g.Name, g.Origin, addMemberOp(g.Name, m)); err != nil {
 				return err
@@ -168,6 +173,16 @@ func (p *planner) groups() error {
 		}
 	}
 	return nil
+}
+
+func (p *planner) skipMember(g config.Group, member string) {
+	detail := fmt.Sprintf("user %s does not exist; skipped, as cloud-init does", member)
+	p.addFS("skip member", g.Name, detail, g.Origin, func(env *modules.Env) error {
+		if env.Console != nil {
+			fmt.Fprintf(env.Console, "[WARN] users: %s: group %s: %s\n", g.Origin, g.Name, detail)
+		}
+		return nil
+	})
 }
 
 func addMemberOp(group, user string) op {
@@ -373,9 +388,18 @@ func (p *planner) passwords() error {
 
 // locks applies lock_passwd: "!" in front of the hash, as passwd -l. A new
 // user's "!" already counts as locked.
+//
+// A user whose password chpasswd sets later gets no lock step: chpasswd
+// replaces the whole field, so the lock could not survive it, and planning
+// one would make a dry run on an already provisioned tree list a lock and
+// a re-set password that change nothing in the end.
 func (p *planner) locks() error {
+	reset := map[string]bool{}
+	for _, c := range p.cfg.Passwords {
+		reset[c.User] = true
+	}
 	for _, u := range uniqueUsers(p.cfg.Users) {
-		if !u.LockPassword {
+		if !u.LockPassword || reset[u.Name] {
 			continue
 		}
 		name := u.Name

@@ -163,8 +163,6 @@ func TestErrorsCarryOrigin(t *testing.T) {
 	}{
 		{config.Config{Passwords: []config.PasswordChange{{Origin: origin, User: "ghost", Password: config.Password{Kind: config.PasswordHash, Value: "x"}}}},
 			"nocloud:user-data:3:5: chpasswd: user \"ghost\"", accounts.ErrNotFound},
-		{config.Config{Groups: []config.Group{{Origin: origin, Name: "g", Members: []string{"ghost"}}}},
-			"nocloud:user-data:3:5: group \"g\": member \"ghost\"", accounts.ErrNotFound},
 		{config.Config{Users: []config.User{{Origin: origin, Name: "users"}}},
 			"nocloud:user-data:3:5: user \"users\": group \"users\" exists", accounts.ErrExists},
 		{config.Config{Users: []config.User{{Origin: origin, Name: "alice", UID: intp(1000)}}},
@@ -177,6 +175,28 @@ func TestErrorsCarryOrigin(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || (tc.is != nil && !errors.Is(err, tc.is)) {
 			t.Errorf("got %v, want %q", err, tc.want)
 		}
+	}
+}
+
+// A group member that does not exist is skipped with a warning, as
+// cloud-init's create_group does, not an error.
+func TestUnknownGroupMemberSkipped(t *testing.T) {
+	r := tree(t, baseTree)
+	cfg := config.Config{Groups: []config.Group{{Origin: origin, Name: "g", Members: []string{"ghost"}}}}
+	steps, err := plan(&cfg, r, func() time.Time { return day })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range steps {
+		got = append(got, s.String())
+	}
+	want := []string{
+		"users: create group g (gid 1001) [nocloud:user-data:3:5]",
+		"users: skip member g (user ghost does not exist; skipped, as cloud-init does) [nocloud:user-data:3:5]",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("plan:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

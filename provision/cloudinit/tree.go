@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/provision-dev/provision/provision/config"
 	"go.yaml.in/yaml/v3"
@@ -179,7 +181,7 @@ func parseYAML(data []byte, origin config.Origin, warn func(config.Origin, strin
 		if err == io.EOF {
 			return nil, nil
 		}
-		return nil, yamlError(origin, err)
+		return nil, yamlErrorAt(data, origin, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -187,7 +189,7 @@ func parseYAML(data []byte, origin config.Origin, warn func(config.Origin, strin
 		o.Line, o.Column = extra.Line, extra.Column
 		return nil, &config.Error{Origin: o, Message: "expected a single YAML document, found another one"}
 	} else if err != io.EOF {
-		return nil, yamlError(origin, err)
+		return nil, yamlErrorAt(data, origin, err)
 	}
 	if doc.Kind == 0 {
 		return nil, nil
@@ -201,6 +203,56 @@ func parseYAML(data []byte, origin config.Origin, warn func(config.Origin, strin
 		root = doc.Content[0]
 	}
 	return b.build(root)
+}
+
+// yamlErrorAt is yamlError with the position of the offending token.
+// yaml.v3's syntax errors name a line (often that of the enclosing
+// construct, not of the problem) and never a column. Parsing stops at the
+// first offending token, so a prefix of the document fails with the very
+// same message exactly when it contains that token: a binary search over
+// line ends, then over the bytes of the line found, gives its line and
+// column in O(log n) parses.
+func yamlErrorAt(data []byte, origin config.Origin, err error) error {
+	out := yamlError(origin, err)
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return out
+	}
+	msg := err.Error()
+	fails := func(n int) bool {
+		dec := yaml.NewDecoder(bytes.NewReader(data[:n]))
+		for {
+			var doc yaml.Node
+			err := dec.Decode(&doc)
+			if err != nil {
+				return err != io.EOF && err.Error() == msg
+			}
+		}
+	}
+	var ends []int // offset just past each line
+	for i, c := range data {
+		if c == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	if !fails(len(data)) {
+		return out
+	}
+	k := sort.Search(len(ends), func(i int) bool { return fails(ends[i]) })
+	start := 0
+	if k > 0 {
+		start = ends[k-1]
+	}
+	c := sort.Search(ends[k]-start, func(i int) bool { return fails(start + i + 1) })
+	var ce *config.Error
+	if errors.As(out, &ce) {
+		ce.Origin.Line = k + 1
+		ce.Origin.Column = utf8.RuneCount(data[start : start+c+1])
+	}
+	return out
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -59,24 +60,32 @@ func mount(t testing.TB, opts, src, dst string) {
 type btrfsEnv struct {
 	img, top, root, outside string
 	snapper                 bool
+	swap                    bool   // /var is snapshotted into the transaction, not journaled
+	varPath                 string // the /var subvolume from the top level
 	rootID                  uint64
 	rootBefore, outBefore   treestate.State
 	subvolsBefore           []string
 }
 
-const layoutPlain, layoutSnapper = "plain", "snapper"
+// layoutSwap is the snapper layout with /var in @/var (openSUSE), not
+// mounted anywhere, so the transaction snapshots it instead of journaling.
+const layoutPlain, layoutSnapper, layoutSwap = "plain", "snapper", "snapper-swap"
 
 func newBtrfs(t testing.TB, layout string) *btrfsEnv {
 	t.Helper()
 	requireRoot(t, "mkfs.btrfs", "btrfs")
 	dir := t.TempDir()
 	e := &btrfsEnv{img: filepath.Join(dir, "img"), top: filepath.Join(dir, "top"),
-		root: filepath.Join(dir, "sysroot"), outside: filepath.Join(dir, "var"), snapper: layout == layoutSnapper}
+		root: filepath.Join(dir, "sysroot"), outside: filepath.Join(dir, "var"),
+		snapper: layout == layoutSnapper || layout == layoutSwap, swap: layout == layoutSwap, varPath: "@var"}
+	if e.swap {
+		e.varPath = "@/var"
+	}
 	run(t, "truncate", "-s", "300M", e.img)
 	run(t, "mkfs.btrfs", "-q", e.img)
 	mount(t, "loop", e.img, e.top)
 	run(t, "btrfs", "-q", "subvolume", "create", filepath.Join(e.top, "@"))
-	run(t, "btrfs", "-q", "subvolume", "create", filepath.Join(e.top, "@var"))
+	run(t, "btrfs", "-q", "subvolume", "create", filepath.Join(e.top, e.varPath))
 	rootPath := "@"
 	if e.snapper {
 		rootPath = "@/.snapshots/1/snapshot"
@@ -92,7 +101,7 @@ func newBtrfs(t testing.TB, layout string) *btrfsEnv {
 	if err := treestate.Populate(rootAbs); err != nil {
 		t.Fatal(err)
 	}
-	if err := treestate.Populate(filepath.Join(e.top, "@var")); err != nil {
+	if err := treestate.Populate(filepath.Join(e.top, e.varPath)); err != nil {
 		t.Fatal(err)
 	}
 	if e.snapper {
@@ -115,7 +124,11 @@ func newBtrfs(t testing.TB, layout string) *btrfsEnv {
 	if e.snapper {
 		mount(t, "loop,subvol=@/.snapshots", e.img, filepath.Join(e.root, ".snapshots"))
 	}
-	mount(t, "loop,subvol=@var", e.img, e.outside)
+	if e.swap {
+		e.outside = filepath.Join(e.top, e.varPath) // seen through the top level only
+	} else {
+		mount(t, "loop,subvol=@var", e.img, e.outside)
+	}
 	e.rootBefore = e.capture(t, e.root)
 	e.outBefore = e.capture(t, e.outside)
 	e.subvolsBefore = e.subvols(t)
@@ -158,8 +171,36 @@ func (e *btrfsEnv) subvols(t testing.TB) []string {
 }
 
 // apply is what the engine does between Begin and Commit: writes into the
-// snapshot and into the separately mounted /var.
-func apply(txn Txn, outside string) error {
+// snapshot and into the separately mounted /var. With swapVar, /var is the
+// subvolume varPath, snapshotted into the transaction and mounted (as the
+// chroot does) while it is written.
+func apply(txn Txn, outside string, swapVar string) error {
+	if swapVar != "" {
+		snap, err := txn.(SubvolumeSnapshotter).SnapshotSubvolume("/var", swapVar)
+		if err != nil {
+			return err
+		}
+		bt := txn.(*btrfsTxn)
+		mnt, err := os.MkdirTemp("", "var-")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(mnt)
+		if err := syscall.Mount(bt.dev, mnt, "btrfs", 0, "subvol="+snap); err != nil {
+			return err
+		}
+		defer syscall.Unmount(mnt, 0)
+		outside = mnt
+		// Written without the journal, as a script would.
+		r, err := rootfs.New(mnt)
+		if err != nil {
+			return err
+		}
+		if err := treestate.Change(r); err != nil {
+			return err
+		}
+		outside = ""
+	}
 	for _, dir := range []string{txn.Root(), outside} {
 		if dir == "" {
 			continue
@@ -174,6 +215,13 @@ func apply(txn Txn, outside string) error {
 		}
 	}
 	return nil
+}
+
+func (e *btrfsEnv) swapVar() string {
+	if e.swap {
+		return e.varPath
+	}
+	return ""
 }
 
 func (e *btrfsEnv) expectUntouched(t testing.TB) {
@@ -242,7 +290,7 @@ func (e *btrfsEnv) expectCommitted(t testing.TB) string {
 }
 
 func TestBtrfsCommitAndAbort(t *testing.T) {
-	for _, layout := range []string{layoutPlain, layoutSnapper} {
+	for _, layout := range []string{layoutPlain, layoutSnapper, layoutSwap} {
 		t.Run(layout, func(t *testing.T) {
 			ctx := context.Background()
 			e := newBtrfs(t, layout)
@@ -254,7 +302,15 @@ func TestBtrfsCommitAndAbort(t *testing.T) {
 			if _, ok := txn.(*btrfsTxn); !ok {
 				t.Fatalf("backend %T, want btrfs", txn)
 			}
-			if err := apply(txn, e.outside); err != nil {
+			if !e.swap {
+				// @var is mounted (a running system): its name cannot be
+				// swapped, the caller falls back to the journal.
+				_, err := txn.(SubvolumeSnapshotter).SnapshotSubvolume("/var", e.varPath)
+				if !errors.Is(err, ErrNotSwappable) || !strings.Contains(err.Error(), "mounted at "+e.outside) {
+					t.Errorf("SnapshotSubvolume of a mounted subvolume: %v, want ErrNotSwappable naming %s", err, e.outside)
+				}
+			}
+			if err := apply(txn, e.outside, e.swapVar()); err != nil {
 				txn.Abort(ctx)
 				t.Fatal(err)
 			}
@@ -267,7 +323,7 @@ func TestBtrfsCommitAndAbort(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := apply(txn, e.outside); err != nil {
+			if err := apply(txn, e.outside, e.swapVar()); err != nil {
 				txn.Abort(ctx)
 				t.Fatal(err)
 			}
@@ -318,12 +374,16 @@ func TestHelperProcess(t *testing.T) {
 	}
 	ctx := context.Background()
 	root, outside, mode := os.Getenv("HELPER_ROOT"), os.Getenv("HELPER_OUTSIDE"), os.Getenv("HELPER_MODE")
+	swapVar := os.Getenv("HELPER_SWAP")
+	if swapVar != "" {
+		outside = ""
+	}
 	txn, err := Begin(ctx, root, Options{Log: os.Stderr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
-	if err := apply(txn, outside); err != nil {
+	if err := apply(txn, outside, swapVar); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
@@ -350,10 +410,10 @@ func TestHelperProcess(t *testing.T) {
 }
 
 // runHelper reports whether the helper was killed at the kill point.
-func runHelper(t *testing.T, root, outside, mode, kp string) bool {
+func runHelper(t *testing.T, root, outside, swapVar, mode, kp string) bool {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1", "HELPER_ROOT="+root, "HELPER_OUTSIDE="+outside,
+	cmd.Env = append(os.Environ(), helperEnv+"=1", "HELPER_ROOT="+root, "HELPER_OUTSIDE="+outside, "HELPER_SWAP="+swapVar,
 		"HELPER_MODE="+mode, KillPointEnv+"="+kp)
 	// Its own mount namespace: the top-level mount dies with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
@@ -382,8 +442,11 @@ func TestBtrfsCrashAtEveryKillPoint(t *testing.T) {
 	// Repeating steps are also killed later, half-way through the apply
 	// and through the rollback.
 	points := append(KillPoints(), journal.StepRecorded+"#12", journal.StepEntryRestored+"#6")
-	for _, layout := range []string{layoutPlain, layoutSnapper} {
+	for _, layout := range []string{layoutPlain, layoutSnapper, layoutSwap} {
 		for _, kp := range points {
+			if strings.Contains(kp, ".outside") && layout != layoutSwap {
+				continue
+			}
 			if strings.HasPrefix(kp, "journal.") && strings.HasSuffix(kp, ".done") {
 				continue // journal backend only
 			}
@@ -397,7 +460,7 @@ func TestBtrfsCrashAtEveryKillPoint(t *testing.T) {
 			t.Run(layout+"/"+kp, func(t *testing.T) {
 				ctx := context.Background()
 				e := newBtrfs(t, layout)
-				killed := runHelper(t, e.root, e.outside, mode, kp)
+				killed := runHelper(t, e.root, e.outside, e.swapVar(), mode, kp)
 				if killed {
 					reached[kp] = true
 				}
@@ -427,7 +490,7 @@ func TestBtrfsCrashAtEveryKillPoint(t *testing.T) {
 						t.Fatal(err)
 					}
 				} else {
-					if err := apply(txn, e.outside); err != nil {
+					if err := apply(txn, e.outside, e.swapVar()); err != nil {
 						txn.Abort(ctx)
 						t.Fatal(err)
 					}
@@ -472,7 +535,7 @@ func TestJournalCrashAtEveryKillPoint(t *testing.T) {
 			}
 			opts := treestate.Options{NoTopTime: true}
 			before, _ := treestate.Capture(root, opts)
-			if runHelper(t, root, outside, mode, kp) {
+			if runHelper(t, root, outside, "", mode, kp) {
 				reached[kp] = true
 			}
 			if err := Recover(ctx, root); err != nil {
@@ -493,7 +556,7 @@ func TestJournalCrashAtEveryKillPoint(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(diff) == 0 {
-				if err := apply(txn, outside); err != nil {
+				if err := apply(txn, outside, ""); err != nil {
 					txn.Abort(ctx)
 					t.Fatal(err)
 				}

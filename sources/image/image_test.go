@@ -162,3 +162,25 @@ func BenchmarkDetectLocalNoSources(b *testing.B) {
 		b.Fatalf("detection opened sockets: %d -> %d", before, after)
 	}
 }
+
+// A filesystem carrying a seed label but none of that seed's files is an
+// error naming it (a corrupt or wrongly made seed), not "nothing found".
+func TestLabelledButEmpty(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		label string
+		files map[string]string
+		want  string
+	}{
+		{"cidata", map[string]string{"readme": "x"}, "neither user-data nor meta-data"},
+		{"combustion", map[string]string{"script": "#!/bin/sh\n"}, "no combustion/ directory"},
+		{"config-2", map[string]string{"latest/meta_data.json": "{}"}, "no openstack/"},
+	} {
+		img := blockdevtest.MakeFAT(t, filepath.Join(dir, tc.label+".img"), blockdevtest.FAT{Label: tc.label, Bits: 12, SizeKiB: 512, Files: tc.files})
+		_, err := fetch(t, img)
+		// config-2 has its own message (configdrive.ReadMedium's).
+		if err == nil || (tc.label != "config-2" && !errors.Is(err, image.ErrEmptySeed)) || errors.Is(err, sources.ErrNotFound) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), img) {
+			t.Errorf("%s: %v", tc.label, err)
+		}
+	}
+}

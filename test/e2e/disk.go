@@ -74,7 +74,10 @@ func baseRoot(busybox []byte, applets []string, fsUUID string, layout Layout) Tr
 		"etc/group":   {Mode: 0o644, Data: []byte("root:x:0:\nshadow:x:42:\nwheel:x:10:\nmessagebus:x:101:\nusers:x:100:\nnogroup:x:65534:\n")},
 		"etc/gshadow": {Mode: 0o640, Data: []byte("root:*::\nshadow:*::\nwheel:*::\nmessagebus:!::\nusers:*::\nnogroup:*::\n")},
 		"etc/login.defs": {Mode: 0o644, Data: []byte("UID_MIN 1000\nUID_MAX 60000\nSYS_UID_MIN 100\nSYS_UID_MAX 999\n" +
-			"GID_MIN 1000\nGID_MAX 60000\nSYS_GID_MIN 100\nSYS_GID_MAX 999\nUMASK 022\nHOME_MODE 0700\n")},
+			"GID_MIN 1000\nGID_MAX 60000\nSYS_GID_MIN 100\nSYS_GID_MAX 999\nUMASK 022\nHOME_MODE 0700\n" +
+			// As Debian, openSUSE and Fedora ship it: useradd makes a
+			// user-private group.
+			"USERGROUPS_ENAB yes\n")},
 		"etc/skel/.profile": {Mode: 0o644, Data: []byte("# e2e skel\n")},
 		"etc/hostname":      {Mode: 0o644, Data: []byte("localhost\n")},
 		"etc/os-release":    {Mode: 0o644, Data: []byte("NAME=\"provision e2e\"\nID=e2e\nVERSION_ID=1\n")},

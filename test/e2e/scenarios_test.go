@@ -66,7 +66,7 @@ echo "e2e-combustion: script running in $(pwd)"
 cp hello.txt /etc/hello-from-stick.txt
 mkdir -p /var/lib/e2e-combustion
 echo done > /var/lib/e2e-combustion/ran
-echo "e2e-combustion: network: $(ip -4 addr show 2>/dev/null | grep -c inet) addresses"
+ip -4 addr show | sed -n 's/^ *inet \([0-9.]*\).*/e2e-combustion: address \1/p'
 `)},
 		"hello.txt": {Mode: 0o644, Data: []byte("hello from the stick\n")},
 	})
@@ -78,6 +78,9 @@ echo "e2e-combustion: network: $(ip -4 addr show 2>/dev/null | grep -c inet) add
 	res := m.boot()
 	wantOK(t, res)
 	wantContains(t, "console (the script's own output)", res.Console, "e2e-combustion: script running")
+	// qemu's user network leases 10.0.2.15: the initrd network was up
+	// before the script ran, as `# combustion: network` asks.
+	wantContains(t, "console (the script's view of the network)", res.Console, "e2e-combustion: address 10.0.2.15")
 	in, _ := m.inspect()
 	wantNewDefault(t, in, Snapper)
 	wantBootedOnce(t, in)

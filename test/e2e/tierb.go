@@ -158,7 +158,7 @@ echo "$n" > /var/lib/e2e/boots
 echo "E2E-BOOTED boot=$n state=$(systemctl is-system-running)"
 echo "E2E-CMDLINE $(cat /proc/cmdline)"
 echo "E2E-ROOT $(btrfs subvolume show / 2>/dev/null | head -n 1)"
-findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS / /var /home | sed 's/^/E2E-MOUNT /'
+for m in / /var /home; do findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS --mountpoint "$m"; done | sed 's/^/E2E-MOUNT /'
 systemctl --failed --no-legend --plain | sed 's/^/E2E-FAILED /'
 echo "$n" >> /` + markerFile + `
 journalctl --flush

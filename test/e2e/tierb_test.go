@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,10 +94,11 @@ func TestTierB(t *testing.T) {
 
 // tierBMachine is one scenario's disk and VM.
 type tierBMachine struct {
-	t   *testing.T
-	b   *tierB
-	dir string
-	vm  TierBVM
+	t      *testing.T
+	b      *tierB
+	dir    string
+	vm     TierBVM
+	umount func()
 }
 
 func (b *tierB) machine(t *testing.T) *tierBMachine {
@@ -126,7 +128,7 @@ func tierBTimeout() time.Duration {
 // root's systemd got to multi-user.target and powered off.
 func (m *tierBMachine) boot() *BootResult {
 	m.t.Helper()
-	logPath := filepath.Join(m.dir, "console.log")
+	logPath := filepath.Join(m.dir, fmt.Sprintf("console-%d.log", time.Now().UnixNano()))
 	log, err := os.Create(logPath)
 	if err != nil {
 		m.t.Fatal(err)
@@ -149,19 +151,31 @@ func (m *tierBMachine) boot() *BootResult {
 	return res
 }
 
-// inspect mounts the disk's top level read-only until the test ends.
+// inspect mounts the disk's top level read-only until the test ends or
+// done is called.
 func (m *tierBMachine) inspect() *Inspection {
 	m.t.Helper()
 	in, umount, err := Inspect(m.vm.Disk.Path, m.dir)
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	m.t.Cleanup(func() {
-		if err := umount(); err != nil {
-			m.t.Error(err)
-		}
-	})
+	var once sync.Once
+	m.umount = func() {
+		once.Do(func() {
+			if err := umount(); err != nil {
+				m.t.Error(err)
+			}
+		})
+	}
+	m.t.Cleanup(m.umount)
 	return in
+}
+
+// done unmounts the inspected disk before the next boot.
+func (m *tierBMachine) done() {
+	if m.umount != nil {
+		m.umount()
+	}
 }
 
 // tierBCommon asserts what every provisioned tier B boot must leave: a new
@@ -290,6 +304,28 @@ echo "tierb-combustion: done"
 	wantVarFile(t, in, "/home/bob/note.txt", "note for bob\n")
 	if old, _ := os.ReadFile(filepath.Join(in.Top, "@/.snapshots/1/snapshot/etc/passwd")); strings.Contains(string(old), "bob:") {
 		t.Errorf("snapshot 1 was changed: its /etc/passwd has bob")
+	}
+	wantVarFile(t, in, "/var/log/provision/report.json", "")
+	first := in.Default
+	m.done()
+
+	// A second boot with the stick still attached: systemd committed the
+	// machine-id, so the agent must change nothing.
+	res = m.boot()
+	if strings.Contains(res.Console, "tierb-combustion: script running") {
+		t.Errorf("second boot: the script ran again")
+	}
+	in = m.inspect()
+	if in.Default != first {
+		t.Errorf("second boot: default subvolume changed from %v to %v", first, in.Default)
+	}
+	if n := in.Boots(); n != 2 {
+		t.Errorf("second boot: %d boots recorded in %q, want 2", n, in.Default.Path)
+	}
+	for _, s := range in.Subvolumes {
+		if strings.HasPrefix(s.Path, "@/.snapshots/") && s.Path != first.Path && s.Path != "@/.snapshots/1/snapshot" {
+			t.Errorf("second boot left a new subvolume %q", s.Path)
+		}
 	}
 }
 

@@ -44,8 +44,7 @@ var TierCModules = []string{
 // root's /sbin/init and the scenarios' scripts use these.
 var TierCApplets = []string{
 	"sh", "mount", "umount", "sed", "grep", "tr", "cat", "mkdir", "cp", "mv",
-	"rm", "ls", "echo", "sync", "poweroff", "reboot", "uname", "id", "adduser",
-	"addgroup", "chmod", "chown", "ln", "touch", "sleep", "true", "false", "test", "[",
+	"rm", "ls", "echo", "sync", "poweroff", "reboot", "uname", "id", "chmod", "chown", "ln", "touch", "sleep", "true", "false", "test", "[",
 }
 
 // ForeignAPT prepares an apt configuration for arch below the cache
@@ -158,7 +157,7 @@ func copyHostSources(etc string) error {
 }
 
 // parseAPTConfigShell reads `apt-config shell` output: NAME='value' lines,
-// values single-quoted the shell's way (a quote inside is '\'').
+// values single-quoted the shell's way (a quote inside is '\”).
 func parseAPTConfigShell(out string) map[string]string {
 	vars := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {

@@ -179,3 +179,20 @@ func TestDryRunOnToolMadeSeeds(t *testing.T) {
 		})
 	}
 }
+
+// The runs above are unprivileged: when the tests run as root the binary
+// runs as nobody, which this proves by failing on a root-only copy.
+func TestRunsWithoutRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: the binary already runs unprivileged")
+	}
+	img := cloudLocalds(t, workDir(t))
+	private := mutate(t, img, "private.img", func(b []byte) []byte { return b })
+	if err := os.Chmod(private, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, cliLimit, nil, "--dry-run", "--source", private)
+	if r.code == 0 || !strings.Contains(r.stderr, "permission denied") {
+		t.Errorf("a root-only image was readable: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -21,9 +21,9 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // shared is a world-readable directory holding the binary and every seed,
 // so the binary can run as an unprivileged user when the tests run as root.
 var (
-	shared   string
-	binary   string
-	buildErr error
+	shared       string
+	provisionBin string
+	buildErr     error
 )
 
 func TestMain(m *testing.M) {
@@ -40,8 +40,8 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		shared = dir
-		binary = filepath.Join(dir, "provision")
-		cmd := exec.Command("go", "build", "-o", binary, "github.com/provision-dev/provision/cmd/provision")
+		provisionBin = filepath.Join(dir, "provision")
+		cmd := exec.Command("go", "build", "-o", provisionBin, "github.com/provision-dev/provision/cmd/provision")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -85,7 +85,7 @@ func runCLI(t testing.TB, limit time.Duration, env []string, args ...string) res
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.CommandContext(ctx, provisionBin, args...)
 	cmd.WaitDelay = 5 * time.Second
 	cmd.Dir = shared
 	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + os.TempDir(), "HOME=/nonexistent"}, env...)
