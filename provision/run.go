@@ -52,6 +52,15 @@ type Options struct {
 	Console io.Writer
 	// Begin starts the transaction on Root; nil means writing directly.
 	Begin func(ctx context.Context, root string) (Txn, error)
+	// Recover finishes or undoes what a crashed run left on Root. It runs
+	// first, before the first-boot predicate: a crash past the commit point
+	// boots a provisioned root that has nothing to do, and its /var, /home
+	// swap and bookkeeping must still be finished. nil skips it.
+	Recover func(ctx context.Context, root string) error
+	// RecordedInstance reads the recorded instance-id where the root alone
+	// does not show it: the target's own /var subvolume, not mounted on
+	// the root yet (the initrd, --root). nil: the root's file only.
+	RecordedInstance func(ctx context.Context, root string) string
 	// Chroot prepares Root for running programs; nil means none are run.
 	Chroot func(ctx context.Context, root string) (Chroot, error)
 	// Network brings the network up for scripts that ask for it
@@ -101,6 +110,7 @@ type SourceResult struct {
 	Presence  string `json:"presence"`
 	Documents int    `json:"documents"`
 	Error     string `json:"error,omitempty"`
+	Reason    string `json:"reason,omitempty"` // why nothing was found
 }
 
 // DocumentInfo describes a document without its content (it may hold secrets).
@@ -136,7 +146,10 @@ func Collect(ctx context.Context, srcs []sources.Source) ([]sources.Document, []
 		d, err := s.Fetch(ctx)
 		switch {
 		case errors.Is(err, sources.ErrNotFound):
+			// Keep why: "no cidata label among: combustion, EFI" tells a
+			// user more than "nothing found".
 			r.Presence = "absent"
+			r.Reason = err.Error()
 		case err != nil:
 			r.Error = err.Error()
 			results = append(results, r)
@@ -171,7 +184,15 @@ func Run(ctx context.Context, opts Options) *Result {
 		return res
 	}
 
+	if opts.Recover != nil && !opts.DryRun {
+		if err := opts.Recover(ctx, opts.Root); err != nil {
+			return fail(StatusFailed, fmt.Errorf("recovering an earlier run: %w", err))
+		}
+	}
 	boot := ReadBoot(opts.Root, opts.Cmdline)
+	if boot.Recorded == "" && opts.RecordedInstance != nil && !opts.DryRun {
+		boot.Recorded = opts.RecordedInstance(ctx, opts.Root)
+	}
 	if boot.DisabledBy != "" && !opts.DryRun && !opts.Force {
 		res.Status, res.Reason = StatusNothing, "disabled by "+boot.DisabledBy
 		return res
@@ -207,6 +228,11 @@ func Run(ctx context.Context, opts Options) *Result {
 	}
 	if len(docs) == 0 {
 		res.Status, res.Reason = StatusNothing, "no configuration source found"
+		for _, s := range res.Sources {
+			if s.Reason != "" {
+				res.Reason += "; " + s.Reason
+			}
+		}
 		return res
 	}
 

@@ -71,6 +71,10 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 		// The chroot hands the target's /var, /home... subvolumes to the
 		// run's transaction, so it needs to know it.
 		cur := new(snapshot.Txn)
+		opts.Recover = snapshot.Recover
+		if os.Geteuid() == 0 {
+			opts.RecordedInstance = recordedInstance
+		}
 		opts.Begin = beginSnapshot(sc.Console, cur)
 		if os.Geteuid() == 0 {
 			opts.Chroot = setupChroot(scriptTimeout(opts.Cmdline), sc.Console, cur)
@@ -153,6 +157,29 @@ func writeFailedReport(rep *report.Report, root string) error {
 		return err
 	}
 	return rep.WriteTarget(r)
+}
+
+// recordedInstance reads the instance-id from the target's /var as the
+// booted system sees it (its fstab /var subvolume mounted, read only use),
+// where apply records it. A running system (root /) has /var mounted.
+func recordedInstance(ctx context.Context, root string) string {
+	if root == "" || filepath.Clean(root) == "/" {
+		return ""
+	}
+	env, err := chroot.Setup(ctx, root, chroot.Options{})
+	if err != nil {
+		return ""
+	}
+	defer env.Close()
+	r, err := rootfs.New(env.Root())
+	if err != nil {
+		return ""
+	}
+	b, err := r.ReadFile(instanceIDPath)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // PrintStatus prints the last run's report like `cloud-init status`; with

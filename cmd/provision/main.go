@@ -188,6 +188,10 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
 		switch {
+		case res.Err == nil && res.Status == provision.StatusNothing:
+			// validate was given something to check and found nothing.
+			fmt.Fprintf(stderr, "%s: no configuration found: %s\n", path, res.Reason)
+			code = max(code, exitInvalid)
 		case res.Err != nil:
 			for _, line := range strings.Split(res.Err.Error(), "\n") {
 				fmt.Fprintln(stderr, strings.TrimPrefix(line, provision.ErrInvalid.Error()+": "))

@@ -24,7 +24,7 @@ echo "binary: $BIN $size bytes ($((size / 1024 / 1024)) MiB)"
 
 if command -v hyperfine >/dev/null; then
   hyperfine --warmup 3 --runs 30 -N \
-    --prepare "rm -rf $WORK/t && cp -a $base $WORK/t" \
+    --prepare "sh -c 'rm -rf $WORK/t && cp -a $base $WORK/t'" \
     "$BIN run --root $WORK/t --source $SEED --report $WORK/report.json" \
     --export-json "$WORK/h.json" >/dev/null
   python3 - "$WORK/h.json" <<'PY'

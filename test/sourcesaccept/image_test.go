@@ -196,3 +196,40 @@ func TestRunsWithoutRoot(t *testing.T) {
 		t.Errorf("a root-only image was readable: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// An ext4 filesystem labelled combustion is mounted read-only by the
+// kernel: without root the run says so; as root (the root tier, a loop
+// device) the plan is read and nothing stays attached.
+func TestExt4CombustionImage(t *testing.T) {
+	needTools(t, "mkfs.ext4")
+	dir := workDir(t)
+	in := copyTree(t, "combustion", filepath.Join(dir, "in"))
+	img := filepath.Join(dir, "ext4.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(16 << 20)
+	f.Close()
+	run(t, "mkfs.ext4", "-q", "-L", "combustion", "-d", in, img)
+	chmodAll(t, img)
+
+	r := runCLI(t, cliLimit, nil, "--dry-run", "--source", img)
+	if r.code != 1 || !strings.Contains(r.stderr, "needs root to read") {
+		t.Errorf("unprivileged: exit %d, want 1 and \"needs root to read\"\n%s", r.code, r.stderr)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for the loop mount")
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		t.Skip("no loop devices")
+	}
+	r = runAs(t, false, cliLimit, nil, "--dry-run", "--source", img)
+	if r.code != 0 {
+		t.Fatalf("as root: exit %d\n%s", r.code, r.stderr)
+	}
+	golden(t, "ext4-combustion.plan", scrub(r.stdout, img, "IMAGE"))
+	if out, _ := exec.Command("losetup", "-j", img).Output(); len(out) != 0 {
+		t.Errorf("loop device left attached: %s", out)
+	}
+}

@@ -80,6 +80,12 @@ const nobody = 65534
 // are root, with env added to a minimal environment.
 func runCLI(t testing.TB, limit time.Duration, env []string, args ...string) result {
 	t.Helper()
+	return runAs(t, os.Geteuid() == 0, limit, env, args...)
+}
+
+// runAs is runCLI with the choice of dropping root made by the caller.
+func runAs(t testing.TB, dropRoot bool, limit time.Duration, env []string, args ...string) result {
+	t.Helper()
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
@@ -89,7 +95,7 @@ func runCLI(t testing.TB, limit time.Duration, env []string, args ...string) res
 	cmd.WaitDelay = 5 * time.Second
 	cmd.Dir = shared
 	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + os.TempDir(), "HOME=/nonexistent"}, env...)
-	if os.Geteuid() == 0 {
+	if dropRoot {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	}
 	var stdout, stderr bytes.Buffer
