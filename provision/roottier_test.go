@@ -582,7 +582,98 @@ func TestRootTierCrashEveryKillPoint(t *testing.T) {
 			b.expectNew(t)
 		})
 	}
+	t.Logf("killed at %d of %d kill points", killed, len(points))
 	if killed < 20 {
 		t.Errorf("the run was killed at only %d kill points", killed)
+	}
+}
+
+// journalFailSeed fails in runcmd after the modules wrote users and files:
+// the journal backend undoes every module write.
+func journalFailSeed(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "meta-data"), []byte("instance-id: iid-fail\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "user-data"), []byte(`#cloud-config
+users:
+  - name: mallory
+write_files:
+  - path: /var/lib/mallory
+    content: "x\n"
+  - path: /etc/mallory
+    content: "x\n"
+runcmd:
+  - exit 3
+`), 0o644)
+	return dir
+}
+
+func TestRootTierJournal(t *testing.T) {
+	for _, backing := range []string{"ext4", "dir"} {
+		t.Run(backing, func(t *testing.T) {
+			requireRootTier(t, "mkfs.ext4")
+			root := filepath.Join(t.TempDir(), "root")
+			if backing == "ext4" {
+				img := filepath.Join(t.TempDir(), "img")
+				sh(t, "truncate", "-s", "64M", img)
+				sh(t, "mkfs.ext4", "-q", img)
+				mountT(t, "loop", img, root)
+			}
+			debianTree(t, root, "")
+			skip := []string{"var/log", "proc", "sys", "dev", "run", "tmp", "lost+found"}
+			before := digest(t, root, skip...)
+
+			r := runCLI(t, root, journalFailSeed(t), "")
+			if r.code != 1 {
+				t.Fatalf("failing runcmd: exit %d, want 1\n%s", r.code, r.out)
+			}
+			if errs, _ := json.Marshal(r.report["error"]); !strings.Contains(string(errs), "exited with status 3") {
+				t.Errorf("report error %s does not give the exit status", errs)
+			}
+			for _, d := range diffDigest(before, digest(t, root, skip...)) {
+				t.Errorf("after the rollback: %s", d)
+			}
+			if _, err := os.Lstat(filepath.Join(root, snapshot.JournalDirName)); err == nil {
+				t.Errorf("journal left behind")
+			}
+
+			// A failing Combustion script: rolled back as far as the
+			// journal reaches; its own direct writes are not undone, and
+			// the run says so.
+			r = runCLI(t, root, failSeed(t), "")
+			if r.code != 1 || !strings.Contains(r.out, "scripts write directly is NOT undone") {
+				t.Errorf("failing script on the journal backend: exit %d, no warning about direct writes\n%s", r.code, r.out)
+			}
+
+			r = runCLI(t, root, okSeed(t, "iid-one"), "")
+			if r.code != 0 {
+				t.Fatalf("exit %d\n%s", r.code, r.out)
+			}
+			passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
+			if !strings.Contains(string(passwd), "\nalice:x:") {
+				t.Error("no alice in /etc/passwd")
+			}
+			for _, f := range []string{"etc/provisioned", "var/lib/provisioned", "var/lib/runcmd/ok", "home/alice/ran-by-runcmd", "var/lib/provision/instance-id"} {
+				if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+					t.Error(err)
+				}
+			}
+			after := digest(t, root, skip...)
+			r = runCLI(t, root, okSeed(t, "iid-one"), "")
+			if r.code != 0 || reportResult(r) != "nothing to do" {
+				t.Errorf("second run: exit %d, result %q\n%s", r.code, reportResult(r), r.out)
+			}
+			if d := diffDigest(after, digest(t, root, skip...)); len(d) > 0 {
+				t.Errorf("second run changed the tree: %v", d)
+			}
+			r = runCLI(t, root, okSeed(t, "iid-two"), "")
+			if r.code != 0 || reportResult(r) != "done" {
+				t.Errorf("new instance-id: exit %d, result %q\n%s", r.code, reportResult(r), r.out)
+			}
+			rec, _ := os.ReadFile(filepath.Join(root, "var/lib/provision/instance-id"))
+			if strings.TrimSpace(string(rec)) != "iid-two" {
+				t.Errorf("recorded instance %q, want iid-two", rec)
+			}
+		})
 	}
 }

@@ -56,7 +56,7 @@ func beginJournal(root string, opts Options) (*journalTxn, error) {
 		j.Rollback()
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	opts.logf("journal transaction on %s (journal %s)", root, dir)
+	opts.logf("journal transaction on %s (journal %s): what modules write is undone on failure, but what scripts write directly is NOT undone (no snapshot on this filesystem)", root, dir)
 	opts.reach(kpJournalBegun)
 	return &journalTxn{root: root, j: j, opts: opts}, nil
 }

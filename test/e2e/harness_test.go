@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -218,6 +220,22 @@ func initialDefault(l Layout) string {
 	return ""
 }
 
+// initialSubvolumes are the subvolumes BuildRoot makes.
+var initialSubvolumes = map[Layout][]string{
+	Snapper: {"@", "@/.snapshots", "@/.snapshots/1/snapshot", "@/var", "@/home", "@/root"},
+}
+
+// newSubvolumes lists the subvolumes that BuildRoot did not make.
+func newSubvolumes(in *Inspection, l Layout) []string {
+	var out []string
+	for _, p := range in.subvolumePaths() {
+		if !slices.Contains(initialSubvolumes[l], p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // wantBootedOnce asserts the root's init ran exactly once in the default
 // subvolume: the boot got through switch_root into it.
 func wantBootedOnce(t *testing.T, in *Inspection) {
@@ -245,4 +263,44 @@ func wantOK(t *testing.T, res *BootResult) {
 	if !strings.Contains(res.Console, "[ OK ]") {
 		t.Errorf("console has no \"[ OK ]\" step line")
 	}
+}
+
+// runReport is what the scenarios check in the target's
+// /var/log/provision/report.json (provision/report's format).
+type runReport struct {
+	Status     string `json:"status"`
+	Result     string `json:"result"`
+	InstanceID string `json:"instance_id"`
+	Error      *struct {
+		Origin  string `json:"origin"`
+		Module  string `json:"module"`
+		Message string `json:"message"`
+	} `json:"error"`
+	Modules []struct {
+		Name   string `json:"name"`
+		Result string `json:"result"`
+	} `json:"modules"`
+}
+
+// reportPath is where the run leaves its report in the target (in @/var on
+// the snapper layout).
+const reportPath = "/var/log/provision/report.json"
+
+// wantReport reads the target's report and checks its result ("done",
+// "rolled back"...).
+func wantReport(t *testing.T, in *Inspection, result string) *runReport {
+	t.Helper()
+	data := in.read(t, reportPath)
+	if data == "" {
+		return &runReport{}
+	}
+	var r runReport
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		t.Errorf("%s: %v", reportPath, err)
+		return &r
+	}
+	if r.Result != result {
+		t.Errorf("%s: result %q, want %q (status %q)", reportPath, r.Result, result, r.Status)
+	}
+	return &r
 }

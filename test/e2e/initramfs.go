@@ -11,10 +11,13 @@ import (
 // InitrdModules are what a tier A VM needs: virtio disks and NIC, btrfs for
 // the root, vfat/isofs for seeds (our sources read them without mounting,
 // but a user's script may mount them), fw_cfg, and the nls tables vfat needs
-// on Debian kernels (nls_ascii). busybox insmod does not follow softdeps, so
-// btrfs's crypto softdeps are listed before it.
+// on Debian kernels (nls_ascii), and virtio_rng: qemu's default TCG CPU has
+// no RDRAND, and without an entropy source the kernel's CRNG stays unseeded
+// for minutes, so getrandom(2) blocks (Go's crypto/rand, the DHCP client's
+// transaction id). busybox insmod does not follow softdeps, so btrfs's
+// crypto softdeps are listed before it.
 var InitrdModules = []string{
-	"virtio_pci", "virtio_blk", "virtio_net",
+	"virtio_pci", "virtio_blk", "virtio_net", "virtio_rng",
 	"crc32c_generic", "blake2b_generic", "xxhash_generic", "btrfs",
 	"nls_cp437", "nls_iso8859-1", "nls_ascii", "nls_utf8", "vfat", "isofs",
 	"qemu_fw_cfg",

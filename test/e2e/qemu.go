@@ -55,6 +55,8 @@ func (vm *VM) Args() []string {
 		"-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none", "-serial", "stdio",
 		"-kernel", vm.Kernel, "-initrd", vm.Initrd, "-append", strings.Join(cmdline, " "),
 		"-drive", "file="+vm.Root.Path+",if=virtio,format=raw",
+		// An entropy source, as cloud VMs have (see InitrdModules).
+		"-device", "virtio-rng-pci",
 	)
 	for _, s := range vm.Seeds {
 		args = append(args, "-drive", "file="+s+",if=virtio,format=raw,readonly=on")

@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/ed25519"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +22,7 @@ func TestNoSource(t *testing.T) {
 	if !strings.Contains(res.Console, "provision init: switching root") {
 		t.Error("console does not show provision init switching root")
 	}
+	wantContains(t, "console", res.Console, "nothing to do")
 	in, _ := m.inspect()
 	if in.Default.Path != initialDefault(Plain) {
 		t.Errorf("default subvolume changed to %q without any source", in.Default.Path)
@@ -102,6 +102,7 @@ ip -4 addr show | sed -n 's/^ *inet \([0-9.]*\).*/e2e-combustion: address \1/p'
 		t.Errorf("snapshot %s has no info.xml: %v", num, err)
 	}
 	wantContains(t, "info.xml", string(info), "<num>"+num+"</num>")
+	wantReport(t, in, "done")
 }
 
 const nocloudUserData = `#cloud-config
@@ -144,6 +145,9 @@ func checkNoCloud(t *testing.T, in *Inspection, key, instanceID string) {
 		t.Errorf("/var/lib/e2e/from-config.txt = %q", got)
 	}
 	wantContains(t, "recorded instance-id", in.read(t, "/var/lib/provision/instance-id"), instanceID)
+	if r := wantReport(t, in, "done"); r.InstanceID != instanceID {
+		t.Errorf("report instance_id %q, want %q", r.InstanceID, instanceID)
+	}
 }
 
 // nocloudMachine is scenario (b)'s machine: snapper layout, a cloud-localds ISO.
@@ -216,6 +220,7 @@ func TestConfigDrive(t *testing.T) {
 	// No default user on this target: metadata keys go to root.
 	wantContains(t, "/root/.ssh/authorized_keys", in.read(t, "/root/.ssh/authorized_keys"), key)
 	wantContains(t, "recorded instance-id", in.read(t, "/var/lib/provision/instance-id"), "6f2e2e2e-0000-4000-8000-00000000000d")
+	wantReport(t, in, "done")
 }
 
 // (e) A Combustion script passed through QEMU's fw_cfg.
@@ -235,6 +240,7 @@ func TestFwCfgScript(t *testing.T) {
 	if got := in.read(t, "/etc/e2e-fwcfg"); got != "fw_cfg\n" {
 		t.Errorf("/etc/e2e-fwcfg = %q", got)
 	}
+	wantReport(t, in, "done")
 }
 
 // imds is an EC2 instance metadata service that insists on IMDSv2 tokens.
@@ -305,6 +311,7 @@ func TestEC2Metadata(t *testing.T) {
 	}
 	wantContains(t, "recorded instance-id", in.read(t, "/var/lib/provision/instance-id"), "i-0e2e2e2e2e2e2e2e2")
 	wantContains(t, "/root/.ssh/authorized_keys", in.read(t, "/root/.ssh/authorized_keys"), key)
+	wantReport(t, in, "done")
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if srv.tokenPuts == 0 {
@@ -315,12 +322,15 @@ func TestEC2Metadata(t *testing.T) {
 	}
 }
 
-// (g) A failing script: the run rolls back, the old root boots
-// (provision.on_failure=continue), no snapshot is left, the report says why.
+// (g) A failing script on the MicroOS layout: the run rolls back (the root
+// snapshot and what the script wrote in @/var), the old root boots
+// (provision.on_failure=continue), no snapshot is left, and the report in
+// the old root's /var says why.
 func TestFailingScript(t *testing.T) {
-	m := newMachine(t, Plain, nil)
+	m := newMachine(t, Snapper, nil)
 	stick, err := CombustionStick(m.dir, Tree{
-		"script": {Mode: 0o755, Data: []byte("#!/bin/sh\necho 'e2e-fail: about to fail'\ntouch /etc/e2e-must-not-survive\nexit 3\n")},
+		"script": {Mode: 0o755, Data: []byte("#!/bin/sh\necho 'e2e-fail: about to fail'\n" +
+			"touch /etc/e2e-must-not-survive\nmkdir -p /var/lib/e2e-fail\ntouch /var/lib/e2e-fail/must-not-survive\nexit 3\n")},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -331,31 +341,25 @@ func TestFailingScript(t *testing.T) {
 	wantContains(t, "console", res.Console, "e2e-fail: about to fail")
 	wantContains(t, "console", res.Console, "FAILED")
 	in, _ := m.inspect()
-	if in.Default.Path != initialDefault(Plain) {
+	if in.Default.Path != initialDefault(Snapper) {
 		t.Errorf("default subvolume is %q after a failed run", in.Default.Path)
 	}
-	if len(in.Subvolumes) != 0 {
-		t.Errorf("subvolumes left behind by a failed run: %q", in.subvolumePaths())
+	if extra := newSubvolumes(in, Snapper); len(extra) != 0 {
+		t.Errorf("subvolumes left behind by a failed run: %q", extra)
 	}
 	wantBootedOnce(t, in)
-	if _, err := os.Stat(in.path("/etc/e2e-must-not-survive")); err == nil {
-		t.Error("the failed script's write is in the booted root")
-	}
-	// The report lives in the old root: the only root there is.
-	var report strings.Builder
-	_ = filepath.WalkDir(in.path("/var/log/provision"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			b, _ := os.ReadFile(p)
-			report.Write(b)
+	for _, p := range []string{"/etc/e2e-must-not-survive", "/var/lib/e2e-fail/must-not-survive"} {
+		if _, err := os.Stat(in.path(p)); err == nil {
+			t.Errorf("the failed script's write %s is in the booted root", p)
 		}
-		return nil
-	})
-	if report.Len() == 0 {
-		t.Fatal("no report under /var/log/provision after a failed run")
 	}
-	if r := report.String(); !strings.Contains(r, "script") || !strings.Contains(r, "3") {
-		t.Errorf("the report does not say the script failed with status 3:\n%s", r)
+	// The report lives in the old root (its @/var): the only root there is.
+	r := wantReport(t, in, "rolled back")
+	if r.Error == nil {
+		t.Fatalf("the report of the failed run has no error")
 	}
+	wantContains(t, "report error", r.Error.Message, "exited with status 3")
+	wantContains(t, "report error origin", r.Error.Origin, "combustion")
 }
 
 // (h) The second boot of a provisioned disk, seed still attached: nothing
@@ -369,15 +373,20 @@ func TestSecondBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.vm.Seeds = []string{stick}
-	m.boot()
+	wantOK(t, m.boot())
 	in, done := m.inspect()
 	first := in.Default
 	wantNewDefault(t, in, Plain)
 	nsub := len(in.Subvolumes)
 	done()
 
-	m.boot()
+	res := m.boot()
+	wantContains(t, "second boot's console", res.Console, "nothing to do")
+	if strings.Contains(res.Console, "transaction: applying") {
+		t.Error("the second boot started a transaction")
+	}
 	in, _ = m.inspect()
+	wantReport(t, in, "done") // the first boot's
 	if in.Default != first {
 		t.Errorf("second boot changed the default subvolume from %+v to %+v", first, in.Default)
 	}
