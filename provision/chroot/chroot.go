@@ -96,6 +96,8 @@ type Env struct {
 	tree   *rootfs.Root
 	before map[mountKey]bool // mounts below root before Setup
 	mounts []Mount
+	// created lists the mount points Setup made, for Close to remove.
+	created []createdDir
 
 	mu     sync.Mutex
 	closed bool
@@ -259,6 +261,7 @@ func (e *Env) mount(m Mount, flags uintptr) error {
 		return fmt.Errorf("chroot: mount point %s: %w", m.Target, err)
 	}
 	if st, err := os.Stat(host); err != nil {
+		e.noteCreated(host)
 		if err := e.tree.MkdirAll(m.Target, 0o755, rootfs.RootOwner); err != nil {
 			return fmt.Errorf("chroot: creating mount point %s: %w", m.Target, err)
 		}
@@ -431,8 +434,75 @@ func (e *Env) Close() error {
 	}
 	if err := e.unmountAll(); err != nil {
 		errs = append(errs, err)
+	} else {
+		e.removeCreated()
 	}
 	return errors.Join(errs...)
+}
+
+// createdDir is a mount point directory Setup had to create: the topmost
+// missing component and its parent's times, so Close can leave the tree as
+// it found it (a minimal tree without /proc stays without it, byte for byte).
+type createdDir struct {
+	top          string
+	parent       string
+	atime, mtime time.Time
+}
+
+// noteCreated records the topmost missing ancestor of host before it is made.
+func (e *Env) noteCreated(host string) {
+	top := host
+	for {
+		parent := filepath.Dir(top)
+		if parent == top || !strings.HasPrefix(parent, e.root) {
+			break
+		}
+		if _, err := os.Lstat(parent); err == nil {
+			break
+		}
+		top = parent
+	}
+	parent := filepath.Dir(top)
+	var st unix.Stat_t
+	if err := unix.Stat(parent, &st); err != nil {
+		return
+	}
+	e.created = append(e.created, createdDir{
+		top:    top,
+		parent: parent,
+		atime:  time.Unix(st.Atim.Unix()),
+		mtime:  time.Unix(st.Mtim.Unix()),
+	})
+}
+
+// removeCreated deletes the mount points Setup created, newest first, when
+// they are empty again, and restores their parents' times.
+func (e *Env) removeCreated() {
+	for i := len(e.created) - 1; i >= 0; i-- {
+		c := e.created[i]
+		if removeEmptyDirs(c.top) == nil {
+			os.Chtimes(c.parent, c.atime, c.mtime)
+		}
+	}
+	e.created = nil
+}
+
+// removeEmptyDirs removes dir and the empty directories below it; anything
+// else found there (a file a program left) keeps it and is reported.
+func removeEmptyDirs(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, ent := range entries {
+		if !ent.IsDir() || ent.Type()&os.ModeSymlink != 0 {
+			return fmt.Errorf("%s is not empty", dir)
+		}
+		if err := removeEmptyDirs(filepath.Join(dir, ent.Name())); err != nil {
+			return err
+		}
+	}
+	return os.Remove(dir)
 }
 
 func (e *Env) unmountAll() error {

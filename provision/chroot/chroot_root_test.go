@@ -372,3 +372,37 @@ func TestBtrfsSubvolumesFromFstab(t *testing.T) {
 		t.Fatal("write went into the snapshot's /home")
 	}
 }
+
+// A tree without /proc, /sys, /dev, /run and /tmp gets them as mount points
+// for the run and loses them again at Close, with the root's times restored:
+// the journal backend promises the old root back byte for byte.
+func TestCreatedMountPointsRemovedAtClose(t *testing.T) {
+	requireRoot(t)
+	dir := tinyTree(t, "")
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(dir, old, old); err != nil {
+		t.Fatal(err)
+	}
+	env, err := chroot.Setup(context.Background(), dir, chroot.Options{NoFstab: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "proc/self")); err != nil {
+		t.Fatalf("/proc not mounted in the tree: %v", err)
+	}
+	if err := env.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"proc", "sys", "dev", "run", "tmp"} {
+		if _, err := os.Lstat(filepath.Join(dir, d)); err == nil {
+			t.Errorf("/%s left behind", d)
+		}
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.ModTime().Equal(old) {
+		t.Errorf("root mtime %v, want %v", st.ModTime(), old)
+	}
+}

@@ -276,10 +276,12 @@ type Package struct {
 
 // Unit is a systemd unit to write, enable or mask.
 type Unit struct {
-	Origin   Origin
-	Name     string
-	Enabled  *bool
-	Mask     bool
+	Origin  Origin
+	Name    string
+	Enabled *bool
+	Mask    bool
+	// Unmask removes a /dev/null mask if there is one (Ignition's mask: false).
+	Unmask   bool
 	Contents *string
 	Dropins  []Dropin
 }

@@ -250,7 +250,13 @@ func tierBJournal(t *testing.T, dir string) {
 	}
 	if t.Failed() {
 		t.Logf("journal:\n%s", out)
+		return
 	}
+	var seen []string
+	for _, o := range order {
+		seen = append(seen, fmt.Sprintf("%s %.3f", o.name, at(o.i)))
+	}
+	t.Logf("journal order: %s", strings.Join(seen, " < "))
 }
 
 // wantVarFile asserts content written to /var (or /home) by the config is
