@@ -12,6 +12,7 @@ type installInfo struct {
 	wantedBy, requiredBy, upheldBy, alias, also []string
 	defaultInstance                             string
 	found                                       bool // some [Install] key was set
+	unknownDropin                               bool // a drop-in's contents are known only when applying
 }
 
 // parseInstall reads the [Install] section of a unit file into info,

@@ -42,7 +42,7 @@ func median(ds []time.Duration) time.Duration {
 // (default 5).
 func TestBenchSwitchRoot(t *testing.T) {
 	if os.Getenv("PROVISION_E2E_BENCH") != "1" {
-		t.Skip("VM benchmark is off: set PROVISION_E2E_BENCH=1 (and PROVISION_E2E=1); about 20 s a boot")
+		t.Skip("VM benchmark is off: set PROVISION_E2E_BENCH=1 (and PROVISION_E2E=1); about 7 s a boot, 10 boots")
 	}
 	runs := 5
 	if n, err := strconv.Atoi(os.Getenv("PROVISION_E2E_BENCH_RUNS")); err == nil && n > 0 {

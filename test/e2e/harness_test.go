@@ -126,6 +126,11 @@ func newMachine(t *testing.T, layout Layout, extra Tree) *machine {
 	return &machine{t: t, w: w, dir: dir, disk: disk, vm: VM{
 		Arch: AMD64, Kernel: w.kernel.Vmlinuz, Initrd: w.initrd, Root: disk,
 		Timeout: 120 * time.Second,
+		// A failed run would otherwise stop in the emergency shell until
+		// the timeout; rebooting ends qemu (-no-reboot) at once and the
+		// test fails on what the disk shows. Tests that mean to fail set
+		// their own policy.
+		Cmdline: []string{"provision.on_failure=reboot"},
 	}}
 }
 
@@ -257,11 +262,14 @@ func wantNewDefault(t *testing.T, in *Inspection, l Layout) {
 	}
 }
 
-// wantOK asserts the console shows the agent's step lines.
-func wantOK(t *testing.T, res *BootResult) {
+// wantOK asserts the console shows the agent's step lines: the commit and
+// "[ OK ] <step>" for each of steps.
+func wantOK(t *testing.T, res *BootResult, steps ...string) {
 	t.Helper()
-	if !strings.Contains(res.Console, "[ OK ]") {
-		t.Errorf("console has no \"[ OK ]\" step line")
+	for _, s := range append([]string{"transaction: committed"}, steps...) {
+		if !strings.Contains(res.Console, "[ OK ] "+s) {
+			t.Errorf("console has no \"[ OK ] %s\" step line", s)
+		}
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 
 // (i) No source at all: the agent finds nothing, changes nothing, and the
 // boot proceeds into the unchanged root.
-func TestNoSource(t *testing.T) {
+func TestTierANoSource(t *testing.T) {
 	m := newMachine(t, Plain, nil)
 	res := m.boot()
 	if !strings.Contains(res.Console, "provision init: switching root") {
@@ -56,7 +56,7 @@ func wantContains(t *testing.T, what, got, want string) {
 
 // (a) A FAT USB stick labelled "combustion" whose script needs the network
 // and copies a sibling file, on a MicroOS (snapper) layout.
-func TestCombustionUSBStick(t *testing.T) {
+func TestTierACombustionUSBStick(t *testing.T) {
 	m := newMachine(t, Snapper, nil)
 	stick, err := CombustionStick(m.dir, Tree{
 		"script": {Mode: 0o755, Data: []byte(`#!/bin/sh
@@ -76,7 +76,7 @@ ip -4 addr show | sed -n 's/^ *inet \([0-9.]*\).*/e2e-combustion: address \1/p'
 	m.vm.Seeds = []string{stick}
 	m.vm.Net = "user"
 	res := m.boot()
-	wantOK(t, res)
+	wantOK(t, res, "network: netup: eth0: 10.0.2.15/24", "scripts: run combustion script (combustion: network)")
 	wantContains(t, "console (the script's own output)", res.Console, "e2e-combustion: script running")
 	// qemu's user network leases 10.0.2.15: the initrd network was up
 	// before the script ran, as `# combustion: network` asks.
@@ -163,10 +163,10 @@ func nocloudMachine(t *testing.T) (*machine, string) {
 }
 
 // (b) A NoCloud ISO made by cloud-localds.
-func TestNoCloudISO(t *testing.T) {
+func TestTierANoCloudISO(t *testing.T) {
 	m, key := nocloudMachine(t)
 	res := m.boot()
-	wantOK(t, res)
+	wantOK(t, res, "users: create user alice", "ssh: authorize keys /home/alice/.ssh/authorized_keys", "files: write /etc/e2e/nocloud.txt")
 	in, _ := m.inspect()
 	wantNewDefault(t, in, Snapper)
 	wantBootedOnce(t, in)
@@ -174,7 +174,7 @@ func TestNoCloudISO(t *testing.T) {
 }
 
 // (c) NoCloud on a FAT image labelled CIDATA (mkfs.vfat + mcopy).
-func TestNoCloudVFAT(t *testing.T) {
+func TestTierANoCloudVFAT(t *testing.T) {
 	m := newMachine(t, Plain, nil)
 	key := sshKey(t, "alice@e2e")
 	img, err := VFATImage(m.dir, "cidata.img", "CIDATA", Tree{
@@ -186,7 +186,7 @@ func TestNoCloudVFAT(t *testing.T) {
 	}
 	m.vm.Seeds = []string{img}
 	res := m.boot()
-	wantOK(t, res)
+	wantOK(t, res, "users: create user alice", "files: write /etc/e2e/nocloud.txt")
 	in, _ := m.inspect()
 	wantNewDefault(t, in, Plain)
 	wantBootedOnce(t, in)
@@ -194,7 +194,7 @@ func TestNoCloudVFAT(t *testing.T) {
 }
 
 // (d) An OpenStack config drive (ISO labelled config-2, openstack/latest/).
-func TestConfigDrive(t *testing.T) {
+func TestTierAConfigDrive(t *testing.T) {
 	m := newMachine(t, Plain, nil)
 	key := sshKey(t, "nova@e2e")
 	meta := fmt.Sprintf(`{"uuid": "6f2e2e2e-0000-4000-8000-00000000000d", "hostname": "e2e-configdrive", "name": "e2e", "public_keys": {"mykey": %q}}`, key)
@@ -207,7 +207,7 @@ func TestConfigDrive(t *testing.T) {
 	}
 	m.vm.Seeds = []string{img}
 	res := m.boot()
-	wantOK(t, res)
+	wantOK(t, res, "ssh: authorize keys /root/.ssh/authorized_keys", "files: write /etc/e2e/configdrive.txt")
 	in, _ := m.inspect()
 	wantNewDefault(t, in, Plain)
 	wantBootedOnce(t, in)
@@ -224,7 +224,7 @@ func TestConfigDrive(t *testing.T) {
 }
 
 // (e) A Combustion script passed through QEMU's fw_cfg.
-func TestFwCfgScript(t *testing.T) {
+func TestTierAFwCfgScript(t *testing.T) {
 	m := newMachine(t, Plain, nil)
 	script := filepath.Join(m.dir, "fwcfg-script")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'e2e-fwcfg: script running'\necho fw_cfg > /etc/e2e-fwcfg\n"), 0o755); err != nil {
@@ -232,7 +232,7 @@ func TestFwCfgScript(t *testing.T) {
 	}
 	m.vm.FwCfg = map[string]string{"opt/org.opensuse.combustion/script": script}
 	res := m.boot()
-	wantOK(t, res)
+	wantOK(t, res, "scripts: run combustion script [fwcfg:script]")
 	wantContains(t, "console (the script's own output)", res.Console, "e2e-fwcfg: script running")
 	in, _ := m.inspect()
 	wantNewDefault(t, in, Plain)
@@ -281,7 +281,7 @@ func (s *imds) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // (f) The EC2 metadata service: qemu's user network makes the host's
 // 127.0.0.1:80 the guest's 169.254.169.254; DMI says Amazon.
-func TestEC2Metadata(t *testing.T) {
+func TestTierAEC2Metadata(t *testing.T) {
 	m := newMachine(t, Plain, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:80")
 	if err != nil {
@@ -302,7 +302,7 @@ func TestEC2Metadata(t *testing.T) {
 	m.vm.Net = "user,net=169.254.0.0/16,host=169.254.169.254"
 	m.vm.SMBIOS = []string{"type=1,manufacturer=Amazon EC2,product=m5.large,uuid=ec2e2e2e-1111-4222-8333-444455556666"}
 	res := m.boot()
-	wantOK(t, res)
+	wantOK(t, res, "ssh: authorize keys /root/.ssh/authorized_keys", "files: write /etc/e2e/ec2.txt")
 	in, _ := m.inspect()
 	wantNewDefault(t, in, Plain)
 	wantBootedOnce(t, in)
@@ -326,7 +326,7 @@ func TestEC2Metadata(t *testing.T) {
 // snapshot and what the script wrote in @/var), the old root boots
 // (provision.on_failure=continue), no snapshot is left, and the report in
 // the old root's /var says why.
-func TestFailingScript(t *testing.T) {
+func TestTierAFailingScript(t *testing.T) {
 	m := newMachine(t, Snapper, nil)
 	stick, err := CombustionStick(m.dir, Tree{
 		"script": {Mode: 0o755, Data: []byte("#!/bin/sh\necho 'e2e-fail: about to fail'\n" +
@@ -364,7 +364,7 @@ func TestFailingScript(t *testing.T) {
 
 // (h) The second boot of a provisioned disk, seed still attached: nothing
 // runs again.
-func TestSecondBoot(t *testing.T) {
+func TestTierASecondBoot(t *testing.T) {
 	m := newMachine(t, Plain, nil)
 	stick, err := CombustionStick(m.dir, Tree{
 		"script": {Mode: 0o755, Data: []byte("#!/bin/sh\necho run >> /etc/e2e-runs\n")},
@@ -373,7 +373,7 @@ func TestSecondBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.vm.Seeds = []string{stick}
-	wantOK(t, m.boot())
+	wantOK(t, m.boot(), "scripts: run combustion script")
 	in, done := m.inspect()
 	first := in.Default
 	wantNewDefault(t, in, Plain)
