@@ -10,6 +10,7 @@ import (
 	"github.com/provision-dev/provision/provision/cloudinit"
 	"github.com/provision-dev/provision/provision/combustion"
 	"github.com/provision-dev/provision/provision/config"
+	"github.com/provision-dev/provision/provision/ignition"
 	"github.com/provision-dev/provision/sources"
 	"go.yaml.in/yaml/v3"
 )
@@ -69,7 +70,11 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 			}
 			comb = append(comb, combustion.File{Origin: d.Origin, Path: rel, Data: d.Data})
 		case sources.KindIgnition:
-			return nil, fmt.Errorf("%s: Ignition configs are not supported by this release", d.Origin)
+			c, err := ignition.Parse(d.Origin, d.Data)
+			if err != nil {
+				return nil, err
+			}
+			out.Merge(c)
 		case sources.KindUserData:
 			set.UserData = blob(d)
 		case sources.KindMetaData:

@@ -219,9 +219,12 @@ func unmask(root *rootfs.Root, p string) error {
 func planEnable(v *view, u config.Unit) ([]modules.Step, error) {
 	links, err := v.enableLinks(u.Name)
 	switch {
-	case errors.Is(err, errUnknown) || (v.root == nil && errors.Is(err, errNotFound)):
+	case errors.Is(err, errUnknown) || (!v.hasSystemd() && errors.Is(err, errNotFound)):
 		// Without the target (or before remote contents are fetched) the
-		// links can only be decided when applying.
+		// links can only be decided when applying. A tree without any
+		// systemd unit directory is not a real target (--dry-run without
+		// --root plans against a bare skeleton): a missing unit there
+		// says nothing, and applying still refuses one.
 		return []modules.Step{enableStep(u, "symlinks decided when applying")}, nil
 	case errors.Is(err, errNotFound):
 		return nil, wrap(u, "enable", fmt.Errorf("%w (Ignition would silently ignore this; provision refuses)", err))
@@ -242,6 +245,20 @@ func planEnable(v *view, u config.Unit) ([]modules.Step, error) {
 		return nil, nil
 	}
 	return []modules.Step{enableStep(u, strings.Join(todo, ", "))}, nil
+}
+
+// hasSystemd reports whether the target has a vendor unit directory, i.e.
+// whether "unit not found" in it means anything.
+func (v *view) hasSystemd() bool {
+	if v.root == nil {
+		return false
+	}
+	for _, d := range []string{"/usr/lib/systemd/system", "/lib/systemd/system"} {
+		if st, err := v.root.Stat(d); err == nil && st.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 func enableStep(u config.Unit, detail string) modules.Step {

@@ -225,3 +225,19 @@ func TestConfinedToRoot(t *testing.T) {
 		t.Fatalf("wrote outside the root: %v", ents)
 	}
 }
+
+// TestBareTree: a tree without systemd (the skeleton --dry-run plans
+// against without --root) cannot say a unit is missing; applying can.
+func TestBareTree(t *testing.T) {
+	dir := t.TempDir()
+	root, _ := rootfs.New(dir)
+	cfg := &config.Config{Units: []config.Unit{{Origin: at(2), Name: "sshd.service", Enabled: ptr(true)}}}
+	steps, err := Plan(cfg, root)
+	if err != nil || len(steps) != 1 || steps[0].Detail != "symlinks decided when applying" {
+		t.Fatalf("plan: %v %v", steps, err)
+	}
+	err = steps[0].Apply(context.Background(), &modules.Env{Root: root})
+	if err == nil || !strings.Contains(err.Error(), "test:config.ign:2:3: unit sshd.service: enable: unit sshd.service: not found") {
+		t.Fatalf("apply: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -46,6 +47,24 @@ type member struct {
 // decodeTree parses data as exactly one JSON value. Errors carry the byte
 // offset of the problem (a *posError).
 func decodeTree(data []byte) (*node, error) {
+	// The token decoder's SyntaxError offsets are relative to the value it
+	// was reading; a whole-document check first gives absolute ones (one
+	// past the offending byte).
+	var raw json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			off := int(se.Offset) - 1
+			if se.Offset >= int64(len(data)) && strings.Contains(se.Error(), "unexpected end") {
+				off = len(data)
+			}
+			if off < 0 {
+				off = 0
+			}
+			return nil, &posError{off: off, err: errors.New(se.Error())}
+		}
+		return nil, &posError{err: err}
+	}
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	t := &treeDecoder{d: d, data: data}
@@ -55,10 +74,9 @@ func decodeTree(data []byte) (*node, error) {
 	}
 	off := t.start()
 	if _, err := d.Token(); err != io.EOF {
-		if err == nil {
-			return nil, &posError{off: off, err: errors.New("unexpected data after the top-level value")}
-		}
-		return nil, t.wrap(err, off)
+		// The decoder's own offset for this case points into the value
+		// before; off is where the extra data starts.
+		return nil, &posError{off: off, err: errors.New("unexpected data after the top-level value")}
 	}
 	return n, nil
 }
@@ -86,11 +104,9 @@ func (t *treeDecoder) start() int {
 func (t *treeDecoder) wrap(err error, off int) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
+		// Not reached for syntax errors (decodeTree checks the document
+		// first); kept so a decoder error still gets a position.
 		off = int(se.Offset)
-		// SyntaxError.Offset points just past the offending byte.
-		if off > 0 {
-			off--
-		}
 	}
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		return &posError{off: len(t.data), err: errors.New("unexpected end of JSON input")}

@@ -1,0 +1,308 @@
+package ignition
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/provision-dev/provision/provision/config"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var testOrigin = config.Origin{Source: "test", File: "config.ign"}
+
+// dump renders a Config as one JSON line per item, origins as strings and
+// contents as text, so golden files are readable.
+func dump(c *config.Config) string {
+	var b strings.Builder
+	line := func(kind string, v any) {
+		j, err := json.Marshal(v)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Fprintf(&b, "%s %s\n", kind, j)
+	}
+	type group config.Group
+	type user config.User
+	type key config.AuthorizedKey
+	type file config.File
+	type dir config.Directory
+	type lnk config.Link
+	type unit config.Unit
+	for _, g := range c.Groups {
+		line("group", struct {
+			group
+			Origin string
+		}{group(g), g.Origin.String()})
+	}
+	for _, u := range c.Users {
+		line("user", struct {
+			user
+			Origin string
+		}{user(u), u.Origin.String()})
+	}
+	for _, k := range c.SSHKeys {
+		line("key", struct {
+			key
+			Origin string
+		}{key(k), k.Origin.String()})
+	}
+	for _, f := range c.Files {
+		mode := ""
+		if f.Mode != nil {
+			mode = fmt.Sprintf("%04o", uint32(*f.Mode))
+		}
+		var contents *string
+		if f.Contents != nil {
+			s := string(f.Contents)
+			contents = &s
+		}
+		line("file", struct {
+			file
+			Origin   string
+			Contents *string
+			Mode     string
+		}{file(f), f.Origin.String(), contents, mode})
+	}
+	for _, d := range c.Directories {
+		mode := ""
+		if d.Mode != nil {
+			mode = fmt.Sprintf("%04o", uint32(*d.Mode))
+		}
+		line("directory", struct {
+			dir
+			Origin string
+			Mode   string
+		}{dir(d), d.Origin.String(), mode})
+	}
+	for _, l := range c.Links {
+		line("link", struct {
+			lnk
+			Origin string
+		}{lnk(l), l.Origin.String()})
+	}
+	for _, u := range c.Units {
+		line("unit", struct {
+			unit
+			Origin string
+		}{unit(u), u.Origin.String()})
+	}
+	for _, w := range c.Warnings {
+		fmt.Fprintf(&b, "warning %s\n", w)
+	}
+	return b.String()
+}
+
+func TestGolden(t *testing.T) {
+	inputs, err := filepath.Glob("testdata/*.ign")
+	if err != nil || len(inputs) == 0 {
+		t.Fatal("no testdata/*.ign", err)
+	}
+	for _, in := range inputs {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			data, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Parse(testOrigin, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("the model refuses the result: %v", err)
+			}
+			got := dump(c)
+			want := strings.TrimSuffix(in, ".ign") + ".golden"
+			if *update {
+				if err := os.WriteFile(want, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w, err := os.ReadFile(want)
+			if err != nil {
+				t.Fatalf("%v (run with -update)", err)
+			}
+			if string(w) != got {
+				t.Errorf("%s differs (run with -update to accept):\n--- want\n%s--- got\n%s", want, w, got)
+			}
+		})
+	}
+}
+
+func gz(s string) string {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write([]byte(s))
+	w.Close()
+	return base64.StdEncoding.EncodeToString(b.Bytes())
+}
+
+func TestErrors(t *testing.T) {
+	v := func(version, rest string) string {
+		return `{"ignition": {"version": "` + version + `"}` + rest + "}"
+	}
+	bomb := func() string {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write(make([]byte, MaxDecompressed+1))
+		w.Close()
+		return base64.StdEncoding.EncodeToString(b.Bytes())
+	}()
+	cases := []struct {
+		name, in, want string
+		unsupported    bool
+	}{
+		{"empty", "", "test:config.ign: empty Ignition config", false},
+		{"syntax", "{\"ignition\": {\"version\": \"3.0.0\"},\n  \"passwd\": {\"users\": [}\n}", "test:config.ign:2:24: invalid JSON: invalid character '}'", false},
+		{"truncated", `{"ignition": {"version": "3.0.0"}`, "unexpected end of JSON input", false},
+		{"trailing garbage", `{"ignition": {"version": "3.0.0"}}x`, "test:config.ign:1:35: invalid JSON: invalid character 'x' after top-level value", false},
+		{"literal", "{\"ignition\": {\"version\": \"3.0.0\"},\n \"passwd\": tru}", "test:config.ign:2:15: invalid JSON: invalid character '}' in literal true", false},
+		{"trailing", `{"ignition": {"version": "3.0.0"}} {}`, "test:config.ign:1:36: invalid JSON: invalid character '{' after top-level value", false},
+		{"duplicate key", "{\"ignition\": {\"version\": \"3.0.0\"},\n \"passwd\": {}, \"passwd\": {}}", "test:config.ign:2:16: invalid JSON: duplicate key \"passwd\" (first at 2:2)", false},
+		{"not object", `[1]`, "must be a JSON object", false},
+		{"no ignition", `{"passwd": {}}`, `the "ignition" section with a "version" is missing`, false},
+		{"no version", `{"ignition": {}}`, "ignition.version is missing", false},
+		{"spec 2", v("2.3.0", ""), "test:config.ign:1:26: ignition.version: Ignition spec 2.x is not supported; convert", true},
+		{"spec 1", `{"ignitionVersion": 1}`, "Ignition spec 1 is not supported", true},
+		{"spec 4", v("4.0.0", ""), `spec "4.0.0" is not supported (3.0.0 to 3.5.0 are)`, true},
+		{"spec 3.6", v("3.6.0", ""), `spec "3.6.0" is not supported`, true},
+		{"experimental", v("3.6.0-experimental", ""), `spec "3.6.0-experimental" is not supported`, true},
+		{"bad version", v("3.1", ""), `"3.1" is not a valid version`, false},
+		{"unknown key", "{\"ignition\": {\"version\": \"3.2.0\"},\n\"storage\": {\"files\": [{\"path\": \"/a\",\n  \"overwite\": true}]}}", `test:config.ign:3:3: storage.files[0].overwite: unknown key "overwite"`, false},
+		{"unknown top key", v("3.0.0", `, "sytemd": {}`), `test:config.ign:1:36: sytemd: unknown key "sytemd"`, false},
+		{"key too new", v("3.0.0", `, "kernelArguments": {}`), `kernelArguments: key "kernelArguments" needs spec 3.3.0 or later (this config is 3.0.0)`, false},
+		{"shouldExist too new", v("3.1.0", `, "passwd": {"users": [{"name": "a", "shouldExist": true}]}`), `needs spec 3.2.0`, false},
+		{"disks", "{\"ignition\": {\"version\": \"3.0.0\"},\n  \"storage\": {\"disks\": [{\"device\": \"/dev/sda\"}]}}", "test:config.ign:2:24: storage.disks: provision applies a config inside a snapshot", true},
+		{"raid", v("3.0.0", `, "storage": {"raid": [{}]}`), "storage.raid:", true},
+		{"luks", v("3.2.0", `, "storage": {"luks": [{"name": "x"}]}`), "storage.luks:", true},
+		{"filesystems", v("3.0.0", `, "storage": {"filesystems": [{"device": "/dev/sda1"}]}`), "storage.filesystems:", true},
+		{"kargs", v("3.3.0", `, "kernelArguments": {"shouldExist": ["quiet"]}`), "kernelArguments.shouldExist: changing kernel arguments is: not supported", true},
+		{"merge", v("3.0.0", `, "x": 1`), `unknown key "x"`, false},
+		{"config merge", `{"ignition": {"version": "3.1.0", "config": {"merge": [{"source": "https://a/b"}]}}}`, "ignition.config.merge: merging further configs is", true},
+		{"config replace", `{"ignition": {"version": "3.1.0", "config": {"replace": {"source": "https://a/b"}}}}`, "ignition.config.replace: replacing the config", true},
+		{"tls", `{"ignition": {"version": "3.1.0", "security": {"tls": {"certificateAuthorities": [{"source": "data:,x"}]}}}}`, "custom certificate authorities are", true},
+		{"proxy", `{"ignition": {"version": "3.1.0", "proxy": {"httpsProxy": "https://p"}}}`, "ignition.proxy.httpsProxy: fetching through a proxy is", true},
+		{"shouldExist false", v("3.2.0", `, "passwd": {"users": [{"name": "a", "shouldExist": false}]}`), "deleting users (shouldExist: false) is", true},
+		{"group shouldExist false", v("3.2.0", `, "passwd": {"groups": [{"name": "a", "shouldExist": false}]}`), "deleting groups", true},
+		{"user no name", v("3.0.0", `, "passwd": {"users": [{"uid": 5}]}`), "passwd.users[0]: name is required", false},
+		{"uid string", v("3.0.0", `, "passwd": {"users": [{"name": "a", "uid": "5"}]}`), "passwd.users[0].uid: must be an integer, not a string", false},
+		{"uid float", v("3.0.0", `, "passwd": {"users": [{"name": "a", "uid": 5.5}]}`), "passwd.users[0].uid: must be an integer, not 5.5", false},
+		{"dup user", v("3.0.0", `, "passwd": {"users": [{"name": "a"}, {"name": "a"}]}`), `user "a" is listed twice`, false},
+		{"relative path", v("3.0.0", `, "storage": {"files": [{"path": "etc/x"}]}`), `storage.files[0].path: path "etc/x" is not absolute`, false},
+		{"dirty path", v("3.0.0", `, "storage": {"files": [{"path": "/etc/../x"}]}`), `is not clean`, false},
+		{"dup path", v("3.0.0", `, "storage": {"files": [{"path": "/a"}], "directories": [{"path": "/a"}]}`), "/a is defined twice in storage", false},
+		{"below link", v("3.0.0", `, "storage": {"links": [{"path": "/l", "target": "/t"}], "files": [{"path": "/l/f"}]}`), "file /l/f is below the link /l", false},
+		{"mode range", v("3.0.0", `, "storage": {"files": [{"path": "/a", "mode": 4096}]}`), "storage.files[0].mode: 4096 is not a valid mode", false},
+		{"mode octal string", v("3.0.0", `, "storage": {"files": [{"path": "/a", "mode": "0644"}]}`), "mode: must be an integer, not a string", false},
+		{"overwrite without source", v("3.0.0", `, "storage": {"files": [{"path": "/a", "overwrite": true}]}`), "overwrite is true but contents.source is not set", false},
+		{"user id and name", v("3.0.0", `, "storage": {"files": [{"path": "/a", "user": {"id": 1, "name": "x"}}]}`), "storage.files[0].user: set either id or name, not both", false},
+		{"bad compression", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "data:,x", "compression": "xz"}}]}`), `unknown compression "xz"`, false},
+		{"remote gzip", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "https://x/y", "compression": "gzip"}}]}`), "gzip compression of remote (http/https) contents is", true},
+		{"bad gzip", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "data:,notgzip", "compression": "gzip"}}]}`), "gzip:", false},
+		{"gzip bomb", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "data:;base64,`+bomb+`", "compression": "gzip"}}]}`), "larger than 64 MiB once decompressed", false},
+		{"hash mismatch", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "data:;base64,`+gz("x")+`", "compression": "gzip", "verification": {"hash": "sha256-`+strings.Repeat("0", 64)+`"}}}]}`), "contents do not match sha256-000", false},
+		{"hash malformed", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "https://x", "verification": {"hash": "md5-00"}}}]}`), `hash function "md5" is not supported`, false},
+		{"hash short", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "https://x", "verification": {"hash": "sha512-00"}}}]}`), "must be 128 hex digits", false},
+		{"hash without source", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"verification": {"hash": "sha512-00"}}}]}`), "verification.hash is set but source is not", false},
+		{"tftp", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "tftp://h/f"}}]}`), "fetching tftp: URLs", true},
+		{"bad scheme", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "ftp://h/f"}}]}`), `unknown URL scheme "ftp"`, false},
+		{"bad data url", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "data:text/plain"}}]}`), "data: URL has no comma", false},
+		{"bad base64", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "data:;base64,!!!"}}]}`), "invalid base64", false},
+		{"bad percent", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "data:,%zz"}}]}`), "invalid percent-encoding", false},
+		{"http headers", v("3.1.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "https://x", "httpHeaders": [{"name": "A", "value": "b"}]}}]}`), "custom HTTP headers", true},
+		{"http headers in 3.0", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "https://x", "httpHeaders": []}}]}`), "needs spec 3.1.0", false},
+		{"append without source", v("3.0.0", `, "storage": {"files": [{"path": "/a", "append": [{}]}]}`), "source is required for an append fragment", false},
+		{"dir overwrite", v("3.0.0", `, "storage": {"directories": [{"path": "/d", "overwrite": true}]}`), "overwrite: true for directories is", true},
+		{"link no target", v("3.3.0", `, "storage": {"links": [{"path": "/l"}]}`), "storage.links[0]: target is required", false},
+		{"unit name", v("3.0.0", `, "systemd": {"units": [{"name": "foo"}]}`), `systemd.units[0].name: "foo" is not a systemd unit name`, false},
+		{"unit contents", v("3.0.0", `, "systemd": {"units": [{"name": "a.service", "contents": "[Unit\n"}]}`), "systemd.units[0].contents: invalid unit contents", false},
+		{"dropin name", v("3.0.0", `, "systemd": {"units": [{"name": "a.service", "dropins": [{"name": "x.txt"}]}]}`), `drop-in name "x.txt" must be a file name ending in .conf`, false},
+		{"dup unit", v("3.0.0", `, "systemd": {"units": [{"name": "a.service"}, {"name": "a.service"}]}`), "unit a.service is listed twice", false},
+		{"unit path conflict", v("3.0.0", `, "storage": {"files": [{"path": "/etc/systemd/system/a.service"}]}, "systemd": {"units": [{"name": "a.service", "contents": "[Unit]\n"}]}`), "/etc/systemd/system/a.service is also written by the systemd unit", false},
+		{"wrong type list", v("3.0.0", `, "storage": {"files": {}}`), "storage.files: must be a list, not an object", false},
+		{"enabled string", v("3.0.0", `, "systemd": {"units": [{"name": "a.service", "enabled": "yes"}]}`), "systemd.units[0].enabled: must be true or false, not a string", false},
+		{"column counts characters", "{\"ignition\": {\"version\": \"3.0.0\"}, \"passwd\": {\"users\": [{\"gecos\": \"é\", \"x\": 1, \"name\": \"a\"}]}}", "test:config.ign:1:72: passwd.users[0].x", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse(testOrigin, []byte(c.in))
+			if err == nil {
+				t.Fatalf("no error, want %q", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error\n  %v\nwant it to contain\n  %s", err, c.want)
+			}
+			if !strings.HasPrefix(err.Error(), "test:config.ign") {
+				t.Errorf("error %q does not start with the origin", err)
+			}
+			if got := errors.Is(err, ErrUnsupported); got != c.unsupported {
+				t.Errorf("errors.Is(err, ErrUnsupported) = %v, want %v", got, c.unsupported)
+			}
+		})
+	}
+}
+
+// TestAllErrorsReported: several problems give several errors, each with
+// its own position.
+func TestAllErrorsReported(t *testing.T) {
+	in := "{\"ignition\": {\"version\": \"3.0.0\"},\n\"storage\": {\"files\": [{\"path\": \"a\"}, {\"path\": \"/b\", \"mode\": -1}]},\n\"systemd\": {\"units\": [{\"name\": \"x\"}]}}"
+	_, err := Parse(testOrigin, []byte(in))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want 3 errors, got %d:\n%v", len(lines), err)
+	}
+	for i, want := range []string{"test:config.ign:2:32:", "test:config.ign:2:61:", "test:config.ign:3:32:"} {
+		if !strings.HasPrefix(lines[i], want) {
+			t.Errorf("error %d = %q, want prefix %q", i, lines[i], want)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	in := `{"ignition": {"version": "3.3.0"}, "storage": {
+		"files": [{"path": "/f", "contents": {"source": "data:,x"}}, {"path": "/g"}],
+		"directories": [{"path": "/d"}],
+		"links": [{"path": "/l", "target": "rel/t"}, {"path": "/h", "target": "rel/t", "hard": true}]}}`
+	c, err := Parse(testOrigin, []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Files[0]
+	if f.Mode == nil || *f.Mode != 0o644 || f.Overwrite == nil || *f.Overwrite {
+		t.Errorf("file with contents: mode %v overwrite %v, want 0644 and false", f.Mode, f.Overwrite)
+	}
+	if g := c.Files[1]; g.Mode != nil || g.Contents != nil || *g.Overwrite {
+		t.Errorf("file without contents: mode %v contents %v: an existing file must keep its mode", g.Mode, g.Contents)
+	}
+	if d := c.Directories[0]; d.Mode != nil {
+		t.Errorf("directory mode %v: unset lets an existing directory keep its mode (new ones get 0755)", *d.Mode)
+	}
+	if l := c.Links[0]; l.Target != "rel/t" || l.Hard || *l.Overwrite {
+		t.Errorf("symlink %+v", l)
+	}
+	if l := c.Links[1]; l.Target != "/rel/t" || !l.Hard {
+		t.Errorf("hard link target %q, want it joined to the root", l.Target)
+	}
+}
+
+func TestPosition(t *testing.T) {
+	data := []byte("ab\ncdé\nf")
+	for _, c := range []struct{ off, line, col int }{{0, 1, 1}, {2, 1, 3}, {3, 2, 1}, {7, 2, 4}, {8, 3, 1}, {100, 3, 2}} {
+		l, col := position(data, c.off)
+		if l != c.line || col != c.col {
+			t.Errorf("position(%d) = %d:%d, want %d:%d", c.off, l, col, c.line, c.col)
+		}
+	}
+}
