@@ -66,6 +66,9 @@ type Options struct {
 	// Network brings the network up for scripts that ask for it
 	// (`# combustion: network`); nil means they get what is there.
 	Network func(ctx context.Context) error
+	// Prepare runs a Combustion script's `--prepare` stage (magic comment
+	// `prepare`) before the network and the snapshot; nil skips it.
+	Prepare func(ctx context.Context, script config.Script) error
 	// Now is the clock (for the report); nil means time.Now.
 	Now func() time.Time
 }
@@ -325,6 +328,19 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
 		fmt.Fprintf(console, "[FAILED] %v\n", err)
 		return res
+	}
+	// Combustion's prepare stage comes first: in the initrd, before the
+	// network is up and before anything is written.
+	if opts.Prepare != nil {
+		for _, sc := range cfg.Scripts {
+			if sc.Kind == config.ScriptCombustion && sc.Prepare {
+				if err := opts.Prepare(ctx, sc); err != nil {
+					res.FailedAt = sc.Origin.String()
+					return fail(err)
+				}
+				fmt.Fprintf(console, "[ OK ] scripts: %s --prepare [%s]\n", sc.Name, sc.Origin)
+			}
+		}
 	}
 	begin := opts.Begin
 	if begin == nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/provision-dev/provision/provision/config"
 	"github.com/provision-dev/provision/provision/snapshot"
 	"github.com/provision-dev/provision/sources"
 	"github.com/provision-dev/provision/sources/dir"
@@ -226,5 +227,37 @@ func TestDryRunPlansWithoutWriting(t *testing.T) {
 	}
 	if !strings.Contains(plan, "user-data:19:5]") {
 		t.Errorf("plan lines do not carry origins:\n%s", plan)
+	}
+}
+
+// A `# combustion: prepare` script gets its prepare stage before anything
+// else; without the comment it does not.
+func TestCombustionPrepareStage(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		want   int
+	}{
+		{"#!/bin/sh\n# combustion: prepare\necho hi\n", 1},
+		{"#!/bin/sh\n#combustion: prepare\necho hi\n", 0},
+	} {
+		root := newTarget(t)
+		d := t.TempDir()
+		os.WriteFile(filepath.Join(d, "script"), []byte(tc.script), 0o755)
+		var calls int
+		res := Run(context.Background(), Options{
+			Root:    root,
+			Sources: []sources.Source{dir.New(d)},
+			Begin:   beginSnapshot(io.Discard, new(snapshot.Txn)),
+			Prepare: func(ctx context.Context, sc config.Script) error {
+				calls++
+				return errors.New("prepare stage failed on purpose")
+			},
+		})
+		if calls != tc.want {
+			t.Errorf("%q: prepare called %d times, want %d", tc.script, calls, tc.want)
+		}
+		if tc.want == 1 && (res.Err == nil || !strings.Contains(res.Err.Error(), "on purpose")) {
+			t.Errorf("a failing prepare stage did not fail the run: %v", res.Err)
+		}
 	}
 }

@@ -13,7 +13,9 @@ import (
 
 	"github.com/provision-dev/provision/initrd"
 	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/modules/scripts"
 	"github.com/provision-dev/provision/provision/chroot"
+	"github.com/provision-dev/provision/provision/config"
 	"github.com/provision-dev/provision/provision/report"
 	"github.com/provision-dev/provision/provision/snapshot"
 
@@ -81,6 +83,7 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 			// `# combustion: network` scripts: DHCP on the NICs nothing
 			// configured yet (a booted system's are left alone).
 			opts.Network = initrdNetwork(orDiscard(sc.Console))
+			opts.Prepare = prepareCombustion(orDiscard(sc.Console))
 		}
 	}
 	for _, spec := range sc.SourceSpec {
@@ -285,4 +288,17 @@ func scriptTimeout(cmdline []string) time.Duration {
 		}
 	}
 	return 30 * time.Minute
+}
+
+// prepareCombustion runs a script's --prepare stage in a private copy of its
+// config directory, as Combustion does in the initrd.
+func prepareCombustion(console io.Writer) func(ctx context.Context, script config.Script) error {
+	return func(ctx context.Context, script config.Script) error {
+		dir, err := os.MkdirTemp("", "provision-prepare-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		return scripts.RunPrepare(ctx, script, filepath.Join(dir, "config"), console)
+	}
 }
