@@ -404,7 +404,11 @@ func (t *btrfsTxn) cleanup(ctx context.Context) error {
 		t.opts.reach(kpBtrfsSnapperRemoved)
 	}
 	if t.stateDir != "" {
-		if err := removeState(t.stateDir); err != nil {
+		// No fsync here: an abort whose last steps are lost to a crash is
+		// finished by Recover (the state names a snapshot that is gone, or
+		// one to delete), and syncing would make the abort wait for btrfs
+		// to commit the deleted snapshot, a cost that grows with the root.
+		if err := removeStateQuick(t.stateDir); err != nil {
 			errs = append(errs, err)
 		}
 		t.opts.reach(kpBtrfsAbortState)
@@ -556,6 +560,20 @@ func discardJournals(stateDir string) error {
 			}
 		}
 	}
+	return nil
+}
+
+// removeStateQuick is removeState without the fsyncs: for aborts, where a
+// lost removal only means Recover does it again.
+func removeStateQuick(dir string) error {
+	gone := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".removing")
+	if err := os.Rename(dir, gone); err != nil && !isNotExist(err) {
+		return err
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		return err
+	}
+	os.Remove(filepath.Dir(dir))
 	return nil
 }
 
