@@ -380,8 +380,8 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	// The target's /var, /home... are mounted before planning (SPEC §2.5),
 	// so modules see and write them where the booted system will, not
 	// into the empty mount points of the root snapshot.
-	if len(cfg.Scripts) > 0 && opts.Chroot == nil {
-		return abort(errors.New("the configuration has scripts, but no chroot is available to run them (run as root)"))
+	if needsChroot(cfg) && opts.Chroot == nil {
+		return abort(errors.New("the configuration has scripts or packages, but no chroot is available to run them (run as root)"))
 	}
 	if needsNetwork(cfg) && opts.Network != nil {
 		// Combustion brings the initrd network up before the script runs
@@ -457,8 +457,23 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	return res
 }
 
-// needsNetwork reports whether a script of cfg asks for the network.
+// needsChroot reports whether cfg runs programs in the target.
+func needsChroot(cfg *config.Config) bool {
+	return len(cfg.Scripts) > 0 || installsPackages(cfg)
+}
+
+func installsPackages(cfg *config.Config) bool {
+	return len(cfg.Packages) > 0 ||
+		(cfg.PackageUpdate != nil && cfg.PackageUpdate.Value) ||
+		(cfg.PackageUpgrade != nil && cfg.PackageUpgrade.Value)
+}
+
+// needsNetwork reports whether cfg needs the network: a script asking for
+// it (`# combustion: network`) or packages to fetch.
 func needsNetwork(cfg *config.Config) bool {
+	if installsPackages(cfg) {
+		return true
+	}
 	for _, sc := range cfg.Scripts {
 		if sc.NeedsNetwork {
 			return true
@@ -519,6 +534,10 @@ var baseTree = map[string]string{
 	"etc/group":   "root:x:0:\nshadow:x:42:\nwheel:x:10:\nusers:x:100:\nnogroup:x:65534:\n",
 	"etc/shadow":  "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n",
 	"etc/gshadow": "root:*::\nshadow:*::\nwheel:*::\nusers:*::\nnogroup:*::\n",
+	// A MicroOS-like system: NetworkManager and zypper, so network and
+	// package steps plan as they would on the default target.
+	"usr/lib/systemd/system/NetworkManager.service": "[Unit]\nDescription=Network Manager\n",
+	"usr/bin/zypper": "",
 	"etc/login.defs": "UID_MIN 1000\nUID_MAX 60000\nSYS_UID_MIN 100\nSYS_UID_MAX 999\n" +
 		"GID_MIN 1000\nGID_MAX 60000\nSYS_GID_MIN 100\nSYS_GID_MAX 999\n" +
 		"USERGROUPS_ENAB yes\nUMASK 022\nENCRYPT_METHOD SHA512\n",
@@ -538,7 +557,11 @@ func writeBaseTree(dir, timezone string) error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(name, "usr/bin/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
 			return err
 		}
 	}

@@ -37,6 +37,17 @@ type SystemConfig struct {
 	Force      bool
 	Console    io.Writer
 	ProcPrefix string // "" on a real system; tests point it at a fake tree
+	// InInitrd allows bringing NICs up with DHCP. Outside the initrd the
+	// machine's network is its own business: a `provision run --root` on a
+	// workstation must never touch the host's links.
+	InInitrd bool
+}
+
+// InInitrd reports whether this process runs in an initramfs: systemd's and
+// dracut's convention is /etc/initrd-release.
+func InInitrd() bool {
+	_, err := os.Stat("/etc/initrd-release")
+	return err == nil
 }
 
 // SystemOptions resolves --source specs and wires the real backends.
@@ -56,7 +67,7 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 		}
 		opts.Detect = func(ctx context.Context) ([]sources.Source, error) {
 			var bringUp func(context.Context) error
-			if !sc.DryRun && os.Geteuid() == 0 {
+			if !sc.DryRun && sc.InInitrd && os.Geteuid() == 0 {
 				bringUp = initrdNetwork(console)
 			}
 			det, err := DetectSources(ctx, sc.ProcPrefix, sc.Root, bringUp)
@@ -80,9 +91,11 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 		opts.Begin = beginSnapshot(sc.Console, cur)
 		if os.Geteuid() == 0 {
 			opts.Chroot = setupChroot(scriptTimeout(opts.Cmdline), sc.Console, cur)
-			// `# combustion: network` scripts: DHCP on the NICs nothing
-			// configured yet (a booted system's are left alone).
-			opts.Network = initrdNetwork(orDiscard(sc.Console))
+			// `# combustion: network` scripts and packages: DHCP on the
+			// NICs nothing configured yet, in the initrd only.
+			if sc.InInitrd {
+				opts.Network = initrdNetwork(orDiscard(sc.Console))
+			}
 			opts.Prepare = prepareCombustion(orDiscard(sc.Console))
 		}
 	}
@@ -220,7 +233,7 @@ func Init(ctx context.Context, console io.Writer, args []string) error {
 	return initrd.Main(ctx, initrd.Options{
 		InitArgs: args,
 		Provision: func(ctx context.Context, sysroot string) error {
-			opts, err := SystemOptions(ctx, SystemConfig{Root: sysroot, Console: console})
+			opts, err := SystemOptions(ctx, SystemConfig{Root: sysroot, Console: console, InInitrd: true})
 			if err != nil {
 				return err
 			}

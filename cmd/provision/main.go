@@ -45,6 +45,7 @@ func usage(w io.Writer) {
   provision validate [--strict] [--json] FILE|DIR|IMAGE...
   provision status [--json] [--wait] [--timeout D]
   provision init
+  provision seed --format nocloud|configdrive|combustion [--iso|--vfat] -o IMAGE INPUTS...
   provision version
 `)
 }
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return statusCmd(ctx, args, stdout, stderr)
 	case "init":
 		return initCmd(ctx, args, stderr)
+	case "seed":
+		return seedCmd(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "provision", version)
 		return exitOK
@@ -105,6 +108,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Strict:     *strict,
 		Force:      *force,
 		Console:    stderr,
+		InInitrd:   provision.InInitrd(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "provision: %v\n", err)

@@ -253,17 +253,37 @@ func (m *Medium) ReadFile(name string) (data []byte, err error) {
 	if fi.Size() > m.maxSize {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("file is %d bytes, more than the %d-byte limit", fi.Size(), m.maxSize)}
 	}
+	// An empty FAT file has no cluster chain (start cluster 0), which
+	// go-diskfs cannot open; there is nothing to read anyway.
+	if fi.Size() == 0 {
+		return []byte{}, nil
+	}
 	f, err := m.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err = io.ReadAll(io.LimitReader(f, m.maxSize+1))
-	if err != nil {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+	// Read exactly the recorded size, asking for all of it at once:
+	// go-diskfs's FAT reader returns bytes past the end of the file when a
+	// read starts partway into a cluster, which io.ReadAll's growing reads
+	// do for any file over 512 bytes.
+	data = make([]byte, fi.Size())
+	n := 0
+	for n < len(data) {
+		k, err := f.Read(data[n:])
+		n += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+		}
+		if k == 0 {
+			break
+		}
 	}
-	if int64(len(data)) > m.maxSize {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("file is more than the %d-byte limit", m.maxSize)}
+	if n != len(data) {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("short read: %d of %d bytes", n, len(data))}
 	}
 	return data, nil
 }

@@ -249,13 +249,31 @@ func TestAllKeys(t *testing.T) {
 		} else {
 			t.Log("not root: bootcmd and runcmd were left out (they need a chroot)")
 		}
-		// Packages and repositories are planned, not executed, by this
-		// release; ntp and mounts are accepted with a warning.
+		if os.Geteuid() == 0 {
+			// The target has apt-get: refresh first (package_update, and
+			// cloud-init always refreshes before installing on Debian),
+			// then upgrade, then one install of every package, versions
+			// as name=version; non-interactive.
+			log := readTree(t, root, "var/tmp/apt-get.log")
+			for _, w := range []string{"noninteractive apt-get", " update\n", " dist-upgrade\n", "install htop curl=7.88.1-10\n"} {
+				if !strings.Contains(log, w) {
+					t.Errorf("apt-get.log lacks %q:\n%s", w, log)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(root, "etc/apt/sources.list.d/example.list")); err != nil {
+				t.Errorf("apt source not written: %v\n%s", err, r.stderr)
+			}
+			// Repositories for another package manager are not written.
+			for _, p := range []string{"etc/zypp/repos.d/extra.repo", "etc/yum.repos.d/epel-test.repo"} {
+				if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+					t.Errorf("%s written for a target without that package manager", p)
+				}
+			}
+		} else {
+			t.Log("not root: packages were left out (they run in a chroot)")
+		}
+		// ntp and mounts are accepted with a warning.
 		for _, w := range []string{
-			"[SKIP] packages: install htop", "[SKIP] packages: install curl=7.88.1-10",
-			"[SKIP] packages: refresh repositories", "[SKIP] packages: upgrade all packages",
-			"[SKIP] packages: add zypper repository extra", "[SKIP] packages: add yum repository epel-test",
-			"[SKIP] packages: add apt repository example.list",
 			"ntp: accepted but not applied", "mounts: accepted but not applied",
 		} {
 			if !strings.Contains(r.stderr, w) {
@@ -286,7 +304,8 @@ func withoutScripts(t *testing.T, seed string) string {
 	var out []string
 	skip := false
 	for _, l := range strings.Split(ud, "\n") {
-		if strings.HasPrefix(l, "bootcmd:") || strings.HasPrefix(l, "runcmd:") {
+		if strings.HasPrefix(l, "bootcmd:") || strings.HasPrefix(l, "runcmd:") ||
+			strings.HasPrefix(l, "packages:") || strings.HasPrefix(l, "package_") {
 			skip = true
 			continue
 		}

@@ -130,7 +130,13 @@ func buildDebianTree(dst string) error {
 		}
 		os.Chmod(filepath.Join(dst, "bin/sh"), 0o755)
 	}
-	return nil
+	// A stand-in apt-get (the tree has no dpkg database to install into):
+	// it records how the packages module called it, in the chroot.
+	aptGet := "#!/bin/sh\necho \"$DEBIAN_FRONTEND apt-get $*\" >> /var/tmp/apt-get.log\n"
+	if err := os.MkdirAll(filepath.Join(dst, "usr/bin"), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dst, "usr/bin/apt-get"), []byte(aptGet), 0o755)
 }
 
 // copyPath copies a file, symlink or directory tree, keeping modes and

@@ -45,6 +45,8 @@ func target(t testing.TB, extra map[string]string) string {
 		"etc/shadow":     "root:*:19000:0:99999:7:::\n",
 		"etc/gshadow":    "root:*::\nwheel:*::\nusers:*::\n",
 		"etc/login.defs": "UID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\n",
+		// A network stack, so seeds with network-config plan their files.
+		"usr/lib/systemd/system/NetworkManager.service": "[Unit]\n",
 	}
 	for k, v := range extra {
 		files[k] = v
