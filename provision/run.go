@@ -21,6 +21,7 @@ import (
 	"github.com/provision-dev/provision/provision/config"
 	"github.com/provision-dev/provision/provision/report"
 	"github.com/provision-dev/provision/sources"
+	"golang.org/x/sys/unix"
 )
 
 // Outcome of a run.
@@ -449,6 +450,12 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err := closeChroot(); err != nil {
 		return abort(fmt.Errorf("cleaning up the chroot: %w", err))
 	}
+	// Make what was applied durable before the commit, so the commit is
+	// only the switch: its cost then does not depend on how much was
+	// written or how big the tree is.
+	if err := syncTree(txn.Root()); err != nil {
+		return abort(fmt.Errorf("syncing the applied changes: %w", err))
+	}
 	if err := txn.Commit(ctx); err != nil {
 		return abort(fmt.Errorf("commit: %w", err))
 	}
@@ -608,4 +615,17 @@ func secrets(cfg *config.Config) []string {
 		}
 	}
 	return out
+}
+
+// syncTree flushes the filesystem holding root (syncfs).
+func syncTree(root string) error {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return &os.PathError{Op: "syncfs", Path: root, Err: err}
+	}
+	return nil
 }
