@@ -7,7 +7,6 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -18,58 +17,9 @@ import (
 
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/modules/rootfs/rootfstest"
 	"github.com/provision-dev/provision/provision/config"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("golden %s: %v (run with -update)", name, err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
-
-// newRoot builds a target tree: "->x" values are symlinks, paths ending in
-// "/" directories.
-func newRoot(t *testing.T, files map[string]string) *rootfs.Root {
-	t.Helper()
-	dir := t.TempDir()
-	for p, c := range files {
-		host := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case strings.HasPrefix(c, "->"):
-			if err := os.Symlink(c[2:], host); err != nil {
-				t.Fatal(err)
-			}
-		case strings.HasSuffix(p, "/"):
-			os.MkdirAll(host, 0o755)
-		default:
-			if err := os.WriteFile(host, []byte(c), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	r, err := rootfs.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
 
 // manifest lists a tree: path, type, mode, owner (when root), and the
 // content or link target. Hard links show their link count.
@@ -134,24 +84,6 @@ func fakeFetch(pages map[string]string) FetchFunc {
 	}
 }
 
-func applyAll(t *testing.T, root *rootfs.Root, steps []modules.Step) {
-	t.Helper()
-	env := &modules.Env{Root: root}
-	for _, s := range steps {
-		if err := s.Apply(context.Background(), env); err != nil {
-			t.Fatalf("apply %s: %v", s, err)
-		}
-	}
-}
-
-func planLines(steps []modules.Step) []byte {
-	var b strings.Builder
-	for _, s := range steps {
-		b.WriteString(s.String() + "\n")
-	}
-	return []byte(b.String())
-}
-
 func sampleConfig() *config.Config {
 	return &config.Config{
 		Users: []config.User{{Origin: origin(1), Name: "bob"}},
@@ -182,7 +114,7 @@ func sampleConfig() *config.Config {
 }
 
 func sampleRoot(t *testing.T) *rootfs.Root {
-	root := newRoot(t, map[string]string{
+	root := rootfstest.NewRoot(t, map[string]string{
 		"etc/passwd":        passwd,
 		"etc/group":         group,
 		"etc/append.conf":   "a\n",
@@ -207,21 +139,21 @@ func TestPlanApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "plan.txt", append(planLines(steps), planLines(deferred)...))
+	rootfstest.Golden(t, "plan.txt", append(rootfstest.PlanText(steps), rootfstest.PlanText(deferred)...))
 
 	// The users module runs before files: bob exists by then.
 	os.WriteFile(filepath.Join(root.Dir, "etc/passwd"), []byte(passwd+"bob:x:1001:1001::/home/bob:/bin/sh\n"), 0o644)
 	os.WriteFile(filepath.Join(root.Dir, "etc/group"), []byte(group+"bob:x:1001:\n"), 0o644)
-	applyAll(t, root, steps)
+	rootfstest.Apply(t, root, steps)
 	// ... and a package creates pkguser before deferred files.
 	os.WriteFile(filepath.Join(root.Dir, "etc/passwd"), []byte(passwd+"bob:x:1001:1001::/home/bob:/bin/sh\npkguser:x:990:990::/:/bin/false\n"), 0o644)
-	applyAll(t, root, deferred)
+	rootfstest.Apply(t, root, deferred)
 
 	name := "tree.txt"
 	if os.Geteuid() != 0 {
 		name = "tree-unprivileged.txt"
 	}
-	golden(t, name, []byte(manifest(t, root.Dir)))
+	rootfstest.Golden(t, name, []byte(manifest(t, root.Dir)))
 
 	// The setuid bit really is set (a FileMode flag, not the 0o4000 bit).
 	st, _ := os.Stat(filepath.Join(root.Dir, "usr/local/bin/tool"))
@@ -254,7 +186,7 @@ func TestPlanWithoutRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "plan-noroot.txt", planLines(steps))
+	rootfstest.Golden(t, "plan-noroot.txt", rootfstest.PlanText(steps))
 }
 
 func TestHostile(t *testing.T) {
@@ -303,7 +235,7 @@ func TestHostile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := newRoot(t, tc.files)
+			root := rootfstest.NewRoot(t, tc.files)
 			before := manifest(t, root.Dir)
 			p := Planner{Fetch: fakeFetch(nil)}
 			steps, err := p.Plan(&tc.cfg, root)
@@ -330,13 +262,13 @@ func TestHostile(t *testing.T) {
 // target (chroot semantics): the write lands in the root, never on the host.
 func TestAbsoluteSymlinkStaysInside(t *testing.T) {
 	outside := t.TempDir()
-	root := newRoot(t, map[string]string{"etc": "->" + outside})
+	root := rootfstest.NewRoot(t, map[string]string{"etc": "->" + outside})
 	cfg := &config.Config{Files: []config.File{{Origin: origin(3), Path: "/etc/hostname", Contents: []byte("x\n")}}}
 	steps, err := Planner{}.Plan(cfg, root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyAll(t, root, steps)
+	rootfstest.Apply(t, root, steps)
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("written on the host: %v", entries)
 	}
@@ -346,7 +278,7 @@ func TestAbsoluteSymlinkStaysInside(t *testing.T) {
 }
 
 func TestRemoteFailures(t *testing.T) {
-	root := newRoot(t, map[string]string{"etc/passwd": passwd, "etc/x": "old\n"})
+	root := rootfstest.NewRoot(t, map[string]string{"etc/passwd": passwd, "etc/x": "old\n"})
 	p := Planner{Fetch: fakeFetch(map[string]string{"https://e.test/x": "tampered\n"})}
 	for _, f := range []config.File{
 		{Origin: origin(3), Path: "/etc/x", Source: "https://e.test/x", Hash: sha("sha512", "expected\n")},
@@ -370,14 +302,14 @@ func TestRemoteFailures(t *testing.T) {
 }
 
 func TestOverwriteFalseKeepsContent(t *testing.T) {
-	root := newRoot(t, map[string]string{"etc/passwd": passwd, "etc/x": "old\n"})
+	root := rootfstest.NewRoot(t, map[string]string{"etc/passwd": passwd, "etc/x": "old\n"})
 	cfg := &config.Config{Files: []config.File{{Origin: origin(3), Path: "/etc/x", Mode: mode(0o600), Overwrite: boolp(false)}}}
 	steps, err := Planner{}.Plan(cfg, root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyAll(t, root, steps)
-	applyAll(t, root, steps) // idempotent
+	rootfstest.Apply(t, root, steps)
+	rootfstest.Apply(t, root, steps) // idempotent
 	st, _ := os.Stat(filepath.Join(root.Dir, "etc/x"))
 	if b, _ := os.ReadFile(filepath.Join(root.Dir, "etc/x")); string(b) != "old\n" || st.Mode().Perm() != 0o600 {
 		t.Errorf("got %q %v", b, st.Mode())

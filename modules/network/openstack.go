@@ -38,22 +38,16 @@ func parseOpenStack(data any) (*Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		typ := ""
-		if tv, ok := lm["type"]; ok && tv != nil {
-			if typ, err = asString(tv, join(path, "type")); err != nil {
-				return nil, err
-			}
+		typ, err := optString(lm, path, "type")
+		if err != nil {
+			return nil, err
 		}
 		i := &Interface{ID: id}
-		if nv, ok := lm["name"]; ok && nv != nil {
-			if i.Name, err = asString(nv, join(path, "name")); err != nil {
-				return nil, err
-			}
+		if i.Name, err = optString(lm, path, "name"); err != nil {
+			return nil, err
 		}
-		if v, ok := lm["mtu"]; ok && v != nil {
-			if i.MTU, err = asInt(v, join(path, "mtu"), 68, 65536); err != nil {
-				return nil, err
-			}
+		if i.MTU, err = optMTU(lm, path); err != nil {
+			return nil, err
 		}
 		mac := ""
 		for _, k := range []string{"ethernet_mac_address", "vlan_mac_address"} {
@@ -78,16 +72,12 @@ func parseOpenStack(data any) (*Model, error) {
 			if i.Name == "" {
 				i.Name = id
 			}
-			i.Bond = &BondParams{}
-			for _, k := range sortedKeys(lm) {
+			if err := readBond(i, lm, path, path, func(k string) (string, error) {
 				if !strings.HasPrefix(k, "bond_") || k == "bond_links" || lm[k] == nil {
-					continue
+					return "", nil
 				}
-				if err := setBondOption(i.Bond, strings.TrimPrefix(k, "bond_"), lm[k], join(path, k)); err != nil {
-					return nil, err
-				}
-			}
-			if err := checkBond(i.Bond, path); err != nil {
+				return strings.TrimPrefix(k, "bond_"), nil
+			}); err != nil {
 				return nil, err
 			}
 			bl, err := asStringList(lm["bond_links"], join(path, "bond_links"), false)
@@ -102,10 +92,7 @@ func parseOpenStack(data any) (*Model, error) {
 			}
 		case typ == "vlan":
 			i.Kind, i.MAC = VLAN, mac
-			if i.VLANID, err = asInt(lm["vlan_id"], join(path, "vlan_id"), 0, 4094); err != nil {
-				return nil, err
-			}
-			if i.Link, err = asString(lm["vlan_link"], join(path, "vlan_link")); err != nil {
+			if err := readVLAN(i, lm, path, "vlan_id", "vlan_link"); err != nil {
 				return nil, err
 			}
 		default:
@@ -218,11 +205,9 @@ func osNetwork(m *Model, v any, path string) error {
 		if err != nil {
 			return err
 		}
-		mask := ""
-		if mv, ok := nm["netmask"]; ok && mv != nil {
-			if mask, err = asString(mv, join(path, "netmask")); err != nil {
-				return err
-			}
+		mask, err := optString(nm, path, "netmask")
+		if err != nil {
+			return err
 		}
 		p, err := parsePrefix(addr, mask, join(path, "ip_address"), false)
 		if err != nil {
@@ -233,20 +218,11 @@ func osNetwork(m *Model, v any, path string) error {
 		}
 		i.Addresses = append(i.Addresses, p)
 	}
-	rl, err := asList(nm["routes"], join(path, "routes"))
+	routes, err := readRoutes(nm["routes"], join(path, "routes"))
 	if err != nil {
 		return err
 	}
-	for n, rv := range rl {
-		rp := index(join(path, "routes"), n)
-		rm, err := asMap(rv, rp)
-		if err != nil {
-			return err
-		}
-		r, err := v1Route(rm, rp)
-		if err != nil {
-			return err
-		}
+	for _, r := range routes {
 		if r.To.Bits() == 0 && r.Via.IsValid() {
 			gateways = append(gateways, r)
 			continue

@@ -9,14 +9,9 @@ import (
 // physical, bond, bridge, vlan, nameserver and route entries. cloud-init
 // ignores keys it does not know in v1, so do we; values are checked.
 func parseV1(data any) (*Model, error) {
-	top, err := asMap(data, "")
+	top, err := unwrapNetwork(data)
 	if err != nil {
 		return nil, err
-	}
-	if n, ok := top["network"]; ok && top["version"] == nil {
-		if top, err = asMap(n, "network"); err != nil {
-			return nil, err
-		}
 	}
 	if _, err := asInt(top["version"], "version", 1, 1); err != nil {
 		return nil, err
@@ -26,7 +21,6 @@ func parseV1(data any) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{}
-	type membership struct{ controller, member, path string }
 	var members []membership
 	var nsIface []struct {
 		id, path string
@@ -85,30 +79,11 @@ func parseV1(data any) (*Model, error) {
 			return nil, errAt(join(path, "type"), "unsupported type %q (want physical, bond, bridge, vlan, nameserver or route)", typ)
 		}
 	}
-	for _, ms := range members {
-		i := m.byID(ms.member)
-		if i == nil {
-			return nil, errAt(ms.path, "%s is not defined", ms.member)
-		}
-		if i.Controller != "" && i.Controller != ms.controller {
-			return nil, errAt(ms.path, "%s is already a member of %s", ms.member, i.Controller)
-		}
-		i.Controller = ms.controller
+	if err := resolveMembers(m, members); err != nil {
+		return nil, err
 	}
-	for _, i := range m.Interfaces {
-		for id, v := range i.pendingPort {
-			p := m.byID(id)
-			if p == nil || p.Controller != i.ID {
-				return nil, errAt(i.ID+".params", "%s is not a member of bridge %s", id, i.ID)
-			}
-			if v.prio != nil {
-				p.PortPriority = v.prio
-			}
-			if v.cost != nil {
-				p.PathCost = v.cost
-			}
-		}
-		i.pendingPort = nil
+	if err := applyPortSettings(m, func(id string) string { return id + ".params" }); err != nil {
+		return nil, err
 	}
 	for _, ns := range nsIface {
 		i := m.byID(ns.id)
@@ -141,10 +116,8 @@ func v1Interface(typ string, em map[string]any, path string) (*Interface, []stri
 			i.MAC = mac
 		}
 	}
-	if v, ok := em["mtu"]; ok && v != nil {
-		if i.MTU, err = asInt(v, join(path, "mtu"), 68, 65536); err != nil {
-			return nil, nil, err
-		}
+	if i.MTU, err = optMTU(em, path); err != nil {
+		return nil, nil, err
 	}
 	if v, ok := em["accept-ra"]; ok && v != nil {
 		if i.AcceptRA, err = boolPtr(v, join(path, "accept-ra")); err != nil {
@@ -162,17 +135,13 @@ func v1Interface(typ string, em map[string]any, path string) (*Interface, []stri
 		if ifaces, err = asStringList(em["bond_interfaces"], join(path, "bond_interfaces"), false); err != nil {
 			return nil, nil, err
 		}
-		i.Bond = &BondParams{}
-		for _, k := range sortedKeys(params) {
+		if err := readBond(i, params, pp, path, func(k string) (string, error) {
 			opt := strings.ReplaceAll(strings.TrimPrefix(strings.TrimPrefix(k, "bond-"), "bond_"), "-", "_")
 			if opt == "slaves" || opt == "master" {
-				continue // ifupdown bookkeeping; membership is bond_interfaces
+				return "", nil // ifupdown bookkeeping; membership is bond_interfaces
 			}
-			if err := setBondOption(i.Bond, opt, params[k], join(pp, k)); err != nil {
-				return nil, nil, err
-			}
-		}
-		if err := checkBond(i.Bond, path); err != nil {
+			return opt, nil
+		}); err != nil {
 			return nil, nil, err
 		}
 	case "bridge":
@@ -213,10 +182,7 @@ func v1Interface(typ string, em map[string]any, path string) (*Interface, []stri
 			i.Bridge.STP = &off
 		}
 	case "vlan":
-		if i.VLANID, err = asInt(em["vlan_id"], join(path, "vlan_id"), 0, 4094); err != nil {
-			return nil, nil, err
-		}
-		if i.Link, err = asString(em["vlan_link"], join(path, "vlan_link")); err != nil {
+		if err := readVLAN(i, em, path, "vlan_id", "vlan_link"); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -244,24 +210,9 @@ func v1PortSettings(i *Interface, key string, v any, path string) error {
 		if len(f) != 2 {
 			return errAt(index(path, n), "expected \"<port> <value>\", got %q", s)
 		}
-		hi := int64(65535)
-		if key == "bridge_portprio" {
-			hi = 63
-		}
-		val, err := intPtr(f[1], index(path, n), 0, hi)
-		if err != nil {
+		if err := setPortSetting(i, f[0], key == "bridge_portprio", f[1], index(path, n)); err != nil {
 			return err
 		}
-		if i.pendingPort == nil {
-			i.pendingPort = map[string]portSettings{}
-		}
-		ps := i.pendingPort[f[0]]
-		if key == "bridge_portprio" {
-			ps.prio = val
-		} else {
-			ps.cost = val
-		}
-		i.pendingPort[f[0]] = ps
 	}
 	return nil
 }
@@ -302,22 +253,11 @@ func v1Subnet(i *Interface, v any, path string) error {
 		return err
 	}
 	i.DNS.add(d)
-	rl, err := asList(sm["routes"], join(path, "routes"))
+	routes, err := readRoutes(sm["routes"], join(path, "routes"))
 	if err != nil {
 		return err
 	}
-	for n, rv := range rl {
-		rp := index(join(path, "routes"), n)
-		rm, err := asMap(rv, rp)
-		if err != nil {
-			return err
-		}
-		r, err := v1Route(rm, rp)
-		if err != nil {
-			return err
-		}
-		i.Routes = append(i.Routes, r)
-	}
+	i.Routes = append(i.Routes, routes...)
 	return nil
 }
 
@@ -329,13 +269,9 @@ func v1Static(i *Interface, sm map[string]any, path string) error {
 	if len(addrs) == 0 {
 		return errAt(path, "static subnet without address")
 	}
-	mask := ""
-	for _, k := range []string{"netmask", "prefix"} {
-		if v, ok := sm[k]; ok && v != nil {
-			if mask, err = asString(v, join(path, k)); err != nil {
-				return err
-			}
-		}
+	mask, err := optString(sm, path, "netmask", "prefix")
+	if err != nil {
+		return err
 	}
 	for n, a := range addrs {
 		p, err := parsePrefix(a, mask, index(join(path, "address"), n), true)
@@ -366,28 +302,9 @@ func v1Static(i *Interface, sm map[string]any, path string) error {
 	return nil
 }
 
+// v1DNS reads v1 nameservers: a list, or a string of space-separated words.
 func v1DNS(addrs, search any, path, akey, skey string) (DNS, error) {
-	var d DNS
-	al, err := asStringList(addrs, join(path, akey), true)
-	if err != nil {
-		return d, err
-	}
-	for n, s := range al {
-		a, err := asAddr(s, index(join(path, akey), n))
-		if err != nil {
-			return d, err
-		}
-		d.add(DNS{Servers: []netip.Addr{a}})
-	}
-	sl, err := asStringList(search, join(path, skey), true)
-	if err != nil {
-		return d, err
-	}
-	if err := checkDomains(sl, join(path, skey)); err != nil {
-		return d, err
-	}
-	d.add(DNS{Search: sl})
-	return d, nil
+	return readDNS(addrs, search, join(path, akey), join(path, skey), true)
 }
 
 // v1Route reads a route (a "route" entry or a subnet's routes): destination
@@ -402,13 +319,9 @@ func v1Route(rm map[string]any, path string) (Route, error) {
 	if err != nil {
 		return r, err
 	}
-	mask := ""
-	for _, k := range []string{"netmask", "prefix"} {
-		if v, ok := rm[k]; ok && v != nil {
-			if mask, err = asString(v, join(path, k)); err != nil {
-				return r, err
-			}
-		}
+	mask, err := optString(rm, path, "netmask", "prefix")
+	if err != nil {
+		return r, err
 	}
 	if dst == "default" {
 		dst = "0.0.0.0/0"

@@ -1,22 +1,14 @@
 package network
 
-import (
-	"net/netip"
-	"strings"
-)
+import "strings"
 
 // parseV2 reads cloud-init network config version 2, the netplan subset
 // cloud-init passes through: ethernets, bonds, bridges, vlans. Like netplan,
 // unknown keys are errors; a key we do not render is refused, never dropped.
 func parseV2(data any) (*Model, error) {
-	top, err := asMap(data, "")
+	top, err := unwrapNetwork(data)
 	if err != nil {
 		return nil, err
-	}
-	if n, ok := top["network"]; ok && top["version"] == nil {
-		if top, err = asMap(n, "network"); err != nil {
-			return nil, err
-		}
 	}
 	if err := checkKeys(top, "", "version", "renderer", "ethernets", "bonds", "bridges", "vlans"); err != nil {
 		return nil, err
@@ -29,7 +21,6 @@ func parseV2(data any) (*Model, error) {
 	m := &Model{}
 	// Membership is declared on the controller ("interfaces:") but stored
 	// on the member; remember it and apply once every ID is known.
-	type membership struct{ controller, member, path string }
 	var members []membership
 	for _, sect := range []struct {
 		key  string
@@ -55,32 +46,13 @@ func parseV2(data any) (*Model, error) {
 			m.Interfaces = append(m.Interfaces, i)
 		}
 	}
-	for _, ms := range members {
-		i := m.byID(ms.member)
-		if i == nil {
-			return nil, errAt(ms.path, "%s is not defined", ms.member)
-		}
-		if i.Controller != "" && i.Controller != ms.controller {
-			return nil, errAt(ms.path, "%s is already a member of %s", ms.member, i.Controller)
-		}
-		i.Controller = ms.controller
+	if err := resolveMembers(m, members); err != nil {
+		return nil, err
 	}
 	// Bridge port settings are keyed by member ID in the bridge's
 	// parameters; they were parked on the bridge until now.
-	for _, i := range m.Interfaces {
-		for id, v := range i.pendingPort {
-			p := m.byID(id)
-			if p == nil || p.Controller != i.ID {
-				return nil, errAt(join(i.ID, "parameters"), "%s is not a member of bridge %s", id, i.ID)
-			}
-			if v.prio != nil {
-				p.PortPriority = v.prio
-			}
-			if v.cost != nil {
-				p.PathCost = v.cost
-			}
-		}
-		i.pendingPort = nil
+	if err := applyPortSettings(m, func(id string) string { return join(id, "parameters") }); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -170,17 +142,13 @@ func v2Interface(id string, kind Kind, im map[string]any, path string) (*Interfa
 			return nil, nil, err
 		}
 		if kind == Bond {
-			i.Bond = &BondParams{}
-			for _, k := range sortedKeys(pm) {
+			if err := readBond(i, pm, join(path, "parameters"), path, func(k string) (string, error) {
 				name, ok := v2BondKeys[k]
 				if !ok {
-					return nil, nil, errAt(join(path, "parameters."+k), "unknown or unsupported bond parameter")
+					return "", errAt(join(path, "parameters."+k), "unknown or unsupported bond parameter")
 				}
-				if err := setBondOption(i.Bond, name, pm[k], join(path, "parameters."+k)); err != nil {
-					return nil, nil, err
-				}
-			}
-			if err := checkBond(i.Bond, path); err != nil {
+				return name, nil
+			}); err != nil {
 				return nil, nil, err
 			}
 		} else {
@@ -193,24 +161,9 @@ func v2Interface(id string, kind Kind, im map[string]any, path string) (*Interfa
 						return nil, nil, err
 					}
 					for _, port := range sortedKeys(pp) {
-						hi := int64(65535)
-						if k == "port-priority" {
-							hi = 63
-						}
-						n, err := intPtr(pp[port], join(kp, port), 0, hi)
-						if err != nil {
+						if err := setPortSetting(i, port, k == "port-priority", pp[port], join(kp, port)); err != nil {
 							return nil, nil, err
 						}
-						if i.pendingPort == nil {
-							i.pendingPort = map[string]portSettings{}
-						}
-						ps := i.pendingPort[port]
-						if k == "port-priority" {
-							ps.prio = n
-						} else {
-							ps.cost = n
-						}
-						i.pendingPort[port] = ps
 					}
 					continue
 				}
@@ -228,10 +181,7 @@ func v2Interface(id string, kind Kind, im map[string]any, path string) (*Interfa
 			}
 		}
 	case VLAN:
-		if i.VLANID, err = asInt(im["id"], join(path, "id"), 0, 4094); err != nil {
-			return nil, nil, err
-		}
-		if i.Link, err = asString(im["link"], join(path, "link")); err != nil {
+		if err := readVLAN(i, im, path, "id", "link"); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -366,25 +316,11 @@ func v2Common3(i *Interface, im map[string]any, path string) error {
 		if err := checkKeys(nm, np, "addresses", "search"); err != nil {
 			return err
 		}
-		addrs, err := asStringList(nm["addresses"], join(np, "addresses"), false)
+		d, err := readDNS(nm["addresses"], nm["search"], join(np, "addresses"), join(np, "search"), false)
 		if err != nil {
 			return err
 		}
-		for n, s := range addrs {
-			a, err := asAddr(s, index(join(np, "addresses"), n))
-			if err != nil {
-				return err
-			}
-			i.DNS.add(DNS{Servers: []netip.Addr{a}})
-		}
-		search, err := asStringList(nm["search"], join(np, "search"), false)
-		if err != nil {
-			return err
-		}
-		if err := checkDomains(search, join(np, "search")); err != nil {
-			return err
-		}
-		i.DNS.add(DNS{Search: search})
+		i.DNS.add(d)
 	}
 	return nil
 }

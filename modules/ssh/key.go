@@ -51,6 +51,18 @@ func CheckKeyLine(line string) (KeyInfo, error) {
 	if len(rest) != 0 {
 		return KeyInfo{}, errors.New("trailing data after the ssh key")
 	}
+	// Text before the key type is an options field: one that parses to no
+	// options at all ("," alone) is refused by sshd, so refuse it here.
+	if first := strings.Fields(trimmed)[0]; first != pub.Type() && len(options) == 0 {
+		return KeyInfo{}, fmt.Errorf("invalid ssh key %s: malformed options field %q", abbreviate(trimmed), first)
+	}
+	for _, o := range options {
+		// sshd refuses an options field with an empty option ("," alone,
+		// a leading or doubled comma) as bad options: the key would not work.
+		if strings.TrimSpace(o) == "" {
+			return KeyInfo{}, fmt.Errorf("invalid ssh key %s: empty option in the options field", abbreviate(trimmed))
+		}
+	}
 	info := KeyInfo{
 		Type:        pub.Type(),
 		Fingerprint: gossh.FingerprintSHA256(pub),

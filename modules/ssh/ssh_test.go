@@ -1,10 +1,8 @@
 package ssh
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,28 +11,9 @@ import (
 	"testing"
 
 	"github.com/provision-dev/provision/modules"
-	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/modules/rootfs/rootfstest"
 	"github.com/provision-dev/provision/provision/config"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("golden %s: %v (run with -update)", name, err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 func pubkey(t testing.TB, name string) string {
 	t.Helper()
@@ -45,57 +24,12 @@ func pubkey(t testing.TB, name string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// newRoot builds a target tree from path -> content; a value starting with
-// "->" makes a symlink.
-func newRoot(t *testing.T, files map[string]string) *rootfs.Root {
-	t.Helper()
-	dir := t.TempDir()
-	for p, c := range files {
-		host := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if target, ok := strings.CutPrefix(c, "->"); ok {
-			if err := os.Symlink(target, host); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if strings.HasSuffix(p, "/") {
-			if err := os.MkdirAll(host, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(host, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r, err := rootfs.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 const passwd = "root:x:0:0:root:/root:/bin/bash\n" +
 	"alice:x:1000:1000:Alice:/home/alice:/bin/bash\n"
 const group = "root:x:0:\nalice:x:1000:\n"
 
 func origin(line int) config.Origin {
 	return config.Origin{Source: "test", File: "user-data", Line: line, Column: 3}
-}
-
-func apply(t *testing.T, root *rootfs.Root, steps []modules.Step) string {
-	t.Helper()
-	var console bytes.Buffer
-	env := &modules.Env{Root: root, Console: &console}
-	for _, s := range steps {
-		if err := s.Apply(context.Background(), env); err != nil {
-			t.Fatalf("apply %s: %v", s, err)
-		}
-	}
-	return console.String()
 }
 
 func TestCheckKeyLine(t *testing.T) {
@@ -199,7 +133,7 @@ func TestAuthorizedKeysMerge(t *testing.T) {
 		"ssh-ed25519 " + edBlob + " old-comment\n" +
 		"this is not a key\n" +
 		"no-pty " + pubkey(t, "ec.pub") // no final newline
-	root := newRoot(t, map[string]string{
+	root := rootfstest.NewRoot(t, map[string]string{
 		"etc/passwd":                      passwd,
 		"etc/group":                       group,
 		"home/alice/.ssh/authorized_keys": existing,
@@ -226,7 +160,7 @@ func TestAuthorizedKeysMerge(t *testing.T) {
 	if steps[1].Target != "/root/.ssh/authorized_keys" || !strings.Contains(steps[1].Detail, "refusal prefix") {
 		t.Errorf("root step: %s", steps[1])
 	}
-	console := apply(t, root, steps)
+	console := rootfstest.Apply(t, root, steps)
 	if !strings.Contains(console, "only 1024 bits") {
 		t.Errorf("console lacks the weak-key warning: %q", console)
 	}
@@ -238,7 +172,7 @@ func TestAuthorizedKeysMerge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, f.golden, got)
+		rootfstest.Golden(t, f.golden, got)
 	}
 	for _, c := range []struct {
 		path     string
@@ -260,9 +194,9 @@ func TestAuthorizedKeysMerge(t *testing.T) {
 	}
 
 	// Applying again adds nothing, and a dry run against the result is empty.
-	apply(t, root, steps)
+	rootfstest.Apply(t, root, steps)
 	got, _ := os.ReadFile(filepath.Join(root.Dir, "home/alice/.ssh/authorized_keys"))
-	golden(t, "authorized_keys.alice", got)
+	rootfstest.Golden(t, "authorized_keys.alice", got)
 	if os.Geteuid() == 0 {
 		again, err := Plan(cfg, root)
 		if err != nil {
@@ -275,7 +209,7 @@ func TestAuthorizedKeysMerge(t *testing.T) {
 }
 
 func TestUserCreatedByConfig(t *testing.T) {
-	root := newRoot(t, map[string]string{"etc/passwd": passwd, "etc/group": group})
+	root := rootfstest.NewRoot(t, map[string]string{"etc/passwd": passwd, "etc/group": group})
 	cfg := &config.Config{
 		Users:   []config.User{{Origin: origin(2), Name: "bob"}, {Origin: origin(8), Name: "carol", HomeDir: "/var/lib/carol"}},
 		SSHKeys: []config.AuthorizedKey{{Origin: origin(3), User: "bob", Key: pubkey(t, "ed.pub")}, {Origin: origin(9), User: "carol", Key: pubkey(t, "ed.pub")}},
@@ -333,7 +267,7 @@ func TestPlanErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := newRoot(t, tc.files)
+			root := rootfstest.NewRoot(t, tc.files)
 			steps, err := Plan(&config.Config{SSHKeys: tc.keys}, root)
 			if err == nil {
 				t.Fatalf("no error; steps %v", steps)
@@ -368,7 +302,7 @@ func TestHostileHome(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := newRoot(t, tc.files)
+			root := rootfstest.NewRoot(t, tc.files)
 			cfg := &config.Config{SSHKeys: []config.AuthorizedKey{{Origin: origin(3), User: "alice", Key: ed}}}
 			steps, err := Plan(cfg, root)
 			if err == nil {
@@ -410,7 +344,7 @@ func TestPlanWithoutRoot(t *testing.T) {
 	for _, s := range steps {
 		lines = append(lines, s.String())
 	}
-	golden(t, "plan-noroot.txt", []byte(strings.Join(lines, "\n")+"\n"))
+	rootfstest.Golden(t, "plan-noroot.txt", []byte(strings.Join(lines, "\n")+"\n"))
 }
 
 func FuzzCheckKeyLine(f *testing.F) {

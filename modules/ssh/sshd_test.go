@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/provision-dev/provision/modules/rootfs/rootfstest"
 	"github.com/provision-dev/provision/provision/config"
 )
 
@@ -61,7 +62,7 @@ func TestPwauth(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := newRoot(t, tc.files)
+			root := rootfstest.NewRoot(t, tc.files)
 			cfg := &config.Config{SSHPwauth: &config.BoolSetting{Value: tc.value, Origin: origin(20)}}
 			steps, err := Plan(cfg, root)
 			if err != nil {
@@ -79,13 +80,13 @@ func TestPwauth(t *testing.T) {
 				strings.Contains(steps[0].Detail, "45-same") || strings.Contains(steps[0].Detail, ".bak") {
 				t.Errorf("detail warns about a drop-in that does not win: %q", steps[0].Detail)
 			}
-			apply(t, root, steps)
+			rootfstest.Apply(t, root, steps)
 			host := filepath.Join(root.Dir, tc.target)
 			got, err := os.ReadFile(host)
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tc.golden, got)
+			rootfstest.Golden(t, tc.golden, got)
 			if tc.target == DropIn {
 				if perm, _, _ := statOwner(t, host); perm != 0o600 {
 					t.Errorf("drop-in mode %o", perm)

@@ -3,7 +3,6 @@ package system
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,56 +11,9 @@ import (
 
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/modules/rootfs/rootfstest"
 	"github.com/provision-dev/provision/provision/config"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("golden %s: %v (run with -update)", name, err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
-
-func newRoot(t *testing.T, files map[string]string) *rootfs.Root {
-	t.Helper()
-	dir := t.TempDir()
-	for p, c := range files {
-		host := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case strings.HasPrefix(c, "->"):
-			if err := os.Symlink(c[2:], host); err != nil {
-				t.Fatal(err)
-			}
-		case strings.HasSuffix(p, "/"):
-			os.MkdirAll(host, 0o755)
-		default:
-			if err := os.WriteFile(host, []byte(c), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	r, err := rootfs.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
 
 func origin(line int) config.Origin {
 	return config.Origin{Source: "test", File: "user-data", Line: line, Column: 1}
@@ -102,7 +54,7 @@ func distroRoot(t *testing.T, distro string) *rootfs.Root {
 		common["etc/hostname"] = "debian\n"
 		common["etc/hosts"] = "127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n\n::1     localhost ip6-localhost ip6-loopback\n"
 	}
-	return newRoot(t, common)
+	return rootfstest.NewRoot(t, common)
 }
 
 func fullConfig(manageHosts string) *config.Config {
@@ -114,23 +66,6 @@ func fullConfig(manageHosts string) *config.Config {
 		Locale:         set("de_DE.UTF-8", 6),
 		Keyboard:       config.Keyboard{Origin: origin(7), Layout: "de", Variant: "nodeadkeys"},
 	}}
-}
-
-func applyAll(t *testing.T, root *rootfs.Root, steps []modules.Step) {
-	t.Helper()
-	for _, s := range steps {
-		if err := s.Apply(context.Background(), &modules.Env{Root: root}); err != nil {
-			t.Fatalf("apply %s: %v", s, err)
-		}
-	}
-}
-
-func planText(steps []modules.Step) []byte {
-	var b strings.Builder
-	for _, s := range steps {
-		b.WriteString(s.String() + "\n")
-	}
-	return []byte(b.String())
 }
 
 func TestDistros(t *testing.T) {
@@ -145,8 +80,8 @@ func TestDistros(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name+"/plan.txt", planText(steps))
-			applyAll(t, root, steps)
+			rootfstest.Golden(t, name+"/plan.txt", rootfstest.PlanText(steps))
+			rootfstest.Apply(t, root, steps)
 			for _, f := range []string{"etc/hostname", "etc/hosts", "etc/locale.conf", "etc/vconsole.conf",
 				"etc/X11/xorg.conf.d/00-keyboard.conf", "etc/default/keyboard", "etc/timezone", "etc/default/locale"} {
 				st, err := os.Lstat(filepath.Join(root.Dir, f))
@@ -154,7 +89,7 @@ func TestDistros(t *testing.T) {
 					continue // not part of this distribution, or a symlink (checked via its target)
 				}
 				data, _ := os.ReadFile(filepath.Join(root.Dir, f))
-				golden(t, name+"/"+strings.ReplaceAll(f, "/", "_"), data)
+				rootfstest.Golden(t, name+"/"+strings.ReplaceAll(f, "/", "_"), data)
 			}
 			if link, err := os.Readlink(filepath.Join(root.Dir, "etc/localtime")); err != nil || link != "../usr/share/zoneinfo/Europe/Berlin" {
 				t.Errorf("localtime -> %q, %v", link, err)
@@ -171,7 +106,7 @@ func TestDistros(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(again) != 0 {
-				t.Errorf("plan after apply not empty:\n%s", planText(again))
+				t.Errorf("plan after apply not empty:\n%s", rootfstest.PlanText(again))
 			}
 		})
 	}
@@ -233,12 +168,12 @@ func TestHostnameChoices(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := newRoot(t, map[string]string{"etc/hostname": "old\n"})
+			root := rootfstest.NewRoot(t, map[string]string{"etc/hostname": "old\n"})
 			steps, err := Plan(&config.Config{System: tc.sys}, root)
 			if err != nil {
 				t.Fatal(err)
 			}
-			applyAll(t, root, steps)
+			rootfstest.Apply(t, root, steps)
 			got, _ := os.ReadFile(filepath.Join(root.Dir, "etc/hostname"))
 			want := tc.want
 			if want == "" {
@@ -255,7 +190,7 @@ func TestHostnameChoices(t *testing.T) {
 }
 
 func TestPreserveHostnameStillManagesHosts(t *testing.T) {
-	root := newRoot(t, map[string]string{"etc/hostname": "old\n", "etc/hosts": "127.0.0.1 localhost\n"})
+	root := rootfstest.NewRoot(t, map[string]string{"etc/hostname": "old\n", "etc/hosts": "127.0.0.1 localhost\n"})
 	cfg := &config.Config{System: config.System{
 		Hostname: set("new", 1), PreserveHostname: &config.BoolSetting{Value: true}, ManageEtcHosts: set("localhost", 2),
 	}}
@@ -269,12 +204,12 @@ func TestPreserveHostnameStillManagesHosts(t *testing.T) {
 }
 
 func TestHostsFallsBackToTargetHostname(t *testing.T) {
-	root := newRoot(t, map[string]string{"etc/hostname": "box.lan\n"})
+	root := rootfstest.NewRoot(t, map[string]string{"etc/hostname": "box.lan\n"})
 	steps, err := Plan(&config.Config{System: config.System{ManageEtcHosts: set("localhost", 2)}}, root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyAll(t, root, steps)
+	rootfstest.Apply(t, root, steps)
 	got, _ := os.ReadFile(filepath.Join(root.Dir, "etc/hosts"))
 	if string(got) != "127.0.0.1 localhost\n::1 localhost\n127.0.1.1 box.lan box\n" {
 		t.Errorf("hosts %q", got)
@@ -301,7 +236,7 @@ func TestUpdateLocalhost(t *testing.T) {
 
 func TestRenderHostsFamilies(t *testing.T) {
 	for _, fam := range []string{"suse", "debian", "redhat"} {
-		golden(t, "hosts."+fam, renderHosts(fam, "node1", "node1.example.com"))
+		rootfstest.Golden(t, "hosts."+fam, renderHosts(fam, "node1", "node1.example.com"))
 	}
 }
 
@@ -319,7 +254,7 @@ func TestKeymapConversion(t *testing.T) {
 		{"unknown layout", map[string]string{"usr/share/systemd/kbd-model-map": kbdModelMap}, config.Keyboard{Layout: "fr"}, "fr"},
 	}
 	for _, tc := range tests {
-		root := newRoot(t, tc.files)
+		root := rootfstest.NewRoot(t, tc.files)
 		if got, how := consoleKeymap(root, tc.kb, DefaultKeyboardModel); got != tc.want {
 			t.Errorf("%s: %q (%s), want %q", tc.name, got, how, tc.want)
 		}
@@ -363,7 +298,7 @@ func TestHostile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := newRoot(t, tc.files)
+			root := rootfstest.NewRoot(t, tc.files)
 			steps, err := Plan(&config.Config{System: tc.sys}, root)
 			if err == nil {
 				t.Fatalf("no error; steps %v", steps)
@@ -387,7 +322,7 @@ func TestTimezoneCheckedAtApply(t *testing.T) {
 	if err != nil || len(steps) != 2 {
 		t.Fatalf("%v %v", steps, err)
 	}
-	root := newRoot(t, map[string]string{"etc/": ""})
+	root := rootfstest.NewRoot(t, map[string]string{"etc/": ""})
 	err = steps[0].Apply(context.Background(), &modules.Env{Root: root})
 	if err == nil || !strings.Contains(err.Error(), "test:user-data:5:1: unknown timezone") {
 		t.Fatalf("apply: %v", err)

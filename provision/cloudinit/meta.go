@@ -8,37 +8,66 @@ import (
 	"github.com/provision-dev/provision/provision/config"
 )
 
-// metaData reads NoCloud/EC2-style meta-data (YAML or JSON).
-func (p *parser) metaData(b *Blob) {
-	o := origin(b, "meta-data")
+// mappingDoc parses b (YAML or JSON), named file when b has no file name,
+// as a document that must be a mapping; want names that in the error
+// ("a mapping", "an object"). It returns nil, with any error recorded, when
+// the document is unusable, or empty and optional; a required document
+// must not be empty, not even null.
+func (p *parser) mappingDoc(b *Blob, file, want string, required bool) *node {
+	o := origin(b, file)
 	tree, err := parseYAML(b.Data, o, p.warn)
 	if err != nil {
 		p.errs = append(p.errs, err)
-		return
+		return nil
 	}
-	if tree == nil || tree.kind == kNull {
-		return
+	if tree == nil && required {
+		p.errorf(o, "%s is empty", file)
+		return nil
+	}
+	if tree == nil || tree.kind == kNull && !required {
+		return nil
 	}
 	if tree.kind != kMap {
-		p.errorf(tree.origin, "meta-data must be a mapping, got %s", tree.describe())
+		p.errorf(tree.origin, "%s must be %s, got %s", file, want, tree.describe())
+		return nil
+	}
+	return tree
+}
+
+// metaData reads NoCloud/EC2-style meta-data (YAML or JSON).
+func (p *parser) metaData(b *Blob) {
+	tree := p.mappingDoc(b, "meta-data", "a mapping", false)
+	if tree == nil {
 		return
 	}
 	for i, k := range tree.keys {
 		v := tree.vals[i]
 		switch k.value {
 		case "instance-id", "instance_id":
-			if s, ok := p.str(v, k.value); ok && s != "" {
-				p.cfg.InstanceID = config.Setting{Value: s, Origin: v.origin}
-			}
+			p.metaInstanceID(v, k.value)
 		case "local-hostname", "local_hostname":
-			if _, ok := p.str(v, k.value); ok {
-				p.localHostname = v
-			}
+			p.metaHostname(v, k.value)
 		case "public-keys", "public_keys":
 			p.metaKeys = append(p.metaKeys, p.publicKeys(v, k.value)...)
 		case "network-interfaces":
 			p.warnf(k.origin, "meta-data network-interfaces (legacy ENI format) is not supported; use network-config")
 		}
+	}
+}
+
+// metaInstanceID takes the instance ID from meta-data key (a string; an
+// empty one is no ID).
+func (p *parser) metaInstanceID(v *node, key string) {
+	if s, ok := p.str(v, key); ok && s != "" {
+		p.cfg.InstanceID = config.Setting{Value: s, Origin: v.origin}
+	}
+}
+
+// metaHostname keeps the meta-data hostname (a string) for later: user-data
+// may override it.
+func (p *parser) metaHostname(v *node, key string) {
+	if _, ok := p.str(v, key); ok {
+		p.localHostname = v
 	}
 }
 
@@ -90,31 +119,17 @@ func (p *parser) publicKeys(n *node, path string) []sshKey {
 
 // openStackMetaData reads ConfigDrive / OpenStack meta_data.json.
 func (p *parser) openStackMetaData(b *Blob) {
-	o := origin(b, "meta_data.json")
-	tree, err := parseYAML(b.Data, o, p.warn)
-	if err != nil {
-		p.errs = append(p.errs, err)
-		return
-	}
+	tree := p.mappingDoc(b, "meta_data.json", "an object", true)
 	if tree == nil {
-		p.errorf(o, "meta_data.json is empty")
-		return
-	}
-	if tree.kind != kMap {
-		p.errorf(tree.origin, "meta_data.json must be an object, got %s", tree.describe())
 		return
 	}
 	if v := tree.get("uuid"); v != nil {
-		if s, ok := p.str(v, "uuid"); ok && s != "" {
-			p.cfg.InstanceID = config.Setting{Value: s, Origin: v.origin}
-		}
+		p.metaInstanceID(v, "uuid")
 	} else {
 		p.errorf(tree.origin, "meta_data.json has no uuid (the instance-id)")
 	}
 	if v := tree.get("hostname"); v != nil {
-		if _, ok := p.str(v, "hostname"); ok {
-			p.localHostname = v
-		}
+		p.metaHostname(v, "hostname")
 	}
 	if v := tree.get("public_keys"); v != nil {
 		p.metaKeys = append(p.metaKeys, p.publicKeys(v, "public_keys")...)
@@ -127,17 +142,8 @@ func (p *parser) openStackMetaData(b *Blob) {
 // networkConfig reads a network-config document (v1 or v2, optionally
 // wrapped in "network:").
 func (p *parser) networkConfig(b *Blob) {
-	o := origin(b, "network-config")
-	tree, err := parseYAML(b.Data, o, p.warn)
-	if err != nil {
-		p.errs = append(p.errs, err)
-		return
-	}
-	if tree == nil || tree.kind == kNull {
-		return
-	}
-	if tree.kind != kMap {
-		p.errorf(tree.origin, "network-config must be a mapping, got %s", tree.describe())
+	tree := p.mappingDoc(b, "network-config", "a mapping", false)
+	if tree == nil {
 		return
 	}
 	if inner := tree.get("network"); inner != nil && !tree.has("version") {

@@ -36,39 +36,24 @@ const (
 // turned IMDS off. We stop there; falling back to v1 would defeat the setting.
 var ErrDisabled = errors.New("instance metadata service is disabled (403 on the token request)")
 
-// Source reads one IMDS endpoint.
+// Source reads one IMDS endpoint. Its Origin, the Origin.Source of every
+// document, is "ec2:http://169.254.169.254".
 type Source struct {
-	// Client may be replaced (tests tune its timeouts).
-	Client *fetch.Client
-	// Explicit marks a source the user named (--source ec2:URL): it is
-	// tried whatever the platform facts say.
-	Explicit bool
-	base     string
+	fetch.Endpoint
 }
 
 // New returns a source for baseURL ("" means DefaultURL).
 func New(baseURL string) *Source {
-	if baseURL == "" {
-		baseURL = DefaultURL
-	}
-	return &Source{Client: fetch.New("ec2", fetch.Options{}), base: strings.TrimRight(baseURL, "/")}
+	return &Source{fetch.NewEndpoint("ec2", baseURL, DefaultURL)}
 }
 
 // Name implements sources.Source.
 func (s *Source) Name() string { return "ec2" }
 
-// Origin is the Origin.Source of every document: "ec2:http://169.254.169.254".
-func (s *Source) Origin() string { return "ec2:" + s.base }
-
 // Detect implements sources.Source: local facts only, no traffic.
 func (s *Source) Detect(f *sources.Facts) sources.Presence {
-	if s.Explicit {
-		return sources.NeedsNetwork
-	}
-	if ok, _ := OnEC2(f); ok {
-		return sources.NeedsNetwork
-	}
-	return sources.Absent
+	ok, _ := OnEC2(f)
+	return s.Presence(ok)
 }
 
 // OnEC2 reports whether the facts identify an EC2 instance, and why.
@@ -171,7 +156,7 @@ func (se *session) newToken(ctx context.Context) error {
 	c := se.s.Client
 	resp, err := c.Do(ctx, fetch.Request{
 		Method: http.MethodPut,
-		URL:    se.s.base + "/latest/api/token",
+		URL:    se.s.Base() + "/latest/api/token",
 		Header: http.Header{tokenTTLHeader: {tokenTTL}},
 		Limit:  4096,
 	})
@@ -182,25 +167,25 @@ func (se *session) newToken(ctx context.Context) error {
 	case resp.Code >= 200 && resp.Code < 300:
 		tok := strings.TrimSpace(string(resp.Body))
 		if tok == "" || strings.ContainsAny(tok, "\r\n") {
-			return fmt.Errorf("ec2: %s/latest/api/token: empty or malformed token", se.s.base)
+			return fmt.Errorf("ec2: %s/latest/api/token: empty or malformed token", se.s.Base())
 		}
 		se.token = tok
 		return nil
 	case resp.Code == http.StatusForbidden:
-		return fmt.Errorf("ec2: %s: %w", se.s.base, ErrDisabled)
+		return fmt.Errorf("ec2: %s: %w", se.s.Base(), ErrDisabled)
 	case resp.Code == http.StatusNotFound || resp.Code == http.StatusMethodNotAllowed:
 		// A clone without IMDSv2 (OpenStack's EC2 API, older private clouds).
 		se.v1 = true
 		return nil
 	}
-	return fmt.Errorf("ec2: PUT %s/latest/api/token: HTTP %d", se.s.base, resp.Code)
+	return fmt.Errorf("ec2: PUT %s/latest/api/token: HTTP %d", se.s.Base(), resp.Code)
 }
 
 // get fetches base/path with the token; a 401 means the token expired or
 // was revoked: fetch a new one and try again, once per GET (a fresh token
 // refused again means something else is wrong).
 func (se *session) get(ctx context.Context, path string, limit int64) ([]byte, error) {
-	u := se.s.base + "/" + path
+	u := se.s.Base() + "/" + path
 	refreshed := false
 	for {
 		h := http.Header{}
@@ -234,7 +219,7 @@ func (se *session) metaData(ctx context.Context) (*MetaData, error) {
 	}
 	m.InstanceID = strings.TrimSpace(string(id))
 	if m.InstanceID == "" {
-		return nil, fmt.Errorf("ec2: %s/%sinstance-id is empty", se.s.base, md)
+		return nil, fmt.Errorf("ec2: %s/%sinstance-id is empty", se.s.Base(), md)
 	}
 	if h, err := se.optional(ctx, md+"local-hostname"); err != nil {
 		return nil, err
@@ -254,7 +239,7 @@ func (se *session) metaData(ctx context.Context) (*MetaData, error) {
 		idx, _, _ := strings.Cut(line, "=")
 		idx = strings.TrimSuffix(idx, "/")
 		if !segment(idx) {
-			return nil, fmt.Errorf("ec2: %s/%spublic-keys/: bad entry %q", se.s.base, md, line)
+			return nil, fmt.Errorf("ec2: %s/%spublic-keys/: bad entry %q", se.s.Base(), md, line)
 		}
 		k, err := se.optional(ctx, md+"public-keys/"+idx+"/openssh-key")
 		if err != nil {
@@ -273,7 +258,7 @@ func (se *session) metaData(ctx context.Context) (*MetaData, error) {
 		}
 		mac := strings.TrimSuffix(line, "/")
 		if !segment(mac) {
-			return nil, fmt.Errorf("ec2: %s/%snetwork/interfaces/macs/: bad entry %q", se.s.base, md, line)
+			return nil, fmt.Errorf("ec2: %s/%snetwork/interfaces/macs/: bad entry %q", se.s.Base(), md, line)
 		}
 		dir := md + "network/interfaces/macs/" + mac + "/"
 		leafs, err := se.optional(ctx, dir)

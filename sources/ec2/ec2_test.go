@@ -145,7 +145,7 @@ func TestIMDSv2Required(t *testing.T) {
 	if string(docs[1].Data) != m.userData {
 		t.Errorf("user-data %q", docs[1].Data)
 	}
-	if want := "ec2:" + strings.TrimSuffix(s.base, "/"); docs[1].Origin.Source != want || docs[1].Origin.File != "latest/user-data" {
+	if want := "ec2:" + strings.TrimSuffix(s.Base(), "/"); docs[1].Origin.Source != want || docs[1].Origin.File != "latest/user-data" {
 		t.Errorf("origin %+v", docs[1].Origin)
 	}
 	md := metaOf(t, docs)

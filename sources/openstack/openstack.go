@@ -49,38 +49,25 @@ func OnOpenStack(f *sources.Facts) (bool, string) {
 	return false, ""
 }
 
-// Source reads one OpenStack metadata endpoint.
+// Source reads one OpenStack metadata endpoint. Its Origin, the
+// Origin.Source of every document, is "openstack:" and the base URL.
 type Source struct {
-	Client *fetch.Client
-	// Explicit marks a source the user named (--source openstack:URL).
-	Explicit bool
-	base     string
+	fetch.Endpoint
 }
 
 // New returns a source for baseURL ("" means DefaultURL).
 func New(baseURL string) *Source {
-	if baseURL == "" {
-		baseURL = DefaultURL
-	}
-	return &Source{Client: fetch.New("openstack", fetch.Options{}), base: strings.TrimRight(baseURL, "/")}
+	return &Source{fetch.NewEndpoint("openstack", baseURL, DefaultURL)}
 }
 
 // Name implements sources.Source.
 func (s *Source) Name() string { return "openstack" }
 
-// Origin is the Origin.Source of every document.
-func (s *Source) Origin() string { return "openstack:" + s.base }
-
 // Detect implements sources.Source (DMI only; whether a config drive
 // exists is the caller's knowledge: see platform.Decide).
 func (s *Source) Detect(f *sources.Facts) sources.Presence {
-	if s.Explicit {
-		return sources.NeedsNetwork
-	}
-	if ok, _ := OnOpenStack(f); ok {
-		return sources.NeedsNetwork
-	}
-	return sources.Absent
+	ok, _ := OnOpenStack(f)
+	return s.Presence(ok)
 }
 
 var dated = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
@@ -126,7 +113,7 @@ var files = []struct {
 func (s *Source) Fetch(ctx context.Context) ([]sources.Document, error) {
 	ctx, cancel := s.Client.WithDeadline(ctx)
 	defer cancel()
-	list, err := s.Client.Get(ctx, s.base+"/openstack", nil, fetch.SmallLimit)
+	list, err := s.Client.Get(ctx, s.Base()+"/openstack", nil, fetch.SmallLimit)
 	if err != nil && !errors.Is(err, sources.ErrNotFound) {
 		return nil, err
 	}
@@ -137,10 +124,10 @@ func (s *Source) Fetch(ctx context.Context) ([]sources.Document, error) {
 	dir := "openstack/" + pickVersion(listed) + "/"
 	var docs []sources.Document
 	for _, f := range files {
-		b, err := s.Client.Get(ctx, s.base+"/"+dir+f.name, nil, fetch.DefaultLimit)
+		b, err := s.Client.Get(ctx, s.Base()+"/"+dir+f.name, nil, fetch.DefaultLimit)
 		switch {
 		case errors.Is(err, sources.ErrNotFound) && f.required:
-			return nil, fmt.Errorf("openstack: %s/%s%s is missing (it is required): %w", s.base, dir, f.name, err)
+			return nil, fmt.Errorf("openstack: %s/%s%s is missing (it is required): %w", s.Base(), dir, f.name, err)
 		case errors.Is(err, sources.ErrNotFound):
 			continue
 		case err != nil:

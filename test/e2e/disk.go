@@ -165,18 +165,26 @@ type RootDisk struct {
 	Layout Layout
 }
 
-// BuildRoot makes a 512 MiB sparse btrfs image in dir.
+// BuildRoot makes a 512 MiB sparse btrfs image in dir, with every applet
+// the busybox at busyboxPath lists (so it must run on this host).
 func BuildRoot(dir, busyboxPath string, opts RootOptions) (*RootDisk, error) {
-	bb, err := os.ReadFile(busyboxPath)
-	if err != nil {
-		return nil, err
-	}
 	list, err := run("", busyboxPath, "--list")
 	if err != nil {
 		return nil, err
 	}
+	return BuildRootFor(dir, busyboxPath, strings.Fields(list), opts)
+}
+
+// BuildRootFor makes a root disk like BuildRoot, for a busybox the host may
+// not be able to run (tier C's other architecture): the applets are named,
+// not listed by busybox itself.
+func BuildRootFor(dir, busyboxPath string, applets []string, opts RootOptions) (*RootDisk, error) {
+	bb, err := os.ReadFile(busyboxPath)
+	if err != nil {
+		return nil, err
+	}
 	d := &RootDisk{Path: filepath.Join(dir, "root.img"), UUID: newUUID(), Layout: opts.Layout}
-	t := baseRoot(bb, strings.Fields(list), d.UUID, opts.Layout)
+	t := baseRoot(bb, applets, d.UUID, opts.Layout)
 	for p, e := range opts.Extra {
 		t[p] = e
 	}

@@ -196,50 +196,6 @@ func FetchDeb(pkg, arch string, aptArgs []string) (string, error) {
 	return dir, os.Rename(tmp, dir)
 }
 
-// BuildRootFor makes a root disk like BuildRoot, for a busybox the host may
-// not be able to run: the applets are named, not listed by busybox itself.
-func BuildRootFor(dir, busyboxPath string, applets []string, opts RootOptions) (*RootDisk, error) {
-	bb, err := os.ReadFile(busyboxPath)
-	if err != nil {
-		return nil, err
-	}
-	d := &RootDisk{Path: filepath.Join(dir, "root.img"), UUID: newUUID(), Layout: opts.Layout}
-	t := baseRoot(bb, applets, d.UUID, opts.Layout)
-	for p, e := range opts.Extra {
-		t[p] = e
-	}
-	stage := filepath.Join(dir, "root-stage")
-	if err := t.WriteDir(stage); err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(stage)
-	if err := os.WriteFile(d.Path, nil, 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.Truncate(d.Path, 512<<20); err != nil {
-		return nil, err
-	}
-	if opts.Layout == Plain {
-		_, err := run("", "mkfs.btrfs", "-q", "-L", RootLabel, "-U", d.UUID, "--rootdir", stage, d.Path)
-		return d, err
-	}
-	if _, err := run("", "mkfs.btrfs", "-q", "-L", RootLabel, "-U", d.UUID, d.Path); err != nil {
-		return nil, err
-	}
-	mnt := filepath.Join(dir, "root-mnt")
-	if err := os.MkdirAll(mnt, 0o755); err != nil {
-		return nil, err
-	}
-	if _, err := run("", "mount", "-o", "loop", d.Path, mnt); err != nil {
-		return nil, err
-	}
-	err = snapperLayout(mnt, stage)
-	if _, uerr := run("", "umount", mnt); err == nil {
-		err = uerr
-	}
-	return d, err
-}
-
 // ELFMachine returns the e_machine field of an ELF file: 183 is AArch64,
 // 62 is x86-64. The tier checks its inputs with it, since a wrong-arch
 // binary in the initramfs would only show as a kernel panic.
