@@ -53,12 +53,7 @@ bench: $(BIN)
 
 # Every fuzz target, each for FUZZTIME.
 fuzz:
-	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) test/fuzz.sh
 
 lint:
 	@test -z "$$(gofmt -l cmd provision sources modules initrd test)" || { gofmt -l cmd provision sources modules initrd test; echo "gofmt: files above need formatting"; exit 1; }
