@@ -64,6 +64,7 @@ func TestShouldRun(t *testing.T) {
 		{"second boot, no new instance", set, false, "", "sha256:x", false},
 		{"same instance recorded", recorded, false, "iid-1", "iid-1", false},
 		{"new instance-id", recorded, false, "iid-2", "iid-2", true},
+		{"cloud instance never provisioned by us", set, false, "iid-9", "iid-9", true},
 		{"explicit source runs on a set machine-id", set, true, "", "sha256:x", true},
 		{"explicit source, same instance", recorded, true, "iid-1", "iid-1", false},
 	}

@@ -201,14 +201,10 @@ func Run(ctx context.Context, opts Options) *Result {
 		res.Status, res.Reason = StatusNothing, "disabled by "+boot.DisabledBy
 		return res
 	}
+	// Detection runs on every boot, not only the first: a cloud source
+	// with an instance-id we have not recorded is a new instance (SPEC §2),
+	// and detection is local and takes well under a millisecond.
 	explicit := opts.Sources != nil
-	if !explicit && !opts.Force && !opts.DryRun && !boot.FirstBoot() && boot.Recorded == "" {
-		// Not a first boot and never provisioned by us: nothing can make
-		// this boot a new instance that cloud-init data would not also be
-		// recorded for, so skip detection altogether.
-		res.Status, res.Reason = StatusNothing, "not a first boot (machine-id "+boot.MachineIDState+")"
-		return res
-	}
 
 	srcs := opts.Sources
 	if !explicit && opts.Detect != nil {
