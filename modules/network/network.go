@@ -132,6 +132,15 @@ func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
 	stack, assumed := NetworkManager, true
 	if root != nil {
 		if stack, err = DetectStack(root); err != nil {
+			// EC2's interface metadata is a fallback nobody asked for: a
+			// target without a network stack keeps its own arrangements.
+			// A network configuration the user gave must be applied.
+			if doc.Format == FormatEC2 && errors.Is(err, ErrNoStack) {
+				return append([]modules.Step{{
+					Module: "network", Action: "leave unconfigured", Target: "(EC2 interface metadata)",
+					Detail: err.Error(), Origin: doc.Origin, Apply: noop,
+				}}, steps...), nil
+			}
 			return nil, fmt.Errorf("%s: network: %w", doc.Origin, err)
 		}
 		assumed = false

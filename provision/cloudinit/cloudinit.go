@@ -65,6 +65,9 @@ type parser struct {
 	cfg    *config.Config
 	errs   []error
 	budget int64
+	// ec2Network is the interface metadata of an EC2 meta-data document,
+	// the network fallback when no document configures the network.
+	ec2Network *config.NetworkDoc
 
 	metaKeys      []sshKey // public keys from meta-data
 	localHostname *node
@@ -123,6 +126,11 @@ func Parse(ctx context.Context, set DataSet, opts Options) (*config.Config, erro
 		} else {
 			p.cfg.Network = append(p.cfg.Network, config.NetworkDoc{Origin: o, Format: "openstack-network-data", Data: v})
 		}
+	}
+	// EC2's interface metadata is the fallback (DHCP on the primary NIC):
+	// after any network configuration a document gives.
+	if p.ec2Network != nil {
+		p.cfg.Network = append(p.cfg.Network, *p.ec2Network)
 	}
 
 	var user, vendor, vendor2 *consumed

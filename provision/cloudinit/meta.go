@@ -49,6 +49,11 @@ func (p *parser) metaData(b *Blob) {
 			p.metaHostname(v, k.value)
 		case "public-keys", "public_keys":
 			p.metaKeys = append(p.metaKeys, p.publicKeys(v, k.value)...)
+		case "network":
+			// The ec2 source assembles network/interfaces/macs/... here.
+			if v.kind == kMap && v.get("interfaces") != nil {
+				p.ec2Network = &config.NetworkDoc{Origin: v.origin, Format: "ec2-metadata", Data: v.plain()}
+			}
 		case "network-interfaces":
 			p.warnf(k.origin, "meta-data network-interfaces (legacy ENI format) is not supported; use network-config")
 		}
