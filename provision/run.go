@@ -299,6 +299,12 @@ func dryRun(res *Result, cfg *config.Config, root string) *Result {
 			res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
 			return res
 		}
+		assumed, err := assumeImageUsers(tmp, cfg)
+		if err != nil {
+			res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
+			return res
+		}
+		res.Warnings = append(res.Warnings, assumed...)
 		planRoot = tmp
 	}
 	r, err := rootfs.New(planRoot)
@@ -624,4 +630,54 @@ func syncTree(root string) error {
 		return &os.PathError{Op: "syncfs", Path: root, Err: err}
 	}
 	return nil
+}
+
+// assumeImageUsers adds to a base tree the accounts a config only refers to
+// (chpasswd for `debian`, keys for `opensuse`): they belong to the image the
+// config is meant for, which a plan without --root does not have. Each gets
+// a warning saying so; with --root the real tree decides.
+func assumeImageUsers(dir string, cfg *config.Config) ([]string, error) {
+	defined := map[string]bool{"root": true, "nobody": true}
+	for _, u := range cfg.Users {
+		defined[u.Name] = true
+	}
+	var warnings, lines []string
+	uid := 1900
+	refer := func(name string, o config.Origin) {
+		if defined[name] || !config.ValidName(name) {
+			return
+		}
+		defined[name] = true
+		warnings = append(warnings, fmt.Sprintf("%s: user %q is not created by this config; assumed to exist on the target (give --root to check against a real tree)", o, name))
+		lines = append(lines, fmt.Sprintf("%s:x:%d:%d::/home/%s:/bin/sh", name, uid, uid, name))
+		uid++
+	}
+	for _, p := range cfg.Passwords {
+		refer(p.User, p.Origin)
+	}
+	for _, k := range cfg.SSHKeys {
+		refer(k.User, k.Origin)
+	}
+	if len(lines) == 0 {
+		return nil, nil
+	}
+	for _, f := range []struct{ name, line string }{
+		{"etc/passwd", "%[1]s"},
+		{"etc/shadow", "%[2]s:!:19000:0:99999:7:::"},
+		{"etc/group", "%[2]s:x:%[3]d:"},
+		{"etc/gshadow", "%[2]s:!::"},
+	} {
+		fh, err := os.OpenFile(filepath.Join(dir, f.name), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		for i, l := range lines {
+			name := l[:strings.IndexByte(l, ':')]
+			fmt.Fprintf(fh, f.line+"\n", l, name, 1900+i)
+		}
+		if err := fh.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return warnings, nil
 }

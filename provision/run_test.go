@@ -261,3 +261,26 @@ func TestCombustionPrepareStage(t *testing.T) {
 		}
 	}
 }
+
+// A plan without --root assumes the image's own accounts that a config only
+// refers to, with a warning, instead of calling a valid config invalid.
+func TestDryRunAssumesImageUsers(t *testing.T) {
+	seed := seedDir(t, "#cloud-config\nchpasswd:\n  users:\n    - {name: ubuntu, password: $6$x$y, type: hash}\n")
+	res := Run(context.Background(), Options{Sources: []sources.Source{dir.New(seed)}, DryRun: true})
+	if res.Err != nil {
+		t.Fatalf("valid config refused: %v", res.Err)
+	}
+	found := false
+	for _, w := range res.Warnings {
+		found = found || strings.Contains(w, `user "ubuntu" is not created by this config`)
+	}
+	if !found {
+		t.Errorf("no warning about the assumed user: %v", res.Warnings)
+	}
+	// With --root the real tree decides: there the user is missing.
+	root := newTarget(t)
+	res = Run(context.Background(), Options{Root: root, Sources: []sources.Source{dir.New(seed)}, DryRun: true})
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "ubuntu") {
+		t.Errorf("a user missing from the --root tree was accepted: %v", res.Err)
+	}
+}
