@@ -75,9 +75,9 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 				return nil, err
 			}
 			out.Merge(c)
-		case sources.KindUserData:
-			set.UserData = blob(d)
 		case sources.KindMetaData:
+			// NoCloud's `i=`/`h=` come as a second meta-data document
+			// that overrides the seed's keys.
 			if set.MetaData != nil {
 				merged, err := overlayMetaData(set.MetaData, d)
 				if err != nil {
@@ -87,22 +87,12 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 				continue
 			}
 			set.MetaData = blob(d)
-		case sources.KindVendorData:
-			set.VendorData = blob(d)
-		case sources.KindVendorData2:
-			set.VendorData2 = blob(d)
-		case sources.KindVendorDataJSON:
-			set.VendorDataJSON = blob(d)
-		case sources.KindVendorData2JSON:
-			set.VendorData2JSON = blob(d)
-		case sources.KindNetworkConfig:
-			set.NetworkConfig = blob(d)
-		case sources.KindOpenStackMetaData:
-			set.OpenStackMetaData = blob(d)
-		case sources.KindOpenStackNetworkData:
-			set.OpenStackNetworkData = blob(d)
 		default:
-			return nil, fmt.Errorf("%s: unrecognised document (kind %q)", d.Origin, d.Kind)
+			slot := cloudSlot(&set, kind)
+			if slot == nil {
+				return nil, fmt.Errorf("%s: unrecognised document (kind %q)", d.Origin, d.Kind)
+			}
+			*slot = blob(d)
 		}
 	}
 	if len(comb) > 0 {
@@ -167,4 +157,28 @@ func overlayMetaData(base *cloudinit.Blob, over sources.Document) (*cloudinit.Bl
 	origin := base.Origin
 	origin.File += "+" + over.Origin.File
 	return &cloudinit.Blob{Origin: origin, Data: data}, nil
+}
+
+// cloudSlot is where a cloud-init document of kind goes in the data set;
+// nil for kinds that are not cloud-init's.
+func cloudSlot(set *cloudinit.DataSet, kind sources.Kind) **cloudinit.Blob {
+	switch kind {
+	case sources.KindUserData:
+		return &set.UserData
+	case sources.KindVendorData:
+		return &set.VendorData
+	case sources.KindVendorData2:
+		return &set.VendorData2
+	case sources.KindVendorDataJSON:
+		return &set.VendorDataJSON
+	case sources.KindVendorData2JSON:
+		return &set.VendorData2JSON
+	case sources.KindNetworkConfig:
+		return &set.NetworkConfig
+	case sources.KindOpenStackMetaData:
+		return &set.OpenStackMetaData
+	case sources.KindOpenStackNetworkData:
+		return &set.OpenStackNetworkData
+	}
+	return nil
 }

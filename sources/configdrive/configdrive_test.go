@@ -14,14 +14,6 @@ import (
 	"github.com/provision-dev/provision/sources/configdrive"
 )
 
-func summary(docs []sources.Document) string {
-	var b strings.Builder
-	for _, d := range docs {
-		b.WriteString(d.Origin.Source + "|" + d.Origin.File + "|" + string(d.Kind) + "|" + string(d.Data) + "\n")
-	}
-	return b.String()
-}
-
 var tree = map[string]string{
 	"openstack/latest/meta_data.json":     `{"uuid":"83679162-1378-4288-a2d4-70e13ec132aa","hostname":"new"}`,
 	"openstack/latest/user_data":          "#cloud-config\n",
@@ -52,7 +44,7 @@ func TestConfigDriveISO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := summary(docs); got != wantLatest {
+	if got := blockdevtest.Summary(docs); got != wantLatest {
 		t.Errorf("documents:\n%s\nwant:\n%s", got, wantLatest)
 	}
 }
@@ -65,46 +57,25 @@ func TestConfigDriveVFATDatedOnly(t *testing.T) {
 		"openstack/content/0000":              "file",
 	}
 	img := blockdevtest.MakeFAT(t, filepath.Join(t.TempDir(), "cd.img"), blockdevtest.FAT{Label: "CONFIG-2", Bits: 12, SizeKiB: 1024, Files: files})
-	vols, err := blockdev.ScanImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := blockdev.Env{}.Open(context.Background(), vols[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	docs, err := configdrive.ReadMedium(m)
+	docs, err := configdrive.ReadMedium(blockdevtest.OpenImage(t, img))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := "configdrive:" + img + "|openstack/2015-10-15/meta_data.json|openstack-meta-data|{\"uuid\":\"newer\"}\n" +
 		"configdrive:" + img + "|openstack/2015-10-15/user_data|user-data|ud\n"
-	if got := summary(docs); got != want {
+	if got := blockdevtest.Summary(docs); got != want {
 		t.Errorf("documents:\n%s\nwant:\n%s", got, want)
 	}
 }
 
 func TestMissingMetaData(t *testing.T) {
 	img := blockdevtest.MakeISO(t, filepath.Join(t.TempDir(), "cd.iso"), "config-2", map[string]string{"openstack/latest/user_data": "x"}, "-r")
-	vols, _ := blockdev.ScanImage(img)
-	m, err := blockdev.Env{}.Open(context.Background(), vols[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	_, err = configdrive.ReadMedium(m)
+	_, err := configdrive.ReadMedium(blockdevtest.OpenImage(t, img))
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "openstack/latest/meta_data.json: required file is missing") {
 		t.Errorf("err = %v", err)
 	}
 	img2 := blockdevtest.MakeISO(t, filepath.Join(t.TempDir(), "cd.iso"), "config-2", map[string]string{"openstack/README": "x"}, "-r")
-	vols, _ = blockdev.ScanImage(img2)
-	m2, err := blockdev.Env{}.Open(context.Background(), vols[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close()
-	if _, err := configdrive.ReadMedium(m2); err == nil || !strings.Contains(err.Error(), "neither latest/ nor a dated version") {
+	if _, err := configdrive.ReadMedium(blockdevtest.OpenImage(t, img2)); err == nil || !strings.Contains(err.Error(), "neither latest/ nor a dated version") {
 		t.Errorf("no version dir: %v", err)
 	}
 }

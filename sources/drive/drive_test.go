@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/provision-dev/provision/sources"
@@ -13,14 +12,6 @@ import (
 	"github.com/provision-dev/provision/sources/blockdev/blockdevtest"
 	"github.com/provision-dev/provision/sources/drive"
 )
-
-func summary(docs []sources.Document) string {
-	var b strings.Builder
-	for _, d := range docs {
-		b.WriteString(d.Origin.Source + "|" + d.Origin.File + "|" + string(d.Kind) + "|" + string(d.Data) + "\n")
-	}
-	return b.String()
-}
 
 var stick = map[string]string{
 	"combustion/script":         "#!/bin/bash\n# combustion: network\necho root:x | chpasswd\n",
@@ -64,7 +55,7 @@ func TestFATSticks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := summary(docs); got != wantStick {
+			if got := blockdevtest.Summary(docs); got != wantStick {
 				t.Errorf("documents:\n%s\nwant:\n%s", got, wantStick)
 			}
 		})
@@ -91,17 +82,17 @@ func TestLabelOrderAndFallbacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := summary(docs); got != "combustion:/dev/sdc|script|combustion|from ignition\n" {
+	if got := blockdevtest.Summary(docs); got != "combustion:/dev/sdc|script|combustion|from ignition\n" {
 		t.Errorf("got %s", got)
 	}
 	docs, err = run(blockdevtest.Disk{Name: "sda", Image: empty}, blockdevtest.Disk{Name: "sdb", Image: install})
-	if err != nil || summary(docs) != "combustion:/dev/sdb|script|combustion|from install\n" {
-		t.Errorf("install fallback: %v\n%s", err, summary(docs))
+	if err != nil || blockdevtest.Summary(docs) != "combustion:/dev/sdb|script|combustion|from install\n" {
+		t.Errorf("install fallback: %v\n%s", err, blockdevtest.Summary(docs))
 	}
 	// No combustion/ anywhere: an Ignition disk still gives its config.
 	docs, err = run(blockdevtest.Disk{Name: "sda", Image: empty}, blockdevtest.Disk{Name: "sdb", Image: ign})
-	if err != nil || summary(docs) != "ignition:/dev/sdb|ignition/config.ign|ignition|{}\n" {
-		t.Errorf("ignition only: %v\n%s", err, summary(docs))
+	if err != nil || blockdevtest.Summary(docs) != "ignition:/dev/sdb|ignition/config.ign|ignition|{}\n" {
+		t.Errorf("ignition only: %v\n%s", err, blockdevtest.Summary(docs))
 	}
 	_, err = run(blockdevtest.Disk{Name: "sda", Image: empty})
 	if !errors.Is(err, sources.ErrNotFound) {
@@ -132,7 +123,7 @@ func TestExt4Stick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := summary(docs); got != wantStick {
+	if got := blockdevtest.Summary(docs); got != wantStick {
 		t.Errorf("documents:\n%s\nwant:\n%s", got, wantStick)
 	}
 }

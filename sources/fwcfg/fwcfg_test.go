@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/provision-dev/provision/sources"
+	"github.com/provision-dev/provision/sources/blockdev/blockdevtest"
 	"github.com/provision-dev/provision/sources/fwcfg"
 )
 
@@ -51,14 +52,6 @@ func fakeFwCfg(t *testing.T, entries map[string]string) string {
 	return prefix
 }
 
-func summary(docs []sources.Document) string {
-	var b strings.Builder
-	for _, d := range docs {
-		b.WriteString(d.Origin.Source + "|" + d.Origin.File + "|" + string(d.Kind) + "|" + string(d.Data) + "\n")
-	}
-	return b.String()
-}
-
 func TestFetch(t *testing.T) {
 	prefix := fakeFwCfg(t, map[string]string{
 		"opt/org.opensuse.combustion/script":         "#!/bin/sh\necho fw\n",
@@ -85,7 +78,7 @@ fwcfg|files/motd|combustion|hello
 
 fwcfg|opt/com.coreos/config|ignition|{"ignition":{"version":"3.4.0"}}
 `
-	if got := summary(docs); got != want {
+	if got := blockdevtest.Summary(docs); got != want {
 		t.Errorf("documents:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -93,8 +86,8 @@ fwcfg|opt/com.coreos/config|ignition|{"ignition":{"version":"3.4.0"}}
 func TestOnlyIgnition(t *testing.T) {
 	prefix := fakeFwCfg(t, map[string]string{"opt/com.coreos/config": "{}"})
 	docs, err := (&fwcfg.Source{Prefix: prefix}).Fetch(context.Background())
-	if err != nil || summary(docs) != "fwcfg|opt/com.coreos/config|ignition|{}\n" {
-		t.Errorf("%v\n%s", err, summary(docs))
+	if err != nil || blockdevtest.Summary(docs) != "fwcfg|opt/com.coreos/config|ignition|{}\n" {
+		t.Errorf("%v\n%s", err, blockdevtest.Summary(docs))
 	}
 }
 

@@ -19,14 +19,6 @@ import (
 	"github.com/provision-dev/provision/sources/nocloud"
 )
 
-func summary(docs []sources.Document) string {
-	var b strings.Builder
-	for _, d := range docs {
-		b.WriteString(d.Origin.Source + "|" + d.Origin.File + "|" + string(d.Kind) + "|" + string(d.Data) + "\n")
-	}
-	return b.String()
-}
-
 func fetch(t *testing.T, path string) ([]sources.Document, error) {
 	t.Helper()
 	s := &image.Source{Path: path}
@@ -47,7 +39,7 @@ func TestCloudLocaldsImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "nocloud:" + img + "|meta-data|meta-data|instance-id: x\n\n" + "nocloud:" + img + "|user-data|user-data|#cloud-config\n\n"
-	if got := summary(docs); got != want {
+	if got := blockdevtest.Summary(docs); got != want {
 		t.Errorf("documents:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -66,7 +58,7 @@ func TestWholeDiskImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "combustion:" + disk + "#p2|f|combustion|x\n" + "combustion:" + disk + "#p2|script|combustion|#!/bin/sh\n\n"
-	if got := summary(docs); got != want {
+	if got := blockdevtest.Summary(docs); got != want {
 		t.Errorf("documents:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -77,7 +69,7 @@ func TestConfigDriveImage(t *testing.T) {
 	}, "-J", "-r")
 	docs, err := fetch(t, img)
 	if err != nil || len(docs) != 1 || docs[0].Kind != sources.KindOpenStackMetaData {
-		t.Errorf("%v\n%s", err, summary(docs))
+		t.Errorf("%v\n%s", err, blockdevtest.Summary(docs))
 	}
 }
 
@@ -114,8 +106,8 @@ func TestExt4ImageNeedsRoot(t *testing.T) {
 		}
 		return
 	}
-	if err != nil || summary(docs) != "combustion:"+img+"|script|combustion|#!/bin/sh\n\n" {
-		t.Errorf("root: %v\n%s", err, summary(docs))
+	if err != nil || blockdevtest.Summary(docs) != "combustion:"+img+"|script|combustion|#!/bin/sh\n\n" {
+		t.Errorf("root: %v\n%s", err, blockdevtest.Summary(docs))
 	}
 }
 

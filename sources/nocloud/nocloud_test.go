@@ -22,14 +22,6 @@ const (
 )
 
 // summary renders documents as "source|file|kind|data" lines for comparison.
-func summary(docs []sources.Document) string {
-	var b strings.Builder
-	for _, d := range docs {
-		b.WriteString(d.Origin.Source + "|" + d.Origin.File + "|" + string(d.Kind) + "|" + string(d.Data) + "\n")
-	}
-	return b.String()
-}
-
 func cloudLocalds(t testing.TB, dir string, vfat bool) string {
 	t.Helper()
 	blockdevtest.NeedTools(t, "cloud-localds")
@@ -61,7 +53,7 @@ func TestDriveCloudLocalds(t *testing.T) {
 			want := "nocloud:/dev/vdb|meta-data|meta-data|" + metaData + "\n" +
 				"nocloud:/dev/vdb|user-data|user-data|" + userData + "\n" +
 				"nocloud:/dev/vdb|network-config|network-config|" + netCfg + "\n"
-			if got := summary(docs); got != want {
+			if got := blockdevtest.Summary(docs); got != want {
 				t.Errorf("documents:\n%s\nwant:\n%s", got, want)
 			}
 		})
@@ -73,21 +65,12 @@ func TestGenisoimageSeed(t *testing.T) {
 	img := blockdevtest.MakeISO(t, filepath.Join(dir, "seed.iso"), "CIDATA", map[string]string{
 		"user-data": userData, "meta-data": metaData, "vendor-data": vendor,
 	}, "-J", "-r")
-	vols, err := blockdev.ScanImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := blockdev.Env{}.Open(context.Background(), vols[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	docs, err := nocloud.ReadMedium(m)
+	docs, err := nocloud.ReadMedium(blockdevtest.OpenImage(t, img))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(docs) != 3 || docs[2].Kind != sources.KindVendorData || string(docs[2].Data) != vendor {
-		t.Errorf("documents:\n%s", summary(docs))
+		t.Errorf("documents:\n%s", blockdevtest.Summary(docs))
 	}
 }
 
@@ -154,7 +137,7 @@ func TestSeedDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(docs) != 2 || docs[0].Origin.Source != "nocloud:/var/lib/cloud/seed/nocloud-net" {
-		t.Errorf("documents:\n%s", summary(docs))
+		t.Errorf("documents:\n%s", blockdevtest.Summary(docs))
 	}
 	// Only the incomplete one: its error names the missing file.
 	if err := os.RemoveAll(filepath.Join(root, "var/lib/cloud/seed/nocloud-net")); err != nil {
@@ -180,8 +163,8 @@ func TestSeedDirSymlinkConfined(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs, err := (&nocloud.SeedDir{Root: root}).Fetch(context.Background())
-	if err == nil || strings.Contains(summary(docs), "host secret") {
-		t.Errorf("escaping symlink followed: %v\n%s", err, summary(docs))
+	if err == nil || strings.Contains(blockdevtest.Summary(docs), "host secret") {
+		t.Errorf("escaping symlink followed: %v\n%s", err, blockdevtest.Summary(docs))
 	}
 }
 
