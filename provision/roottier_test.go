@@ -490,7 +490,7 @@ func TestRootTierBtrfs(t *testing.T) {
 				if _, err := exec.LookPath("snapper"); err == nil {
 					out := sh(t, "snapper", "--no-dbus", "-r", b.root, "-c", "root", "list")
 					num := strings.Split(p, "/")[2]
-					if !regexp.MustCompile(`(?m)^` + num + `[+ ] *\| single .*\| provision first boot`).MatchString(out) {
+					if !regexp.MustCompile(`(?m)^` + num + `[+ ] *\| single .*\| Snapshot Update of #\d+`).MatchString(out) {
 						t.Errorf("snapper list does not show snapshot %s:\n%s", num, out)
 					}
 				}

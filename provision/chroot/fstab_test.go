@@ -1,6 +1,7 @@
 package chroot
 
 import (
+	"github.com/provision-dev/provision/provision/fstab"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -60,7 +61,7 @@ func TestUnescapeOctal(t *testing.T) {
 		`trail\04`: `trail\04`,
 		`\`:        `\`,
 	} {
-		if got := unescapeOctal(in); got != want {
+		if got := fstab.UnescapeOctal(in); got != want {
 			t.Errorf("%q: got %q, want %q", in, got, want)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/provision-dev/provision/provision/fstab"
 	"os"
 	"strconv"
 	"strings"
@@ -57,11 +58,11 @@ func parseMountInfo(data []byte) ([]mountInfo, error) {
 		m := mountInfo{
 			ID:         id,
 			Parent:     parent,
-			Root:       unescapeOctal(f[3]),
-			MountPoint: unescapeOctal(f[4]),
+			Root:       fstab.UnescapeOctal(f[3]),
+			MountPoint: fstab.UnescapeOctal(f[4]),
 			Options:    f[5],
 			FSType:     f[sep+1],
-			Source:     unescapeOctal(f[sep+2]),
+			Source:     fstab.UnescapeOctal(f[sep+2]),
 		}
 		if len(f) > sep+3 {
 			m.SuperOptions = f[sep+3]

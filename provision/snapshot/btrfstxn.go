@@ -26,7 +26,7 @@ import (
 // that holds one directory per open btrfs transaction: state.json (what
 // was created) and journal/ (originals of writes outside the snapshot).
 // Its presence is the in-progress marker recovery looks for; snapper
-// snapshots additionally carry userdata provision-in-progress=yes until the
+// snapshots additionally carry userdata transactional-update-in-progress=yes until the
 // transaction is finished, so `snapper list` shows them for what they are.
 const StateDirName = ".provision"
 
@@ -218,6 +218,12 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 		}
 		opts.reach(kpBtrfsSnapperDir)
 	}
+	// What is nested in the root is listed before the snapshot exists: a
+	// root at the top level would otherwise list the snapshot itself.
+	nested, err := planNested(root, rootID)
+	if err != nil {
+		return nil, err
+	}
 	snap := t.abs(t.st.Snapshot)
 	if err := btrfs.Snapshot(root, filepath.Dir(snap), filepath.Base(snap)); err != nil {
 		if errors.Is(err, unix.EEXIST) {
@@ -234,13 +240,19 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	t.devs[st.Dev] = true
+	if err := t.carryNested(root, snap, nested); err != nil {
+		return nil, err
+	}
 	if t.st.SnapperDir != "" {
+		// As transactional-update's snapshots: cleanup by number, the
+		// in-progress userdata until the commit clears it, readable by
+		// all (snapper writes info.xml 0644).
 		info := snapperInfo{
 			Type: "single", Num: t.st.Num, Date: now,
-			Description: opts.description(), Cleanup: "number",
-			Userdata: []kv{{"important", "yes"}, {inProgressKey, "yes"}},
+			Description: opts.description(t.baseNum(fsPath)), Cleanup: "number",
+			Userdata: []kv{{inProgressKey, "yes"}},
 		}
-		if err := writeFileSync(t.abs(path.Join(t.st.SnapperDir, "info.xml")), info.marshal(), 0o600); err != nil {
+		if err := writeFileSync(t.abs(path.Join(t.st.SnapperDir, "info.xml")), info.marshal(), 0o644); err != nil {
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
 		opts.reach(kpBtrfsInfoWritten)
@@ -259,6 +271,15 @@ func (t *btrfsTxn) writeState() error {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	return nil
+}
+
+// baseNum is the snapper number of the snapshot at fsPath, 0 if it is none.
+func (t *btrfsTxn) baseNum(fsPath string) uint64 {
+	if m := snapperPath.FindStringSubmatch(fsPath); m != nil {
+		n, _ := strconv.ParseUint(m[2], 10, 64)
+		return n
+	}
+	return 0
 }
 
 func (t *btrfsTxn) abs(fsPath string) string { return filepath.Join(t.top, filepath.FromSlash(fsPath)) }
@@ -391,7 +412,7 @@ func (t *btrfsTxn) cleanup(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if snap != "" && isSubvol(snap) {
-		if err := btrfs.Delete(filepath.Dir(snap), filepath.Base(snap)); err != nil {
+		if err := btrfs.DeleteTree(filepath.Dir(snap), filepath.Base(snap)); err != nil {
 			errs = append(errs, err)
 		} else {
 			t.opts.reach(kpBtrfsSnapDeleted)
@@ -536,7 +557,9 @@ func recoverOne(top, stateDir string, def uint64) error {
 		return err
 	}
 	if isSubvol(snap) {
-		if err := btrfs.Delete(filepath.Dir(snap), filepath.Base(snap)); err != nil {
+		// Nested subvolumes (the carried /etc, what a snapper plugin made
+		// in it) first: the kernel refuses to delete a parent of others.
+		if err := btrfs.DeleteTree(filepath.Dir(snap), filepath.Base(snap)); err != nil {
 			return err
 		}
 	}
@@ -643,11 +666,12 @@ func dropSnapperMarker(dir string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := info.get(inProgressKey); !ok {
+	if !info.inProgress() {
 		return nil
 	}
 	info.drop(inProgressKey)
-	return writeFileSync(p, info.marshal(), 0o600)
+	info.drop(legacyInProgressKey)
+	return writeFileSync(p, info.marshal(), 0o644)
 }
 
 // removeSnapperDir removes a snapper snapshot directory we created: its
@@ -659,7 +683,7 @@ func removeSnapperDir(dir string) error {
 		if err != nil {
 			return err
 		}
-		if _, ours := info.get(inProgressKey); !ours {
+		if !info.inProgress() {
 			return fmt.Errorf("%s: not an in-progress provision snapshot, left alone", p)
 		}
 	}

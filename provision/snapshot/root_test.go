@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,6 +105,19 @@ func newBtrfs(t testing.TB, layout string) *btrfsEnv {
 	if err := treestate.Populate(filepath.Join(e.top, e.varPath)); err != nil {
 		t.Fatal(err)
 	}
+	if e.swap {
+		// MicroOS since 2025: /etc is a subvolume nested in the root
+		// snapshot, named by a bind line in fstab; one more nested below
+		// it (what transactional-update's sync point looks like).
+		nestEtc(t, rootAbs)
+		fst := "UUID=x / btrfs ro 0 0\nUUID=x /.snapshots btrfs subvol=@/.snapshots 0 0\n" +
+			"UUID=x /var btrfs subvol=@/var,x-initrd.mount 0 0\n/etc /etc none bind,x-initrd.mount 0 0\n"
+		if err := os.WriteFile(filepath.Join(rootAbs, "etc/fstab"), []byte(fst), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "btrfs", "-q", "subvolume", "create", filepath.Join(rootAbs, "etc/nested.d"))
+		os.WriteFile(filepath.Join(rootAbs, "etc/nested.d/conf"), []byte("deep\n"), 0o644)
+	}
 	if e.snapper {
 		os.MkdirAll(filepath.Join(rootAbs, "etc/snapper/configs"), 0o755)
 		os.Mkdir(filepath.Join(rootAbs, ".snapshots"), 0o750)
@@ -133,6 +147,17 @@ func newBtrfs(t testing.TB, layout string) *btrfsEnv {
 	e.outBefore = e.capture(t, e.outside)
 	e.subvolsBefore = e.subvols(t)
 	return e
+}
+
+// nestEtc turns root's /etc into a nested subvolume with the same content,
+// as openSUSE's setup-etc-subvol does on an image.
+func nestEtc(t testing.TB, root string) {
+	t.Helper()
+	etc := filepath.Join(root, "etc")
+	run(t, "mv", etc, etc+".old")
+	run(t, "btrfs", "-q", "subvolume", "create", etc)
+	run(t, "cp", "-a", etc+".old/.", etc+"/")
+	run(t, "rm", "-rf", etc+".old")
 }
 
 func (e *btrfsEnv) capture(t testing.TB, dir string) treestate.State {
@@ -276,17 +301,43 @@ func (e *btrfsEnv) expectCommitted(t testing.TB) string {
 			t.Errorf("new default %s is not in the snapper layout", p)
 		}
 		info, err := os.ReadFile(filepath.Join(e.top, filepath.Dir(p), "info.xml"))
-		if err != nil || strings.Contains(string(info), inProgressKey) || !strings.Contains(string(info), "<description>provision first boot</description>") {
+		if err != nil || strings.Contains(string(info), inProgressKey) || !regexp.MustCompile(`<description>Snapshot Update of #\d+</description>`).Match(info) || !strings.Contains(string(info), "<cleanup>number</cleanup>") {
 			t.Errorf("info.xml of %s: %v\n%s", p, err, info)
 		}
 		ro, err := btrfs.ReadOnly(filepath.Join(e.top, p))
 		if err != nil || !ro {
 			t.Errorf("new snapshot not read-only like the old root: %v %v", ro, err)
 		}
+		if e.swap {
+			e.expectNestedEtc(t, p)
+		}
 	} else if !regexp.MustCompile(`^@provision-\d{8}T\d{6}Z(-\d+)?$`).MatchString(p) {
 		t.Errorf("new default %s is not a sibling of @", p)
 	}
 	return p
+}
+
+// expectNestedEtc checks that the new root p carries its own writable
+// snapshots of the nested /etc and of what is nested in it.
+func (e *btrfsEnv) expectNestedEtc(t testing.TB, p string) {
+	t.Helper()
+	for _, rel := range []string{"etc", "etc/nested.d"} {
+		sub := filepath.Join(e.top, p, rel)
+		if ok, err := btrfs.IsSubvolume(sub); err != nil || !ok {
+			t.Errorf("%s/%s is not a subvolume in the new root (%v)", p, rel, err)
+			continue
+		}
+		if ro, err := btrfs.ReadOnly(sub); err != nil || ro {
+			t.Errorf("%s/%s read-only %v (%v), want writable like the original", p, rel, ro, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(e.top, p, "etc/nested.d/conf")); err != nil || string(b) != "deep\n" {
+		t.Errorf("etc/nested.d/conf in the new root: %q %v", b, err)
+	}
+	want := fmt.Sprintf("%s/etc", p)
+	if !slices.Contains(e.subvols(t), want) {
+		t.Errorf("subvolume list lacks %s: %v", want, e.subvols(t))
+	}
 }
 
 func TestBtrfsCommitAndAbort(t *testing.T) {
@@ -341,7 +392,7 @@ func TestBtrfsCommitAndAbort(t *testing.T) {
 				}
 				out := run(t, "snapper", "--no-dbus", "-r", e.root, "-c", "root", "list")
 				num := strings.Split(p, "/")[2]
-				if !regexp.MustCompile(`(?m)^` + num + `[+ ] *\| single .*\| number +\| provision first boot +\| important=yes`).MatchString(out) {
+				if !regexp.MustCompile(`(?m)^` + num + `[+ ] *\| single .*\| number +\| Snapshot Update of #\d+ +\| *$`).MatchString(out) {
 					t.Errorf("snapper list does not show snapshot %s as the next default:\n%s", num, out)
 				}
 			}

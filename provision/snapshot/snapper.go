@@ -22,9 +22,20 @@ type kv struct{ Key, Value string }
 
 // userdata markers.
 const (
-	inProgressKey = "provision-in-progress"
+	// inProgressKey is transactional-update's marker of an open
+	// snapshot, so its tools and a reader of `snapper list` judge ours
+	// the same way; legacyInProgressKey is what earlier releases wrote.
+	inProgressKey       = "transactional-update-in-progress"
+	legacyInProgressKey = "provision-in-progress"
 	snapperDate   = "2006-01-02 15:04:05"
 )
+
+// inProgress reports whether the snapshot carries an in-progress marker.
+func (s snapperInfo) inProgress() bool {
+	_, a := s.get(inProgressKey)
+	_, b := s.get(legacyInProgressKey)
+	return a || b
+}
 
 func (s snapperInfo) get(key string) (string, bool) {
 	for _, u := range s.Userdata {

@@ -43,7 +43,7 @@ type Txn interface {
 
 // Options for Begin.
 type Options struct {
-	Description string // snapper description; default "provision first boot"
+	Description string // snapper description; default "Snapshot Update of #N" as transactional-update
 	// DryRun makes a transaction that writes nothing: Root is the root
 	// itself (read only use), Journal only logs, Commit and Abort log what
 	// a real run would do.
@@ -139,11 +139,16 @@ func (o *Options) logf(format string, args ...any) {
 	}
 }
 
-func (o *Options) description() string {
+// description is snapper's description of the new snapshot: the one
+// transactional-update gives its snapshots unless the caller names another.
+func (o *Options) description(base uint64) string {
 	if o.Description != "" {
 		return o.Description
 	}
-	return "provision first boot"
+	if base == 0 {
+		return "Snapshot Update"
+	}
+	return fmt.Sprintf("Snapshot Update of #%d", base)
 }
 
 // Begin starts a transaction on the tree at root: the btrfs backend when

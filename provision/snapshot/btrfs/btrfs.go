@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -334,4 +335,143 @@ func HasChildSubvolumes(path string) (bool, error) {
 		return false, fmt.Errorf("btrfs tree search %s: %w", path, err)
 	}
 	return args.Key.NrItems > 0, nil
+}
+
+// Child is a subvolume directly inside another one.
+type Child struct {
+	ID   uint64
+	Path string // relative to the parent subvolume's root, e.g. "etc"
+}
+
+// rootRefSize is struct btrfs_root_ref: dirid u64, sequence u64, name_len u16.
+const rootRefSize = 18
+
+// ChildSubvolumes lists the subvolumes directly inside the subvolume at
+// path, in the order of their ids (their creation order). A snapshot of path
+// leaves each of them out as an empty directory. It needs CAP_SYS_ADMIN.
+func ChildSubvolumes(path string) ([]Child, error) {
+	id, err := SubvolID(path)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := openDir(path)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var out []Child
+	minOffset := uint64(0)
+	for {
+		var args searchArgs
+		args.Key = searchKey{
+			TreeID:      rootTreeObjectID,
+			MinObjectID: id, MaxObjectID: id,
+			MinOffset: minOffset, MaxOffset: ^uint64(0), MaxTransID: ^uint64(0),
+			MinType: rootRefKey, MaxType: rootRefKey,
+			NrItems: 4096,
+		}
+		if err := ioctl(fd, iocTreeSearch, unsafe.Pointer(&args)); err != nil {
+			return nil, fmt.Errorf("btrfs tree search %s: %w", path, err)
+		}
+		refs, err := parseRootRefs(args.Buf[:], int(args.Key.NrItems))
+		if err != nil {
+			return nil, fmt.Errorf("btrfs: %s: %w", path, err)
+		}
+		if len(refs) == 0 {
+			return out, nil
+		}
+		for _, r := range refs {
+			dir, err := inoPath(fd, id, r.dirID)
+			if err != nil {
+				return nil, fmt.Errorf("btrfs: %s: child %d: %w", path, r.child, err)
+			}
+			out = append(out, Child{ID: r.child, Path: dir + r.name})
+			minOffset = r.child + 1
+		}
+		if minOffset == 0 { // wrapped: the last possible id was listed
+			return out, nil
+		}
+	}
+}
+
+type rootRef struct {
+	child, dirID uint64
+	name         string
+}
+
+// parseRootRefs decodes n tree search results of ROOT_REF items.
+func parseRootRefs(buf []byte, n int) ([]rootRef, error) {
+	le := binary.LittleEndian
+	var out []rootRef
+	for i := 0; i < n; i++ {
+		if len(buf) < searchHeaderSize {
+			return nil, errors.New("short tree search result")
+		}
+		offset := le.Uint64(buf[16:24])
+		typ := le.Uint32(buf[24:28])
+		itemLen := int(le.Uint32(buf[28:32]))
+		buf = buf[searchHeaderSize:]
+		if itemLen > len(buf) {
+			return nil, fmt.Errorf("bad item length %d", itemLen)
+		}
+		item := buf[:itemLen]
+		buf = buf[itemLen:]
+		if typ != rootRefKey {
+			continue
+		}
+		if itemLen < rootRefSize {
+			return nil, fmt.Errorf("bad root ref length %d", itemLen)
+		}
+		nameLen := int(le.Uint16(item[16:18]))
+		if rootRefSize+nameLen > itemLen || nameLen == 0 {
+			return nil, fmt.Errorf("bad root ref name length %d", nameLen)
+		}
+		name := string(item[rootRefSize : rootRefSize+nameLen])
+		if name == "." || name == ".." || bytes.ContainsAny([]byte(name), "/\x00") {
+			return nil, fmt.Errorf("bad root ref name %q", name)
+		}
+		out = append(out, rootRef{child: offset, dirID: le.Uint64(item[0:8]), name: name})
+	}
+	return out, nil
+}
+
+// inoPath returns the path of directory inode dirID inside subvolume tree,
+// relative to its root: "" for the root itself, else "a/b/".
+func inoPath(fd int, tree, dirID uint64) (string, error) {
+	if dirID == firstFreeObjectID {
+		return "", nil
+	}
+	args := inoLookupArgs{TreeID: tree, ObjectID: dirID}
+	if err := ioctl(fd, iocInoLookup, unsafe.Pointer(&args)); err != nil {
+		return "", fmt.Errorf("ino lookup %d: %w", dirID, err)
+	}
+	n := bytes.IndexByte(args.Name[:], 0)
+	if n < 0 {
+		n = len(args.Name)
+	}
+	p := string(args.Name[:n])
+	for _, part := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		if part == "" || part == "." || part == ".." {
+			return "", fmt.Errorf("ino lookup %d: bad path %q", dirID, p)
+		}
+	}
+	return p, nil
+}
+
+// DeleteTree deletes the subvolume at parent/name after every subvolume
+// nested inside it, deepest first (the kernel refuses to delete a subvolume
+// that still contains others).
+func DeleteTree(parent, name string) error {
+	p := filepath.Join(parent, name)
+	kids, err := ChildSubvolumes(p)
+	if err != nil {
+		return err
+	}
+	for i := len(kids) - 1; i >= 0; i-- {
+		k := filepath.Join(p, filepath.FromSlash(kids[i].Path))
+		if err := DeleteTree(filepath.Dir(k), filepath.Base(k)); err != nil {
+			return err
+		}
+	}
+	return Delete(parent, name)
 }

@@ -1,4 +1,7 @@
-package chroot
+// Package fstab parses fstab(5) as mount(8) and systemd read it: the one
+// reader of the target's mount table for the chroot, the transaction and
+// the /etc model.
+package fstab
 
 import (
 	"bufio"
@@ -8,8 +11,8 @@ import (
 	"strings"
 )
 
-// FstabEntry is one line of fstab(5).
-type FstabEntry struct {
+// Entry is one line of fstab(5).
+type Entry struct {
 	Line    int    // 1-based line number in the file
 	Spec    string // UUID=..., LABEL=..., /dev/..., tmpfs, ...
 	File    string // the mount point
@@ -21,14 +24,14 @@ type FstabEntry struct {
 
 // HasOption reports whether the entry carries option name (exact match, or
 // "name=..." when name ends in "=").
-func (e FstabEntry) HasOption(name string) bool {
+func (e Entry) HasOption(name string) bool {
 	_, ok := e.Option(name)
 	return ok
 }
 
 // Option returns the value of "name=value" (or "" for a bare "name") and
 // whether it is present; the last occurrence wins, as in mount(8).
-func (e FstabEntry) Option(name string) (string, bool) {
+func (e Entry) Option(name string) (string, bool) {
 	val, found := "", false
 	for _, o := range e.Options {
 		k, v, hasVal := strings.Cut(o, "=")
@@ -48,17 +51,17 @@ func (e FstabEntry) Option(name string) (string, bool) {
 // maxFstab bounds what is parsed: a real fstab is a few hundred bytes.
 const maxFstab = 1 << 20
 
-// ParseFstab parses fstab(5) text. Blank lines and lines starting with '#'
+// Parse parses fstab(5) text. Blank lines and lines starting with '#'
 // are skipped; fields are separated by blanks; "\040"-style octal escapes
 // in the first two fields are decoded (libmount does so for spaces and tabs).
 // Missing trailing fields get mount(8)'s defaults (type auto, options
 // defaults, 0, 0). A line with a single field, or a non-numeric freq or
 // passno, is an error naming the line. name is used in error messages.
-func ParseFstab(name string, data []byte) ([]FstabEntry, error) {
+func Parse(name string, data []byte) ([]Entry, error) {
 	if len(data) > maxFstab {
 		return nil, fmt.Errorf("%s: larger than %d bytes", name, maxFstab)
 	}
-	var entries []FstabEntry
+	var entries []Entry
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), maxFstab+1)
 	line := 0
@@ -72,10 +75,10 @@ func ParseFstab(name string, data []byte) ([]FstabEntry, error) {
 		if len(fields) < 2 {
 			return nil, fmt.Errorf("%s:%d: expected at least a device and a mount point", name, line)
 		}
-		e := FstabEntry{
+		e := Entry{
 			Line:    line,
-			Spec:    unescapeOctal(fields[0]),
-			File:    unescapeOctal(fields[1]),
+			Spec:    UnescapeOctal(fields[0]),
+			File:    UnescapeOctal(fields[1]),
 			VfsType: "auto",
 			Options: []string{"defaults"},
 		}
@@ -113,9 +116,9 @@ func splitOptions(s string) []string {
 	return out
 }
 
-// unescapeOctal decodes \NNN octal escapes (fstab and mountinfo use them for
+// UnescapeOctal decodes \NNN octal escapes (fstab and mountinfo use them for
 // blanks and backslashes); anything else is kept as written.
-func unescapeOctal(s string) string {
+func UnescapeOctal(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
