@@ -364,6 +364,13 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		return c.Close()
 	}
 	abort := func(cause error) *Result {
+		// What the chroot made outside the snapshot (a new overlay layer
+		// on a /var of its own filesystem) goes while it is still mounted.
+		if d, ok := chroot.(interface{ Discard() error }); ok {
+			if derr := d.Discard(); derr != nil {
+				cause = fmt.Errorf("%w (and removing what it made outside the snapshot failed: %v)", cause, derr)
+			}
+		}
 		if cerr := closeChroot(); cerr != nil {
 			cause = fmt.Errorf("%w (and cleaning up the chroot failed: %v)", cause, cerr)
 		}

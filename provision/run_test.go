@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/provision-dev/provision/provision/config"
-	"github.com/provision-dev/provision/provision/snapshot"
 	"github.com/provision-dev/provision/sources"
 	"github.com/provision-dev/provision/sources/dir"
 )
@@ -85,7 +84,7 @@ func runOn(root string, srcs ...sources.Source) *Result {
 		Root:    root,
 		Sources: srcs,
 		Console: &console,
-		Begin:   beginSnapshot(io.Discard, new(snapshot.Txn)),
+		Begin:   beginSnapshot(io.Discard, new(currentTxn)),
 	})
 }
 
@@ -247,7 +246,7 @@ func TestCombustionPrepareStage(t *testing.T) {
 		res := Run(context.Background(), Options{
 			Root:    root,
 			Sources: []sources.Source{dir.New(d)},
-			Begin:   beginSnapshot(io.Discard, new(snapshot.Txn)),
+			Begin:   beginSnapshot(io.Discard, new(currentTxn)),
 			Prepare: func(ctx context.Context, sc config.Script) error {
 				calls++
 				return errors.New("prepare stage failed on purpose")

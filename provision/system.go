@@ -83,7 +83,7 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 	if !sc.DryRun {
 		// The chroot hands the target's /var, /home... subvolumes to the
 		// run's transaction, so it needs to know it.
-		cur := new(snapshot.Txn)
+		cur := new(currentTxn)
 		opts.Recover = snapshot.Recover
 		if os.Geteuid() == 0 {
 			opts.RecordedInstance = recordedInstance
@@ -254,9 +254,15 @@ func Init(ctx context.Context, console io.Writer, args []string) error {
 	})
 }
 
+// currentTxn is the run's transaction as the chroot needs to know it.
+type currentTxn struct {
+	txn snapshot.Txn
+	etc carriedEtc
+}
+
 // beginSnapshot recovers what a crashed run left and starts the transaction:
 // a btrfs snapshot when the root is a btrfs subvolume, else a journal.
-func beginSnapshot(console io.Writer, cur *snapshot.Txn) func(ctx context.Context, root string) (Txn, error) {
+func beginSnapshot(console io.Writer, cur *currentTxn) func(ctx context.Context, root string) (Txn, error) {
 	return func(ctx context.Context, root string) (Txn, error) {
 		if err := snapshot.Recover(ctx, root); err != nil {
 			return nil, fmt.Errorf("recovering an earlier run: %w", err)
@@ -265,7 +271,14 @@ func beginSnapshot(console io.Writer, cur *snapshot.Txn) func(ctx context.Contex
 		if err != nil {
 			return nil, err
 		}
-		*cur = t
+		etc, err := carryEtc(t, orDiscard(console))
+		if err != nil {
+			if aerr := t.Abort(context.WithoutCancel(ctx)); aerr != nil {
+				err = fmt.Errorf("%w (and rolling back failed: %v)", err, aerr)
+			}
+			return nil, fmt.Errorf("carrying /etc into the new snapshot: %w", err)
+		}
+		*cur = currentTxn{txn: t, etc: etc}
 		return t, nil
 	}
 }
@@ -275,13 +288,22 @@ func beginSnapshot(console io.Writer, cur *snapshot.Txn) func(ctx context.Contex
 // The target's /var, /home... subvolumes of the root's btrfs are snapshotted
 // into the transaction (cur) and those snapshots mounted, so even what
 // scripts write there directly is committed or undone with the root.
-func setupChroot(timeout time.Duration, console io.Writer, cur *snapshot.Txn) func(ctx context.Context, root string) (Chroot, error) {
+func setupChroot(timeout time.Duration, console io.Writer, cur *currentTxn) func(ctx context.Context, root string) (Chroot, error) {
 	return func(ctx context.Context, root string) (Chroot, error) {
-		o := chroot.Options{Timeout: timeout, Log: console}
-		if sv, ok := (*cur).(snapshot.SubvolumeSnapshotter); ok {
+		o := chroot.Options{Timeout: timeout, Log: console, EtcOverlay: true}
+		if sv, ok := cur.txn.(snapshot.SubvolumeSnapshotter); ok {
 			o.Subvolumes = sv
 		}
-		return chroot.Setup(ctx, root, o)
+		env, err := chroot.Setup(ctx, root, o)
+		if err != nil {
+			return nil, err
+		}
+		if err := copyFstabToUpper(root, cur.etc); err != nil {
+			env.Discard()
+			env.Close()
+			return nil, err
+		}
+		return env, nil
 	}
 }
 

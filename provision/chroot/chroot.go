@@ -56,6 +56,12 @@ type Options struct {
 	// Devices resolves fstab specs to device nodes; nil means the host's
 	// /dev and /sys (see DeviceResolver).
 	Devices *DeviceResolver
+	// EtcOverlay mounts an overlay /etc exactly as the tree's fstab line
+	// says (layers below /sysroot mapped into the tree), after the mounts
+	// its layers live on, creating missing upper and work directories:
+	// the new snapshot of an overlay-/etc target (see etcmodel), whose
+	// changes must land in its own upper layer.
+	EtcOverlay bool
 	// Subvolumes, when set, is offered every fstab mount of a subvolume
 	// of the root's own btrfs (subvol=...): the transaction snapshots it
 	// and the snapshot is mounted instead, so whatever is written there —
@@ -98,6 +104,9 @@ type Env struct {
 	mounts []Mount
 	// created lists the mount points Setup made, for Close to remove.
 	created []createdDir
+	// layers lists the overlay layer directories Setup made on a
+	// filesystem outside the snapshot, for Discard.
+	layers []string
 
 	mu     sync.Mutex
 	closed bool
@@ -180,13 +189,19 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 	if err != nil {
 		return fmt.Errorf("chroot: target %w", err)
 	}
-	planned, err := PlanFstab(entries, e.opts.Devices.rootFS(rootMount), e.opts.Devices, e.log)
+	planned, err := PlanFstab(entries, e.opts.Devices.rootFS(rootMount), e.opts.Devices, e.opts.EtcOverlay, e.log)
 	if err != nil {
 		return err
 	}
 	for _, p := range planned {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if p.FSType == "overlay-etc" {
+			if err := e.mountEtcOverlay(p.entry); err != nil {
+				return err
+			}
+			continue
 		}
 		if p.Outside && p.sameFS {
 			p.Mount = e.intoTransaction(p.Mount)

@@ -24,15 +24,15 @@ type plannedMount struct {
 	flags  uintptr
 	nofail bool
 	sameFS bool // a subvolume of the root's own btrfs
+	entry  FstabEntry
 }
 
 // PlanFstab picks the fstab entries to mount into the tree and says how:
 //
 //   - entries for /var, /home, /root, /opt, /srv, /usr/local, and any entry
 //     with x-initrd.mount; "noauto" skips an entry unless x-initrd.mount;
-//   - never "/", swap, or /etc as a bind or overlay (the "/etc" handling of
-//     transactional systems belongs to the snapshot itself, as Combustion
-//     also skips it);
+//   - never "/", swap, or /etc as a bind (the nested subvolume is part of
+//     the snapshot); an overlay /etc only with etcOverlay, after all others;
 //   - a btrfs entry naming the root's own filesystem (UUID=, LABEL= or a
 //     device of it) is mounted from the root's device with the entry's
 //     options (subvol= included), so the right subvolume appears even before
@@ -43,11 +43,11 @@ type plannedMount struct {
 //
 // Parents are mounted before children. An unresolvable device is an error,
 // unless the entry says nofail (then it is logged and skipped).
-func PlanFstab(entries []FstabEntry, root rootFS, dev *DeviceResolver, logf func(string, ...any)) ([]plannedMount, error) {
+func PlanFstab(entries []FstabEntry, root rootFS, dev *DeviceResolver, etcOverlay bool, logf func(string, ...any)) ([]plannedMount, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	var out []plannedMount
+	var out, overlay []plannedMount
 	for _, e := range entries {
 		where := fmt.Sprintf("/etc/fstab:%d", e.Line)
 		if !strings.HasPrefix(e.File, "/") {
@@ -59,6 +59,11 @@ func PlanFstab(entries []FstabEntry, root rootFS, dev *DeviceResolver, logf func
 			continue
 		}
 		if target == "/" || e.VfsType == "swap" {
+			continue
+		}
+		if target == "/etc" && e.VfsType == "overlay" && etcOverlay {
+			// After everything it stacks on (/var): see Env.mountEtcOverlay.
+			overlay = append(overlay, plannedMount{Mount: Mount{Target: target, FstabLine: e.Line, Source: e.Spec, FSType: "overlay-etc"}, entry: e})
 			continue
 		}
 		if target == "/etc" && (e.VfsType == "none" || e.VfsType == "overlay") {
@@ -109,7 +114,7 @@ func PlanFstab(entries []FstabEntry, root rootFS, dev *DeviceResolver, logf func
 	sort.SliceStable(out, func(i, j int) bool {
 		return depth(out[i].Target) < depth(out[j].Target)
 	})
-	return out, nil
+	return append(out, overlay...), nil
 }
 
 func depth(p string) int {

@@ -712,3 +712,28 @@ func isSubvol(p string) bool {
 	ok, err := btrfs.IsSubvolume(p)
 	return err == nil && ok
 }
+
+// SnapperInfo describes a transaction in snapper's layout; Numbered is
+// implemented by transactions that have one.
+type SnapperInfo struct {
+	Base, Num uint64 // the snapshot number modified and the new one
+	// Top is the host path of the filesystem's top level (mounted
+	// privately for the transaction's lifetime), TopPath the new
+	// snapshot's path from it.
+	Top, TopPath string
+}
+
+// Numbered is implemented by a btrfs transaction in snapper's layout.
+type Numbered interface {
+	Snapper() (SnapperInfo, bool)
+}
+
+var _ Numbered = (*btrfsTxn)(nil)
+
+// Snapper implements Numbered.
+func (t *btrfsTxn) Snapper() (SnapperInfo, bool) {
+	if t.st.SnapperDir == "" {
+		return SnapperInfo{}, false
+	}
+	return SnapperInfo{Base: t.baseNum(t.st.Root), Num: t.st.Num, Top: t.top, TopPath: t.st.Snapshot}, true
+}

@@ -27,7 +27,7 @@ const (
 	// the same way; legacyInProgressKey is what earlier releases wrote.
 	inProgressKey       = "transactional-update-in-progress"
 	legacyInProgressKey = "provision-in-progress"
-	snapperDate   = "2006-01-02 15:04:05"
+	snapperDate         = "2006-01-02 15:04:05"
 )
 
 // inProgress reports whether the snapshot carries an in-progress marker.

@@ -467,6 +467,17 @@ func DeleteTree(parent, name string) error {
 	if err != nil {
 		return err
 	}
+	if len(kids) > 0 {
+		// A read-only parent refuses the unlinks (EROFS); it is going
+		// anyway.
+		if ro, err := ReadOnly(p); err != nil {
+			return err
+		} else if ro {
+			if err := SetReadOnly(p, false); err != nil {
+				return err
+			}
+		}
+	}
 	for i := len(kids) - 1; i >= 0; i-- {
 		k := filepath.Join(p, filepath.FromSlash(kids[i].Path))
 		if err := DeleteTree(filepath.Dir(k), filepath.Base(k)); err != nil {
