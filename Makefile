@@ -64,7 +64,7 @@ install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/provision
 	install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision
 	install -m 0755 initrd/dracut/50provision/module-setup.sh initrd/dracut/50provision/provision-initrd.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision/
-	install -m 0644 initrd/dracut/50provision/provision.service $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision/
+	install -m 0644 initrd/dracut/50provision/provision.service initrd/dracut/50provision/combustion-skip.conf $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision/
 
 clean:
 	rm -rf bin

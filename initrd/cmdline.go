@@ -251,9 +251,9 @@ func unescapeLabel(s string) string {
 	return b.String()
 }
 
-// PinsSubvolume reports whether rootflags select a subvolume explicitly; then
-// the default subvolume the run set is not what boots and we must not
-// remount onto it.
+// PinsSubvolume reports whether rootflags select a subvolume explicitly
+// (a systemd-boot entry's rootflags=subvol=@/.snapshots/N/snapshot): then
+// the default subvolume alone does not decide what boots.
 func (c *Cmdline) PinsSubvolume() bool {
 	for _, o := range strings.Split(c.RootFlags, ",") {
 		k, _, _ := strings.Cut(o, "=")
@@ -262,4 +262,20 @@ func (c *Cmdline) PinsSubvolume() bool {
 		}
 	}
 	return false
+}
+
+// WithSubvolID returns mount options flags with any subvol= or subvolid=
+// replaced by subvolid=id: the pinned root of this boot moved to the
+// snapshot a run made the default (what Combustion's sysroot.mount drop-in
+// does by path).
+func WithSubvolID(flags string, id uint64) string {
+	var keep []string
+	for _, o := range strings.Split(flags, ",") {
+		k, _, _ := strings.Cut(o, "=")
+		if o == "" || k == "subvol" || k == "subvolid" {
+			continue
+		}
+		keep = append(keep, o)
+	}
+	return strings.Join(append(keep, "subvolid="+strconv.FormatUint(id, 10)), ",")
 }

@@ -169,3 +169,16 @@ func FuzzParseCmdline(f *testing.F) {
 		}
 	})
 }
+
+func TestWithSubvolID(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"subvol=@/.snapshots/1/snapshot", "subvolid=263"},
+		{"compress=lzo,subvol=/@/.snapshots/1/snapshot,noatime", "compress=lzo,noatime,subvolid=263"},
+		{"subvolid=258,subvol=@/.snapshots/1/snapshot", "subvolid=263"},
+		{"", "subvolid=263"},
+	} {
+		if got := WithSubvolID(c.in, 263); got != c.want {
+			t.Errorf("WithSubvolID(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

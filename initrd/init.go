@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/provision-dev/provision/provision/snapshot/btrfs"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -157,7 +159,19 @@ func (m *machine) finalRoot(c *Cmdline, dev, fstype string) error {
 	if c.ReadOnly {
 		flags = unix.MS_RDONLY
 	}
-	if fstype == "btrfs" && !c.PinsSubvolume() {
+	data := c.RootFlags
+	if fstype == "btrfs" && c.PinsSubvolume() {
+		// A boot-loader entry pinned the old snapshot; if the run made a
+		// new default, this boot continues into it (the next one boots
+		// its own entry, which the run added).
+		def, derr := btrfs.Default(Sysroot)
+		cur, cerr := btrfs.SubvolID(Sysroot)
+		if derr == nil && cerr == nil && def != cur && def != btrfs.TopLevelID {
+			data = WithSubvolID(c.RootFlags, def)
+			m.logf("rootflags pin subvolume %d; continuing into the new default %d", cur, def)
+		}
+	}
+	if fstype == "btrfs" && (!c.PinsSubvolume() || data != c.RootFlags) {
 		if err := unix.Unmount(Sysroot, 0); err != nil {
 			// Something the run mounted below it is still busy: detach, the
 			// new mount does not need the old one gone.
@@ -165,7 +179,7 @@ func (m *machine) finalRoot(c *Cmdline, dev, fstype string) error {
 				return fmt.Errorf("unmounting %s: %w", Sysroot, err)
 			}
 		}
-		if err := mountRoot(dev, fstype, flags, c.RootFlags); err != nil {
+		if err := mountRoot(dev, fstype, flags, data); err != nil {
 			return fmt.Errorf("mounting the default subvolume of %s on %s: %w", dev, Sysroot, err)
 		}
 		return nil

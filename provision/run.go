@@ -442,6 +442,9 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		res.Steps = append(res.Steps, sr)
 		fmt.Fprintf(console, "[ OK ] %s\n", s)
 	}
+	if err := firstBootChores(root, rep, console); err != nil {
+		return abort(err)
+	}
 	if res.InstanceID != "" {
 		if err := root.WriteFile(instanceIDPath, []byte(res.InstanceID+"\n"), 0o644, rootfs.RootOwner); err != nil {
 			return abort(fmt.Errorf("recording the instance-id: %w", err))
@@ -471,6 +474,29 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	fmt.Fprintf(console, "[ OK ] transaction: committed\n")
 	res.Status = StatusDone
 	return res
+}
+
+// reconfigSystemFlag makes openSUSE's jeos-firstboot take the console for
+// its wizard on the next boot (ConditionPathExists=, OnFailure=poweroff);
+// Combustion and Ignition remove it once a configuration was applied.
+const reconfigSystemFlag = "/var/lib/YaST2/reconfig_system"
+
+// firstBootChores does what openSUSE's first-boot tools do after a
+// successful run, inside the transaction: the flag lives in the real /var,
+// which the chroot has mounted (a snapshot of it, or journaled), so it is
+// gone exactly when the run commits.
+func firstBootChores(root *rootfs.Root, rep *report.Report, console io.Writer) error {
+	if !root.Exists(reconfigSystemFlag) {
+		return nil
+	}
+	rs := rep.BeginStep("system", "remove", reconfigSystemFlag, "the configuration replaces jeos-firstboot's wizard", "openSUSE first boot")
+	err := root.Remove(reconfigSystemFlag)
+	rep.EndStep(rs, err, false)
+	if err != nil {
+		return fmt.Errorf("removing %s: %w", reconfigSystemFlag, err)
+	}
+	fmt.Fprintf(console, "[ OK ] system: removed %s (jeos-firstboot's wizard is not needed)\n", reconfigSystemFlag)
+	return nil
 }
 
 // needsChroot reports whether cfg runs programs in the target.

@@ -84,7 +84,11 @@ func commandEnv(f Family) []string {
 	env := []string{"LC_ALL=C"}
 	switch f {
 	case Zypper:
-		env = append(env, "ZYPP_LOCK_TIMEOUT="+ZyppLockTimeout)
+		// The snapper zypp plugin would take pre/post snapshots of the
+		// running root around every commit; inside a snapshot
+		// transaction that is wrong, and transactional-update switches
+		// it off the same way.
+		env = append(env, "ZYPP_LOCK_TIMEOUT="+ZyppLockTimeout, "DISABLE_SNAPPER_ZYPP_PLUGIN=1")
 	case Apt:
 		env = append(env, aptEnv()...)
 	}

@@ -310,7 +310,7 @@ yum_repos:
 		t.Fatalf("%d commands run", len(fx.calls))
 	}
 	for _, c := range fx.calls {
-		if !slices.Contains(c.Env, "ZYPP_LOCK_TIMEOUT="+ZyppLockTimeout) || !slices.Contains(c.Env, "LC_ALL=C") {
+		if !slices.Contains(c.Env, "ZYPP_LOCK_TIMEOUT="+ZyppLockTimeout) || !slices.Contains(c.Env, "DISABLE_SNAPPER_ZYPP_PLUGIN=1") || !slices.Contains(c.Env, "LC_ALL=C") {
 			t.Errorf("env %v", c.Env)
 		}
 		if c.Dir != "/" {

@@ -207,7 +207,7 @@ func PrepareTierB(dir, tarball, binary, dracutModule string, k *Kernel, tm *Timi
 	steps := [][]string{
 		{"install", "-D", "-m", "0755", binary, filepath.Join(root, "usr/bin/provision")},
 		{"install", "-m", "0755", filepath.Join(dracutModule, "module-setup.sh"), filepath.Join(dracutModule, "provision-initrd.sh"), modDest},
-		{"install", "-m", "0644", filepath.Join(dracutModule, "provision.service"), modDest},
+		{"install", "-m", "0644", filepath.Join(dracutModule, "provision.service"), filepath.Join(dracutModule, "combustion-skip.conf"), modDest},
 	}
 	for _, s := range steps {
 		if _, err := run("", s[0], s[1:]...); err != nil {

@@ -27,7 +27,13 @@ install() {
 	inst_binary /usr/bin/provision
 	inst_script "${moddir}/provision-initrd.sh" /usr/lib/provision/provision-initrd
 	inst_simple "${moddir}/provision.service" "${systemdsystemunitdir}/provision.service"
-	inst_multiple awk grep mount umount sed tr
+	inst_multiple awk grep mount umount sed tr paste
+	# With Combustion's module in the same initrd, its units skip a medium
+	# provision already handled (the marker provision-initrd leaves).
+	for unit in combustion.service combustion-prepare.service; do
+		inst_simple "${moddir}/combustion-skip.conf" \
+			"${systemdsystemunitdir}/${unit}.d/50-provision-skip.conf"
+	done
 	# Optional: lets the wrapper skip a remount that changes nothing.
 	inst_multiple -o btrfs
 	mkdir -p "${initdir}${systemdsystemunitdir}/initrd.target.requires"

@@ -7,7 +7,8 @@
 #    finds the sources, mounts the target's /var, /home... from its fstab,
 #    applies the config in a new snapshot and makes it the default subvolume.
 # 3. Mount /sysroot again on the (new) default subvolume, with whatever was
-#    mounted below it, as Combustion does, unless rootflags pin a subvolume.
+#    mounted below it, as Combustion does (rootflags that pin a subvolume
+#    are moved to the new default by a sysroot.mount drop-in).
 # 4. Restore "ro", and on failure do what provision.on_failure= says.
 set -u
 
@@ -57,32 +58,61 @@ fail() {
 	esac
 }
 
+# without_subvol OPTIONS: mount options minus subvol= and subvolid=.
+without_subvol() {
+	printf '%s' "$1" | tr , '\n' | grep -v -e '^subvol=' -e '^subvolid=' | paste -sd, -
+}
+
 # remount_default mounts /sysroot again so it shows the default subvolume,
-# restoring the mounts below it in their order.
+# restoring the mounts below it in their order. When rootflags pin a
+# subvolume (a systemd-boot entry), this boot continues into the new
+# default all the same, and sysroot.mount is told so by a drop-in, as
+# Combustion does: the next boot comes from the entry the run added.
 remount_default() {
 	[ "$(mountfield 3)" = btrfs ] || return 0
 	flags=$(getarg rootflags)
+	pinned=no
 	case ",$flags," in
-	*,subvol=* | *,subvolid=*) return 0 ;;
+	*,subvol=* | *,subvolid=*) pinned=yes ;;
 	esac
 	dev=$(mountfield 1)
+	want="" path=""
 	if command -v btrfs > /dev/null 2>&1; then
-		want=$(btrfs subvolume get-default "$sysroot" 2> /dev/null | awk '{ print $2 }')
+		def=$(btrfs subvolume get-default "$sysroot" 2> /dev/null)
+		want=$(echo "$def" | awk '{ print $2 }')
+		path=$(echo "$def" | sed -n 's/^ID [0-9]* .* path //p')
 		have=$(mountfield 4 | tr , '\n' | sed -n 's/^subvolid=//p')
 		if [ -n "$want" ] && [ "$want" = "$have" ]; then
 			return 0
 		fi
+	elif [ "$pinned" = yes ]; then
+		log "rootflags pin a subvolume and btrfs is not in the initrd: this boot stays on it"
+		return 0
+	fi
+	if [ "$pinned" = yes ]; then
+		[ -n "$path" ] || return 0
+		flags=$(without_subvol "$flags")
+		flags="${flags:+$flags,}subvol=$path"
+		active=$(without_subvol "$(mountfield 4)")
+		mkdir -p /etc/systemd/system/sysroot.mount.d
+		printf '[Mount]\nOptions=%s\n' "${active:+$active,}subvol=$path" \
+			> /etc/systemd/system/sysroot.mount.d/50-provision-newsubvol.conf
+		systemctl daemon-reload
 	fi
 	below=$(awk -v m="$sysroot/" 'index($2, m) == 1 { print $1, $2, $3, $4 }' /proc/mounts)
 	umount -R "$sysroot" || return 1
 	mount -t btrfs -o "rw${flags:+,$flags}" "$dev" "$sysroot" || return 1
-	log "mounted the default subvolume of $dev on $sysroot"
+	log "mounted the default subvolume ${path:-of $dev} on $sysroot"
 	[ -n "$below" ] || return 0
 	echo "$below" | while read -r src dst type opts; do
 		mount -t "$type" -o "$opts" "$src" "$dst" ||
 			log "could not mount $dst again ($src, $type, $opts)"
 	done
 }
+
+# Combustion's units in the same initrd skip the medium once we ran (see
+# combustion-skip.conf): one agent applies it, atomically.
+mkdir -p /run/provision && : > /run/provision/combustion-handled
 
 was_ro=no
 if mountfield 4 | tr , '\n' | grep -qx ro; then
