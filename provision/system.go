@@ -267,7 +267,7 @@ func beginSnapshot(console io.Writer, cur *currentTxn) func(ctx context.Context,
 		if err := snapshot.Recover(ctx, root); err != nil {
 			return nil, fmt.Errorf("recovering an earlier run: %w", err)
 		}
-		t, err := snapshot.Begin(ctx, root, snapshot.Options{Log: console})
+		t, err := snapshot.Begin(ctx, root, snapshot.Options{Log: console, Plugins: runSnapperPlugins(root, orDiscard(console))})
 		if err != nil {
 			return nil, err
 		}

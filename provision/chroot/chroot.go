@@ -56,6 +56,10 @@ type Options struct {
 	// Devices resolves fstab specs to device nodes; nil means the host's
 	// /dev and /sys (see DeviceResolver).
 	Devices *DeviceResolver
+	// Binds are host directories (Source) bind-mounted at Target in the
+	// tree after the API filesystems (snapper's /.snapshots for its
+	// plugins).
+	Binds []Mount
 	// EtcOverlay mounts an overlay /etc exactly as the tree's fstab line
 	// says (layers below /sysroot mapped into the tree), after the mounts
 	// its layers live on, creating missing upper and work directories:
@@ -172,6 +176,12 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 	}
 	for _, m := range api {
 		if err := e.mount(m, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+			return err
+		}
+	}
+	for _, b := range e.opts.Binds {
+		b.FSType = "bind"
+		if err := e.mount(b, 0); err != nil {
 			return err
 		}
 	}

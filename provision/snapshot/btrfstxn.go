@@ -217,6 +217,10 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
 		opts.reach(kpBtrfsSnapperDir)
+		// Snapper emits it with the directory made, no subvolume yet.
+		if err := t.plugins(ctx, EventCreatePre); err != nil {
+			return nil, err
+		}
 	}
 	// What is nested in the root is listed before the snapshot exists: a
 	// root at the top level would otherwise list the snapshot itself.
@@ -240,9 +244,6 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	t.devs[st.Dev] = true
-	if err := t.carryNested(root, snap, nested); err != nil {
-		return nil, err
-	}
 	if t.st.SnapperDir != "" {
 		// As transactional-update's snapshots: cleanup by number, the
 		// in-progress userdata until the commit clears it, readable by
@@ -256,6 +257,16 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
 		opts.reach(kpBtrfsInfoWritten)
+		// The target's own plugins (transactional-update's 50-etc,
+		// sdbootutil's) act on the new snapshot now, as after
+		// `snapper create`; what nested subvolume they did not carry
+		// over, carryNested does.
+		if err := t.plugins(ctx, GrubRefresh, EventCreate, EventCreatePost); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.carryNested(root, snap, nested); err != nil {
+		return nil, err
 	}
 	opts.logf("btrfs transaction: snapshot %s (id %d) of %s (id %d), default %d", t.st.Snapshot, t.snapID, fsPath, rootID, oldDefault)
 	return t, nil
@@ -323,10 +334,19 @@ func (t *btrfsTxn) Commit(ctx context.Context) error {
 	}
 	t.opts.reach(kpBtrfsSynced)
 	if t.oldRO {
+		if err := t.plugins(ctx, EventReadOnlyPre); err != nil {
+			return err
+		}
 		if err := btrfs.SetReadOnly(snap, true); err != nil {
 			return fmt.Errorf("snapshot: commit: %w", err)
 		}
 		t.opts.reach(kpBtrfsReadOnly)
+		if err := t.plugins(ctx, GrubRefresh, EventReadOnlyPost); err != nil {
+			return err
+		}
+	}
+	if err := t.plugins(ctx, EventDefaultPre); err != nil {
+		return err
 	}
 	// The commit point.
 	if err := btrfs.SetDefault(t.top, t.snapID); err != nil {
@@ -335,15 +355,18 @@ func (t *btrfsTxn) Commit(ctx context.Context) error {
 	t.committed, t.done = true, true
 	t.opts.logf("committed: default subvolume is now %s (id %d)", t.st.Snapshot, t.snapID)
 	t.opts.reach(kpBtrfsDefaultSet)
+	// sdbootutil's plugin makes the new snapshot's boot entry the default
+	// here on systemd-boot targets.
+	t.pluginsAfterCommit(ctx, EventDefault, EventDefaultPost)
 	// Past the commit point failures are only bookkeeping: Recover finishes
 	// it, so they are logged, not returned (the new root is the system now).
-	if err := t.finishCommitted(); err != nil {
+	if err := t.finishCommitted(ctx); err != nil {
 		t.opts.logf("warning: after commit: %v (the next Recover finishes it)", err)
 	}
 	return nil
 }
 
-func (t *btrfsTxn) finishCommitted() error {
+func (t *btrfsTxn) finishCommitted(ctx context.Context) error {
 	var errs []error
 	if len(t.st.Outside) > 0 {
 		if err := swapOutside(t.top, t.st.Outside, t.opts.reach); err != nil {
@@ -354,10 +377,12 @@ func (t *btrfsTxn) finishCommitted() error {
 		}
 	}
 	if t.st.SnapperDir != "" {
+		t.pluginsAfterCommit(ctx, EventModifyPre)
 		if err := dropSnapperMarker(t.abs(t.st.SnapperDir)); err != nil {
 			errs = append(errs, err)
 		}
 		t.opts.reach(kpBtrfsMarkerRemoved)
+		t.pluginsAfterCommit(ctx, GrubRefresh, EventModify, EventModifyPost)
 	}
 	if err := t.j.Commit(); err != nil {
 		errs = append(errs, err)
@@ -412,10 +437,12 @@ func (t *btrfsTxn) cleanup(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if snap != "" && isSubvol(snap) {
+		t.pluginsAfterCommit(ctx, EventDeletePre)
 		if err := btrfs.DeleteTree(filepath.Dir(snap), filepath.Base(snap)); err != nil {
 			errs = append(errs, err)
 		} else {
 			t.opts.reach(kpBtrfsSnapDeleted)
+			t.pluginsAfterCommit(ctx, GrubRefresh, EventDelete, EventDeletePost)
 		}
 	}
 	if t.st.SnapperDir != "" {

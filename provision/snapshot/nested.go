@@ -121,20 +121,36 @@ func (t *btrfsTxn) carryNested(root, snap string, plan nestedPlan) error {
 	for _, rel := range plan.carry {
 		src := filepath.Join(root, filepath.FromSlash(rel))
 		stub := filepath.Join(snap, filepath.FromSlash(rel))
+		if isSubvol(stub) {
+			// The target's snapper plugin (transactional-update's
+			// 50-etc) carried it over already.
+			t.opts.logf("nested subvolume /%s: already carried over by a snapper plugin", rel)
+			t.addDev(stub)
+			continue
+		}
 		if err := os.Remove(stub); err != nil {
 			return fmt.Errorf("snapshot: replacing the empty /%s the snapshot has for a nested subvolume: %w", rel, err)
 		}
 		if err := btrfs.Snapshot(src, filepath.Dir(stub), filepath.Base(stub)); err != nil {
 			return fmt.Errorf("snapshot: nested subvolume /%s: %w", rel, err)
 		}
-		var st unix.Stat_t
-		if err := unix.Stat(stub, &st); err != nil {
-			return fmt.Errorf("snapshot: %w", err)
+		if err := t.addDev(stub); err != nil {
+			return err
 		}
-		t.devMu.Lock()
-		t.devs[st.Dev] = true
-		t.devMu.Unlock()
 		t.opts.logf("nested subvolume /%s carried over: a snapshot of it is in the new root", rel)
 	}
+	return nil
+}
+
+// addDev records the st_dev of the subvolume at p as part of the
+// transaction (writes there need no journal).
+func (t *btrfsTxn) addDev(p string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	t.devMu.Lock()
+	t.devs[st.Dev] = true
+	t.devMu.Unlock()
 	return nil
 }

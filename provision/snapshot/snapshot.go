@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -54,6 +55,54 @@ type Options struct {
 	// tests only; PROVISION_TEST_KILLPOINT in the environment does the same.
 	KillPoint string
 	Log       io.Writer // may be nil
+	// Plugins, when set, runs the target's snapper plugins for the events
+	// snapper itself would emit on a snapshot in its layout (create,
+	// set-read-only, set-default, modify), in order; snapshotsDir is the
+	// host path of the .snapshots subvolume. A failure before the commit
+	// point fails the transaction (as transactional-update treats a failed
+	// snapper call); after it, it is logged.
+	Plugins func(ctx context.Context, num uint64, snapshotsDir string, events ...string) error
+}
+
+// Snapper's plugin events (snapper/PluginsImpl.cc); GrubRefresh is the
+// legacy /usr/lib/snapper/plugins/grub --refresh call openSUSE's snapper
+// makes after creating, modifying or changing the read-only flag.
+const (
+	EventCreatePre    = "create-snapshot-pre"
+	EventCreate       = "create-snapshot"
+	EventCreatePost   = "create-snapshot-post"
+	EventModifyPre    = "modify-snapshot-pre"
+	EventModify       = "modify-snapshot"
+	EventModifyPost   = "modify-snapshot-post"
+	EventReadOnlyPre  = "set-read-only-pre"
+	EventReadOnlyPost = "set-read-only-post"
+	EventDefaultPre   = "set-default-snapshot-pre"
+	EventDefault      = "set-default-snapshot"
+	EventDefaultPost  = "set-default-snapshot-post"
+	EventDeletePre    = "delete-snapshot-pre"
+	EventDelete       = "delete-snapshot"
+	EventDeletePost   = "delete-snapshot-post"
+	GrubRefresh       = "grub --refresh"
+)
+
+// plugins runs events for the transaction's snapper snapshot, if any.
+func (t *btrfsTxn) plugins(ctx context.Context, events ...string) error {
+	if t.opts.Plugins == nil || t.st.SnapperDir == "" {
+		return nil
+	}
+	dir := t.abs(path.Dir(t.st.SnapperDir))
+	if err := t.opts.Plugins(ctx, t.st.Num, dir, events...); err != nil {
+		return fmt.Errorf("snapshot: snapper plugins (%s): %w", strings.Join(events, ", "), err)
+	}
+	return nil
+}
+
+// pluginsAfterCommit runs events past the commit point: failures are
+// logged only, the new root is the system already.
+func (t *btrfsTxn) pluginsAfterCommit(ctx context.Context, events ...string) {
+	if err := t.plugins(ctx, events...); err != nil {
+		t.opts.logf("warning: %v", err)
+	}
 }
 
 // KillPointEnv is the environment variable crash tests set.
