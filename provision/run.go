@@ -96,14 +96,17 @@ type Result struct {
 	Sources    []SourceResult `json:"sources"`
 	Documents  []DocumentInfo `json:"documents"`
 	Warnings   []string       `json:"warnings,omitempty"`
-	Steps      []StepResult   `json:"steps"`
-	Error      string         `json:"error,omitempty"`
-	Started    time.Time      `json:"started"`
-	Duration   time.Duration  `json:"duration_ns"`
-	Config     *config.Config `json:"-"`
-	Err        error          `json:"-"`
-	Plan       []modules.Step `json:"-"`
-	FailedAt   string         `json:"-"`
+	// Target says how the target keeps /etc, boots its snapshots and which
+	// of its own hooks run (dry run with --root).
+	Target   []string       `json:"target,omitempty"`
+	Steps    []StepResult   `json:"steps"`
+	Error    string         `json:"error,omitempty"`
+	Started  time.Time      `json:"started"`
+	Duration time.Duration  `json:"duration_ns"`
+	Config   *config.Config `json:"-"`
+	Err      error          `json:"-"`
+	Plan     []modules.Step `json:"-"`
+	FailedAt string         `json:"-"`
 	// Report is the report being built (sources, documents, steps).
 	Report *report.Report `json:"-"`
 }
@@ -311,6 +314,9 @@ func dryRun(res *Result, cfg *config.Config, root string) *Result {
 	if err != nil {
 		res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
 		return res
+	}
+	if root != "" {
+		res.Target = describeTarget(root)
 	}
 	steps, err := Plan(cfg, r)
 	if err != nil {

@@ -93,17 +93,16 @@ func cmdlineWords(s string) [][2]int {
 // systemd's fstab generator joins every rootflags= with ",", and for
 // repeated mount options the last one counts.
 func (e *Entry) rootParams() (root, subvol string, hasSubvol bool) {
-	for _, v := range values(e.lines, "options") {
-		for _, w := range cmdlineWords(v) {
-			word := v[w[0]:w[1]]
-			switch {
-			case strings.HasPrefix(word, "root="):
-				root = strings.TrimPrefix(word, "root=")
-			case strings.HasPrefix(word, "rootflags="):
-				for _, o := range strings.Split(strings.TrimPrefix(word, "rootflags="), ",") {
-					if s, ok := strings.CutPrefix(o, "subvol="); ok {
-						subvol, hasSubvol = s, true
-					}
+	v := e.Options()
+	for _, w := range cmdlineWords(v) {
+		word := v[w[0]:w[1]]
+		switch {
+		case strings.HasPrefix(word, "root="):
+			root = strings.TrimPrefix(word, "root=")
+		case strings.HasPrefix(word, "rootflags="):
+			for _, o := range strings.Split(strings.TrimPrefix(word, "rootflags="), ",") {
+				if s, ok := strings.CutPrefix(o, "subvol="); ok {
+					subvol, hasSubvol = s, true
 				}
 			}
 		}
@@ -118,6 +117,11 @@ func (e *Entry) rootParams() (root, subvol string, hasSubvol bool) {
 func (e *Entry) setSubvol(subvol string) error {
 	if subvol == "" || strings.ContainsAny(subvol, " \t\",") {
 		return fmt.Errorf("subvolume %q cannot be put on a kernel command line", subvol)
+	}
+	for _, l := range e.lines {
+		if l.key == "options" && strings.Count(l.value, `"`)%2 != 0 {
+			return fmt.Errorf("options %s: unbalanced double quote", l.value)
+		}
 	}
 	found := false
 	e.editFlags(func(opts []string) []string {
@@ -143,9 +147,11 @@ func (e *Entry) setSubvol(subvol string) error {
 		if l.key != "options" {
 			continue
 		}
-		for n, w := range cmdlineWords(l.value) {
+		n := 0
+		for _, w := range cmdlineWords(l.value) {
 			if strings.HasPrefix(l.value[w[0]:w[1]], "rootflags=") {
 				last, at = i, n
+				n++
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package chroot
 import (
 	"errors"
 	"fmt"
+	"github.com/provision-dev/provision/sources/blockdev"
 	"os"
 	"path"
 	"path/filepath"
@@ -101,7 +102,14 @@ func (r *DeviceResolver) Resolve(spec string) (string, error) {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("%s: no such device (no %s link and the kernel does not know it as a btrfs device; is udev running?)", spec, path.Join("/dev/disk", dir, name))
+	if key == "UUID" || key == "LABEL" {
+		// No udev yet (a minimal initrd, a test's loop device): read the
+		// superblocks of the block devices sysfs lists, as blkid does.
+		if d, ok := r.bySuperblock(key, val); ok {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no such device (no %s link, the kernel does not know it as a btrfs device, and no block device's superblock carries it)", spec, path.Join("/dev/disk", dir, name))
 }
 
 // btrfsDevice returns a member device of the mounted/scanned btrfs uuid.
@@ -250,4 +258,25 @@ func udevEncode(s string) string {
 		i++
 	}
 	return b.String()
+}
+
+// bySuperblock finds the block device whose filesystem has the UUID (case
+// insensitive, as fstab and blkid compare it) or LABEL val.
+func (r *DeviceResolver) bySuperblock(key, val string) (string, bool) {
+	prefix := strings.TrimSuffix(r.dev(), "/dev")
+	if r.dev() != "/dev" || r.sys() != "/sys" {
+		if strings.TrimSuffix(r.sys(), "/sys") != prefix {
+			return "", false // a fake tree with unrelated prefixes
+		}
+	}
+	vols, err := blockdev.ScanDevices(blockdev.Env{Prefix: prefix})
+	if err != nil {
+		return "", false
+	}
+	for _, v := range vols {
+		if (key == "UUID" && v.UUID != "" && strings.EqualFold(v.UUID, val)) || (key == "LABEL" && v.Label == val) {
+			return filepath.Join(r.dev(), strings.TrimPrefix(v.Name, "/dev/")), true
+		}
+	}
+	return "", false
 }

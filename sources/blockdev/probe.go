@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"unicode/utf16"
@@ -25,6 +26,10 @@ const (
 type Probe struct {
 	Type  string // one of the Type constants
 	Label string // trimmed of spaces and NULs; "" when the filesystem has none
+	// UUID as blkid prints it (and fstab's UUID= names it): the canonical
+	// 8-4-4-4-12 form for btrfs, ext and xfs, XXXX-XXXX for vfat; "" for
+	// ISO 9660 and filesystems without one.
+	UUID string
 
 	// FATBits is 12, 16 or 32 for vfat.
 	FATBits int
@@ -276,7 +281,18 @@ func probeFAT(r io.ReaderAt, size int64) (Probe, bool) {
 	if l, found := fatRootDirLabel(r, size, g); found {
 		label = l
 	}
-	return Probe{Type: TypeVFAT, Label: label, FATBits: g.bits}, true
+	// The volume id: in the FAT32 extended boot record at 0x43, at 0x27
+	// for FAT12/16 (when the extended signature 0x29 says it is there).
+	idOff := 0x27
+	if g.bits == 32 {
+		idOff = 0x43
+	}
+	uuid := ""
+	if bs[idOff-1] == 0x29 || bs[idOff-1] == 0x28 {
+		id := binary.LittleEndian.Uint32(bs[idOff:])
+		uuid = fmt.Sprintf("%04X-%04X", id>>16, id&0xffff)
+	}
+	return Probe{Type: TypeVFAT, Label: label, FATBits: g.bits, UUID: uuid}, true
 }
 
 // fatRootDirLabel scans the root directory for the volume-label entry.
@@ -374,7 +390,7 @@ func probeExt(r io.ReaderAt, size int64) (Probe, bool) {
 	case compat&compatJournal != 0:
 		typ = TypeExt3
 	}
-	return Probe{Type: typ, Label: cleanLabel(string(sb[120:136]))}, true
+	return Probe{Type: typ, Label: cleanLabel(string(sb[120:136])), UUID: formatUUID(sb[104:120])}, true
 }
 
 func probeBtrfs(r io.ReaderAt, size int64) (Probe, bool) {
@@ -389,7 +405,7 @@ func probeBtrfs(r io.ReaderAt, size int64) (Probe, bool) {
 	if i := bytes.IndexByte(l, 0); i >= 0 {
 		l = l[:i]
 	}
-	return Probe{Type: TypeBtrfs, Label: cleanLabel(string(l))}, true
+	return Probe{Type: TypeBtrfs, Label: cleanLabel(string(l)), UUID: formatUUID(sb[0x20:0x30])}, true
 }
 
 func probeXFS(r io.ReaderAt, size int64) (Probe, bool) {
@@ -400,5 +416,10 @@ func probeXFS(r io.ReaderAt, size int64) (Probe, bool) {
 	if string(sb[0:4]) != "XFSB" {
 		return Probe{}, false
 	}
-	return Probe{Type: TypeXFS, Label: cleanLabel(string(sb[108:120]))}, true
+	return Probe{Type: TypeXFS, Label: cleanLabel(string(sb[108:120])), UUID: formatUUID(sb[32:48])}, true
+}
+
+// formatUUID prints 16 bytes in the canonical 8-4-4-4-12 form.
+func formatUUID(b []byte) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

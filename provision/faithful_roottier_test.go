@@ -1,0 +1,248 @@
+package provision_test
+
+// Root tier on faithful openSUSE test roots (test/faithful: nested /etc,
+// overlay /etc, systemd-boot ESP, Raspberry Pi MBR, /var on its own
+// partition): the real `provision run --root` on the default subvolume
+// mounted as the initrd mounts it, then the disk read offline as the next
+// boot would see it.
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/provision-dev/provision/test/faithful"
+)
+
+// faithfulStage is the OS tree installed as snapshot 1: a Debian-like busybox
+// system on its first boot (no machine-id), with a stand-in snapper plugin
+// that logs every call where the test can read it.
+func faithfulStage(t *testing.T) string {
+	t.Helper()
+	stage := t.TempDir()
+	debianTree(t, stage, "")
+	os.Remove(filepath.Join(stage, "etc/machine-id"))
+	for _, a := range []string{"tee", "date", "ls"} {
+		os.Symlink("busybox", filepath.Join(stage, "bin", a))
+	}
+	plugin := "#!/bin/sh\necho \"$*\" >> /.snapshots/plugin.log\n"
+	os.MkdirAll(filepath.Join(stage, "usr/lib/snapper/plugins"), 0o755)
+	if err := os.WriteFile(filepath.Join(stage, "usr/lib/snapper/plugins/10-standin"), []byte(plugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return stage
+}
+
+// faithfulSeeds: a NoCloud seed (user, key, file, hostname) and a
+// Combustion config dir whose script writes into /etc, /var and /root.
+func faithfulSeeds(t *testing.T, scriptExit int) (nocloud, combustion string) {
+	t.Helper()
+	nocloud = t.TempDir()
+	os.WriteFile(filepath.Join(nocloud, "meta-data"), []byte("instance-id: iid-faithful\nlocal-hostname: micro1\n"), 0o644)
+	os.WriteFile(filepath.Join(nocloud, "user-data"), []byte(`#cloud-config
+users:
+  - name: alice
+    gecos: Alice
+    ssh_authorized_keys:
+      - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBz0rJQmH9g1qWbqFJXkE1Hj3v0mJ8yqXWlqfC0hT5pG alice@test
+write_files:
+  - path: /etc/provisioned
+    content: "by cloud-config\n"
+`), 0o644)
+	combustion = t.TempDir()
+	script := "#!/bin/sh\n# combustion: none\necho combustion > /etc/by-combustion\nmkdir -p /var/lib/comb && echo ok > /var/lib/comb/ok\necho root > /root/by-combustion\nexit " + strconv.Itoa(scriptExit) + "\n"
+	os.MkdirAll(filepath.Join(combustion, "combustion"), 0o755)
+	os.WriteFile(filepath.Join(combustion, "combustion/script"), []byte(script), 0o755)
+	return nocloud, combustion
+}
+
+func vfatAvailable() bool {
+	b, _ := os.ReadFile("/proc/filesystems")
+	if strings.Contains(string(b), "\tvfat\n") {
+		return true
+	}
+	return exec.Command("modprobe", "-q", "vfat").Run() == nil
+}
+
+func TestFaithfulRoots(t *testing.T) {
+	requireRootTier(t, "mkfs.btrfs", "btrfs", "sfdisk", "mkfs.vfat", "mcopy")
+	bin := provisionBinary(t)
+	stage := faithfulStage(t)
+	for _, v := range faithful.Variants() {
+		t.Run(string(v), func(t *testing.T) {
+			if v == faithful.C && !vfatAvailable() {
+				t.Skip("variant C: this kernel has no vfat driver, so its ESP cannot be mounted here; the VM tier boots C")
+			}
+			for _, fail := range []bool{false, true} {
+				name := "good"
+				if fail {
+					name = "failing-script"
+				}
+				t.Run(name, func(t *testing.T) {
+					faithfulRun(t, bin, stage, v, fail)
+				})
+			}
+		})
+	}
+}
+
+func faithfulRun(t *testing.T, bin, stage string, v faithful.Variant, fail bool) {
+	d, err := faithful.Build(t.TempDir(), faithful.Options{Variant: v, Stage: stage, Size: 400 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := d.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Detach()
+	if a.Var != "" {
+		// What udev does in the initrd: register the /var btrfs, so its
+		// UUID= in fstab resolves.
+		sh(t, "btrfs", "device", "scan", a.Var)
+	}
+	sysroot := t.TempDir()
+	umount, err := a.MountRoot(sysroot, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exit := 0
+	if fail {
+		exit = 1
+	}
+	nocloud, comb := faithfulSeeds(t, exit)
+	dry := exec.Command(bin, "--dry-run", "--root", sysroot, "--source", nocloud)
+	dryOut, _ := dry.CombinedOutput()
+	wantModel := map[faithful.Variant]string{faithful.A: "nested btrfs subvolume", faithful.C: "nested btrfs subvolume", faithful.E: "nested btrfs subvolume",
+		faithful.B: "overlayfs", faithful.D: "overlayfs", faithful.F: "overlayfs"}[v]
+	if !strings.Contains(string(dryOut), "# target: /etc: "+wantModel) || !strings.Contains(string(dryOut), "# target: boot: ") || !strings.Contains(string(dryOut), "snapper plugins: 10-standin") {
+		t.Errorf("dry run does not name the /etc model %q, the boot handling and the plugins:\n%s", wantModel, dryOut)
+	}
+	cmd := exec.Command(bin, "run", "--root", sysroot, "--source", nocloud, "--source", comb, "--report", filepath.Join(t.TempDir(), "r.json"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	out, runErr := cmd.CombinedOutput()
+	if err := umount(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.Inspect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if fail {
+		if runErr == nil {
+			t.Fatalf("a failing script committed:\n%s", out)
+		}
+		if s.Default != "@/.snapshots/1/snapshot" {
+			t.Errorf("default %s after a failed run", s.Default)
+		}
+		for _, sv := range s.Subvolumes {
+			if strings.Contains(sv, "/.snapshots/2/") || strings.Contains(sv, ".provision") {
+				t.Errorf("left behind: subvolume %s", sv)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(s.Top, "@/.snapshots/2")); err == nil {
+			t.Errorf("snapper directory 2 left behind")
+		}
+		if _, err := os.Stat(filepath.Join(s.Var, "lib/overlay/2")); err == nil {
+			t.Errorf("overlay layer 2 left behind in /var")
+		}
+		if _, err := os.Stat(filepath.Join(s.Var, "lib/YaST2/reconfig_system")); err != nil {
+			t.Errorf("reconfig_system removed by a failed run: %v", err)
+		}
+		_, err := os.Stat(filepath.Join(s.Var, "lib/comb"))
+		switch {
+		case v == faithful.F && err == nil:
+			// F's /var is a filesystem of its own: its top level cannot be
+			// snapshotted and swapped, so only module writes there are
+			// journaled; what a script writes there directly stays (the
+			// run says so on the console).
+			t.Logf("F: the failed script's direct /var write stays (a separate /var filesystem is outside the transaction)")
+		case err == nil:
+			t.Errorf("the failed script's /var writes survived")
+		}
+		return
+	}
+	if runErr != nil {
+		t.Fatalf("run: %v\n%s", runErr, out)
+	}
+	if s.Default != "@/.snapshots/2/snapshot" {
+		t.Fatalf("default %s, want @/.snapshots/2/snapshot\n%s", s.Default, out)
+	}
+	for _, f := range []struct{ path, want string }{
+		{"passwd", `(?m)^alice:x:\d+:\d+:Alice:/home/alice:`},
+		{"shadow", `(?m)^root:`},
+		{"fstab", `(?m)^UUID=`},
+		{"provisioned", `^by cloud-config\n$`},
+		{"by-combustion", `^combustion\n$`},
+		{"hostname", `^micro1\n$`},
+	} {
+		got, err := s.ReadEtc(2, f.path)
+		if err != nil || !regexp.MustCompile(f.want).MatchString(got) {
+			t.Errorf("/etc/%s as snapshot 2 boots it: %q (%v), want %s", f.path, got, err, f.want)
+		}
+	}
+	if _, err := s.ReadEtc(2, "machine-id"); err == nil {
+		t.Errorf("/etc/machine-id created: the next boot would not be a first boot")
+	}
+	if _, err := s.ReadEtc(1, "provisioned"); err == nil {
+		t.Errorf("snapshot 1's /etc changed")
+	}
+	if info := s.Info[2]; strings.Contains(info, "in-progress") || !strings.Contains(info, "<cleanup>number</cleanup>") || s.InfoMode[2] != 0o644 {
+		t.Errorf("info.xml of 2 (mode %v):\n%s", s.InfoMode[2], info)
+	}
+	if !s.ReadOnly["@/.snapshots/2/snapshot"] {
+		t.Errorf("snapshot 2 is not read-only like snapshot 1")
+	}
+	nested := v == faithful.A || v == faithful.C || v == faithful.E
+	hasEtcSubvol := false
+	for _, sv := range s.Subvolumes {
+		hasEtcSubvol = hasEtcSubvol || sv == "@/.snapshots/2/snapshot/etc"
+	}
+	if nested != hasEtcSubvol {
+		t.Errorf("nested /etc subvolume in snapshot 2: %v, want %v: %v", hasEtcSubvol, nested, s.Subvolumes)
+	}
+	if nested && s.ReadOnly["@/.snapshots/2/snapshot/etc"] {
+		t.Errorf("snapshot 2's nested /etc is read-only")
+	}
+	if !nested {
+		fst, _ := s.ReadTop("@/.snapshots/2/snapshot/etc/fstab")
+		if !strings.Contains(fst, "lowerdir=/sysroot/var/lib/overlay/1/etc:/sysroot/etc,upperdir=/sysroot/var/lib/overlay/2/etc,workdir=/sysroot/var/lib/overlay/2/work-etc") {
+			t.Errorf("snapshot 2's fstab does not name its own upper layer:\n%s", fst)
+		}
+		if b, err := os.ReadFile(filepath.Join(s.Var, "lib/overlay/2/etc/passwd")); err != nil || !strings.Contains(string(b), "alice") {
+			t.Errorf("the user went elsewhere than snapshot 2's upper layer: %v", err)
+		}
+	}
+	for _, f := range []string{"lib/comb/ok", "lib/provision/instance-id"} {
+		if _, err := os.Stat(filepath.Join(s.Var, f)); err != nil {
+			t.Errorf("/var/%s: %v", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.Var, "lib/YaST2/reconfig_system")); err == nil {
+		t.Errorf("/var/lib/YaST2/reconfig_system still there: jeos-firstboot would start its wizard")
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Top, "@/root/by-combustion")); err != nil || string(b) != "root\n" {
+		t.Errorf("/root/by-combustion in @/root: %q %v", b, err)
+	}
+	// Nothing hidden under mount points of the new snapshot.
+	for _, mp := range []string{"var", "home", "root", "opt", "srv", "usr/local"} {
+		ents, _ := os.ReadDir(filepath.Join(s.Top, "@/.snapshots/2/snapshot", mp))
+		if len(ents) > 0 {
+			t.Errorf("snapshot 2's /%s mount point holds %d entries the real mount hides", mp, len(ents))
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(s.Top, "@/.snapshots/plugin.log"))
+	wantLog := "create-snapshot-pre / btrfs 2\ncreate-snapshot / btrfs 2\ncreate-snapshot-post / btrfs 2\n" +
+		"set-read-only-pre / btrfs 2\nset-read-only-post / btrfs 2\n" +
+		"set-default-snapshot-pre / btrfs 2\nset-default-snapshot / btrfs 2\nset-default-snapshot-post / btrfs 2\n" +
+		"modify-snapshot-pre / btrfs 2\nmodify-snapshot / btrfs 2\nmodify-snapshot-post / btrfs 2\n"
+	if string(log) != wantLog {
+		t.Errorf("snapper plugin calls:\n%s\nwant:\n%s", log, wantLog)
+	}
+}
