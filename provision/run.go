@@ -17,6 +17,7 @@ import (
 
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/provision/bootentry"
 	"github.com/provision-dev/provision/provision/cloudinit"
 	"github.com/provision-dev/provision/provision/config"
 	"github.com/provision-dev/provision/provision/report"
@@ -468,6 +469,10 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err := closeChroot(); err != nil {
 		return abort(fmt.Errorf("cleaning up the chroot: %w", err))
 	}
+	boot, err := prepareBootEntries(txn)
+	if err != nil {
+		return abort(fmt.Errorf("reading the target's boot loader setup: %w", err))
+	}
 	// Make what was applied durable before the commit, so the commit is
 	// only the switch: its cost then does not depend on how much was
 	// written or how big the tree is.
@@ -478,6 +483,21 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		return abort(fmt.Errorf("commit: %w", err))
 	}
 	fmt.Fprintf(console, "[ OK ] transaction: committed\n")
+	if boot != nil {
+		// After the commit point, as sdbootutil acts on
+		// set-default-snapshot-post: the new root is the system now; an
+		// ESP that cannot be updated leaves the next boot on the old
+		// entry, which the report says.
+		rs := rep.BeginStep("boot", "add entries", boot.loader.ESPMount, bootentry.Describe(boot.loader), "target boot loader")
+		_, berr := boot.apply(console)
+		rep.EndStep(rs, berr, false)
+		if berr != nil {
+			w := fmt.Sprintf("boot entries: %v: the next boot starts the old snapshot's entry (the btrfs default is the new one)", berr)
+			res.Warnings = append(res.Warnings, w)
+			rep.AddWarning(w)
+			fmt.Fprintf(console, "[WARN] %s\n", w)
+		}
+	}
 	res.Status = StatusDone
 	return res
 }

@@ -53,13 +53,13 @@ func TestDetectVariants(t *testing.T) {
 		{name: "no sysconfig, no sdbootutil", rm: []string{"etc/sysconfig/bootloader"}, check: wantNil},
 		{name: "no sysconfig, sdbootutil and systemd-boot installed", rm: []string{"etc/sysconfig/bootloader"},
 			edit: map[string]string{
-				"usr/bin/sdbootutil": "#!/bin/sh\n",
+				"usr/bin/sdbootutil":                           "#!/bin/sh\n",
 				"usr/lib/systemd/boot/efi/systemd-bootx64.efi": "MZ",
 			},
 			check: wantType(SystemdBoot)},
 		{name: "no sysconfig, sdbootutil and grub BLS installed", rm: []string{"etc/sysconfig/bootloader"},
 			edit: map[string]string{
-				"usr/bin/sdbootutil": "#!/bin/sh\n",
+				"usr/bin/sdbootutil":                           "#!/bin/sh\n",
 				"usr/lib/systemd/boot/efi/systemd-bootx64.efi": "MZ",
 				"usr/share/grub2/x86_64-efi/grubbls.efi":       "MZ",
 			},
