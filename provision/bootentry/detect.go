@@ -3,6 +3,7 @@ package bootentry
 import (
 	"errors"
 	"fmt"
+	"github.com/provision-dev/provision/provision/fstab"
 	"io"
 	"io/fs"
 	"os"
@@ -98,18 +99,19 @@ func Detect(root string) (*Loader, error) {
 	if err != nil {
 		return nil, err
 	}
-	tab, err := parseFstab(filepath.Join(r.Dir, "etc/fstab"), data)
+	tab, err := fstab.Parse(filepath.Join(r.Dir, "etc/fstab"), data)
 	if err != nil {
 		return nil, err
 	}
 	rank := map[string]int{"/boot": 1, "/efi": 2, "/boot/efi": 3}
 	best := 0
 	for _, m := range tab {
-		if m.file == "/" {
-			l.RootSpec = m.spec
+		file := path.Clean(m.File)
+		if file == "/" {
+			l.RootSpec = m.Spec
 		}
-		if k := rank[m.file]; k != 0 && m.vfsType == "vfat" && (best == 0 || k < best) {
-			best, l.ESPMount, l.ESPSpec = k, m.file, m.spec
+		if k := rank[file]; k != 0 && m.VfsType == "vfat" && (best == 0 || k < best) {
+			best, l.ESPMount, l.ESPSpec = k, file, m.Spec
 		}
 	}
 	if best == 0 {
@@ -413,47 +415,3 @@ func shellValue(s string) (string, error) {
 	}
 	return b.String(), nil
 }
-
-type mount struct {
-	spec, file, vfsType string
-}
-
-// parseFstab reads the first three fields of fstab(5) lines, decoding the
-// octal escapes ("\040") libmount accepts; mount points are cleaned.
-func parseFstab(name string, data []byte) ([]mount, error) {
-	var tab []mount
-	for i, ln := range strings.Split(string(data), "\n") {
-		s := strings.TrimSpace(ln)
-		if s == "" || s[0] == '#' {
-			continue
-		}
-		f := strings.Fields(s)
-		if len(f) < 2 {
-			return nil, fmt.Errorf("%s:%d: expected a device and a mount point", name, i+1)
-		}
-		m := mount{spec: unescapeOctal(f[0]), file: path.Clean(unescapeOctal(f[1])), vfsType: "auto"}
-		if len(f) > 2 {
-			m.vfsType = f[2]
-		}
-		tab = append(tab, m)
-	}
-	return tab, nil
-}
-
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && s[i+1] <= '3' && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }

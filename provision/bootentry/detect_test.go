@@ -2,6 +2,7 @@ package bootentry
 
 import (
 	"errors"
+	"github.com/provision-dev/provision/provision/fstab"
 	"os"
 	"path/filepath"
 	"strings"
@@ -226,8 +227,8 @@ func TestParseShellVars(t *testing.T) {
 }
 
 func TestUnescapeOctal(t *testing.T) {
-	tab, err := parseFstab("fstab", []byte("LABEL=EFI\\040SYSTEM /boot/efi vfat defaults 0 0\n"))
-	if err != nil || tab[0].spec != "LABEL=EFI SYSTEM" {
+	tab, err := fstab.Parse("fstab", []byte("LABEL=EFI\\040SYSTEM /boot/efi vfat defaults 0 0\n"))
+	if err != nil || tab[0].Spec != "LABEL=EFI SYSTEM" {
 		t.Errorf("%+v %v", tab, err)
 	}
 }
