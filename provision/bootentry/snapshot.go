@@ -615,6 +615,9 @@ func hasToken(base, token string) bool {
 // slash, the form compared with the subvol= of entries.
 func snapshotSubvol(prefix string, n uint64) (string, error) {
 	p := strings.Trim(prefix, "/")
+	if p == "." {
+		p = "" // path.Dir of a top-level ".snapshots/N/snapshot"
+	}
 	if strings.ContainsAny(p, " \t\n\",") || !utf8.ValidString(p) || slices.Contains(strings.Split(p, "/"), "..") {
 		return "", fmt.Errorf("bootentry: unusable subvolume prefix %q", prefix)
 	}

@@ -462,3 +462,62 @@ func TestTopEntryOrder(t *testing.T) {
 		t.Error("topEntry")
 	}
 }
+
+func TestSameRoot(t *testing.T) {
+	for _, tc := range []struct {
+		entry, fstab string
+		want         bool
+	}{
+		{"UUID=abc", "UUID=ABC", true},
+		{"UUID=abc", "UUID=def", false},
+		{"uuid=abc", "UUID=def", false},
+		{"PARTUUID=1", "PARTUUID=2", false},
+		{"LABEL=ROOT", "LABEL=ROOT", true},
+		{"LABEL=ROOT", "LABEL=root", false},
+		{"/dev/mapper/cr_root", "/dev/mapper/cr_root", true},
+		{"/dev/mapper/cr_root", "/dev/vda3", false},
+		{"/dev/mapper/cr_root", "UUID=abc", true}, // different kinds: cannot tell
+		{"UUID=abc", "LABEL=ROOT", true},
+		{"", "UUID=abc", true},
+		{"UUID=abc", "", true},
+	} {
+		if got := sameRoot(tc.entry, tc.fstab); got != tc.want {
+			t.Errorf("sameRoot(%q, %q) = %v", tc.entry, tc.fstab, got)
+		}
+	}
+}
+
+// An entry found by its rootflags whose file name does not follow the
+// <token>-<kver>-<N>.conf pattern gets a name in that pattern.
+func TestAddSnapshotHandMadeName(t *testing.T) {
+	esp := t.TempDir()
+	writeFiles(t, esp, map[string]string{
+		"EFI/k/linux": "k",
+		"loader/entries/my-microos.conf": "title      openSUSE MicroOS (Initial Installation)\nversion    1@" + k1 + "\n" +
+			"options    root=UUID=" + uuidR + " rootflags=subvol=@/.snapshots/1/snapshot\nlinux      /EFI/k/linux\n",
+	})
+	c, err := AddSnapshot(esp, microosLoader(), 1, 2, "@")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "loader/entries/opensuse-microos-" + k1 + "-2+3.conf"
+	if !reflect.DeepEqual(c.Created, []string{name}) || c.NewDefault != "opensuse-microos-"+k1+"-2.conf" {
+		t.Fatalf("change %+v", c)
+	}
+	data, _ := os.ReadFile(filepath.Join(esp, name))
+	want := "title      openSUSE MicroOS\nversion    2@" + k1 + "\n" +
+		"options    root=UUID=" + uuidR + " rootflags=subvol=@/.snapshots/2/snapshot\nlinux      /EFI/k/linux\n"
+	if string(data) != want {
+		t.Errorf("entry %q\nwant %q", data, want)
+	}
+}
+
+func TestSnapshotSubvol(t *testing.T) {
+	for prefix, want := range map[string]string{
+		"@": "@/.snapshots/3/snapshot", "/@/": "@/.snapshots/3/snapshot", "": ".snapshots/3/snapshot", ".": ".snapshots/3/snapshot",
+	} {
+		if got, err := snapshotSubvol(prefix, 3); err != nil || got != want {
+			t.Errorf("snapshotSubvol(%q) = %q, %v", prefix, got, err)
+		}
+	}
+}

@@ -45,8 +45,9 @@ func TestDryRunOnProvisionedTree(t *testing.T) {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	// What may reappear, by design: appends, passwords that cannot be
-	// compared (RANDOM), expiry, scripts, packages, and warnings.
-	allowed := regexp.MustCompile(`^(# source |files: append |users: set password debian \(random|scripts: run |packages: )`)
+	// compared (RANDOM), expiry, scripts, packages, warnings, and what the
+	// target is (its /etc model, boot handling).
+	allowed := regexp.MustCompile(`^(# source |# target: |files: append |users: set password debian \(random|scripts: run |packages: )`)
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		if !allowed.MatchString(l) {
 			t.Errorf("plan line for something already done: %s", l)
