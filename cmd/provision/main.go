@@ -140,6 +140,9 @@ func printPlan(w io.Writer, res *provision.Result) {
 	if res.Status != provision.StatusPlanned {
 		return
 	}
+	for _, l := range res.Target {
+		fmt.Fprintf(w, "# target: %s\n", l)
+	}
 	if len(res.Plan) == 0 {
 		fmt.Fprintln(w, "# nothing would change")
 	}
