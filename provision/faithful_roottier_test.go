@@ -53,6 +53,8 @@ users:
 write_files:
   - path: /etc/provisioned
     content: "by cloud-config\n"
+  - path: /var/lib/by-module
+    content: "module\n"
 `), 0o644)
 	combustion = t.TempDir()
 	script := "#!/bin/sh\n# combustion: none\necho combustion > /etc/by-combustion\nmkdir -p /var/lib/comb && echo ok > /var/lib/comb/ok\necho root > /root/by-combustion\nexit " + strconv.Itoa(scriptExit) + "\n"
@@ -169,6 +171,9 @@ func faithfulRun(t *testing.T, bin, stage string, v faithful.Variant, fail, dryO
 		if _, err := os.Stat(filepath.Join(s.Var, "lib/YaST2/reconfig_system")); err != nil {
 			t.Errorf("reconfig_system removed by a failed run: %v", err)
 		}
+		if _, err := os.Stat(filepath.Join(s.Var, "lib/by-module")); err == nil {
+			t.Errorf("a file the run wrote into /var survived the rollback")
+		}
 		_, err := os.Stat(filepath.Join(s.Var, "lib/comb"))
 		switch {
 		case v == faithful.F && err == nil:
@@ -233,7 +238,7 @@ func faithfulRun(t *testing.T, bin, stage string, v faithful.Variant, fail, dryO
 			t.Errorf("the user went elsewhere than snapshot 2's upper layer: %v", err)
 		}
 	}
-	for _, f := range []string{"lib/comb/ok", "lib/provision/instance-id"} {
+	for _, f := range []string{"lib/comb/ok", "lib/provision/instance-id", "lib/by-module"} {
 		if _, err := os.Stat(filepath.Join(s.Var, f)); err != nil {
 			t.Errorf("/var/%s: %v", f, err)
 		}

@@ -371,8 +371,14 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		return c.Close()
 	}
 	abort := func(cause error) *Result {
-		// What the chroot made outside the snapshot (a new overlay layer
-		// on a /var of its own filesystem) goes while it is still mounted.
+		// Writes outside the snapshot (a /var of its own filesystem) are
+		// undone while it is still mounted where they were recorded, and
+		// what the chroot made there (a new overlay layer) goes too.
+		if u, ok := txn.(interface{ UndoOutside() error }); ok {
+			if uerr := u.UndoOutside(); uerr != nil {
+				cause = fmt.Errorf("%w (and undoing the writes outside the snapshot failed: %v)", cause, uerr)
+			}
+		}
 		if d, ok := chroot.(interface{ Discard() error }); ok {
 			if derr := d.Discard(); derr != nil {
 				cause = fmt.Errorf("%w (and removing what it made outside the snapshot failed: %v)", cause, derr)

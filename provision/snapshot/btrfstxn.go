@@ -55,6 +55,7 @@ type btrfsTxn struct {
 	dev      string // the filesystem's device, as mountinfo names it
 	snapID   uint64
 	j        *journal.Journal
+	jUndone  bool // UndoOutside rolled the journal back already
 
 	devMu sync.Mutex
 	devs  map[uint64]bool // st_dev of the root snapshot and the outside ones
@@ -427,7 +428,7 @@ func (t *btrfsTxn) cleanup(ctx context.Context) error {
 			t.opts.reach(kpBtrfsDefaultReset)
 		}
 	}
-	if t.j != nil {
+	if t.j != nil && !t.jUndone {
 		if err := t.j.Rollback(); err != nil {
 			errs = append(errs, err)
 		}
@@ -763,4 +764,21 @@ func (t *btrfsTxn) Snapper() (SnapperInfo, bool) {
 		return SnapperInfo{}, false
 	}
 	return SnapperInfo{Base: t.baseNum(t.st.Root), Num: t.st.Num, Top: t.top, TopPath: t.st.Snapshot}, true
+}
+
+// UndoOutside rolls back the journal of writes made outside the snapshots
+// (a /var on a filesystem of its own) now, while the caller still has those
+// filesystems mounted where the journal recorded them; Abort then skips it.
+func (t *btrfsTxn) UndoOutside() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done || t.j == nil || t.jUndone {
+		return nil
+	}
+	t.jUndone = true
+	if err := t.j.Rollback(); err != nil {
+		return fmt.Errorf("snapshot: undoing writes outside the snapshot: %w", err)
+	}
+	t.opts.reach(kpBtrfsJournalUndone)
+	return nil
 }

@@ -34,6 +34,10 @@ type journalTxn struct {
 
 	mu   sync.Mutex
 	done bool
+	// undone: UndoOutside rolled back already (times: the root's times it
+	// read first, for Abort).
+	undone bool
+	times  *dirTimes
 }
 
 type dirTimes struct {
@@ -99,9 +103,12 @@ func (t *journalTxn) Abort(ctx context.Context) error {
 	if err := t.finish(); err != nil {
 		return err
 	}
-	times, _ := readRootTimes(t.j.Dir())
-	if err := t.j.Rollback(); err != nil {
-		return fmt.Errorf("snapshot: abort: %w", err)
+	times := t.times
+	if !t.undone {
+		times, _ = readRootTimes(t.j.Dir())
+		if err := t.j.Rollback(); err != nil {
+			return fmt.Errorf("snapshot: abort: %w", err)
+		}
 	}
 	cleanJournalParent(t.root, times)
 	t.opts.logf("aborted: %s restored", t.root)
@@ -209,6 +216,23 @@ func writeFileSync(path string, data []byte, mode os.FileMode) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
 		return err
+	}
+	return nil
+}
+
+// UndoOutside restores every original now, while the caller still has the
+// filesystems mounted where they were recorded (a /var of its own); Abort
+// then only finishes.
+func (t *journalTxn) UndoOutside() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.undone || t.done {
+		return nil
+	}
+	t.undone = true
+	t.times, _ = readRootTimes(t.j.Dir())
+	if err := t.j.Rollback(); err != nil {
+		return fmt.Errorf("snapshot: undoing the changes: %w", err)
 	}
 	return nil
 }
