@@ -125,12 +125,15 @@ func (m *machine) run(ctx context.Context, provision func(context.Context, strin
 	}
 	m.logf("root %s (%s, %s) mounted on %s", c.Root, found.Path, orUnknown(fstype), Sysroot)
 
+	// The default before the run: only a default the run made may move a
+	// boot whose rootflags pin a subvolume (finalRoot).
+	defaultBefore, _ := btrfs.Default(Sysroot)
 	if provision != nil {
 		if err := provision(ctx, Sysroot); err != nil {
 			m.fail(c.OnFailure, err, true)
 		}
 	}
-	if err := m.finalRoot(c, found.Path, fstype); err != nil {
+	if err := m.finalRoot(c, found.Path, fstype, defaultBefore); err != nil {
 		m.fail(OnFailureEmergency, err, false)
 		return
 	}
@@ -154,7 +157,7 @@ func orUnknown(s string) string {
 
 // finalRoot mounts what init must see: on btrfs the (possibly new) default
 // subvolume, unless rootflags pin one; everywhere the ro/rw the cmdline asks.
-func (m *machine) finalRoot(c *Cmdline, dev, fstype string) error {
+func (m *machine) finalRoot(c *Cmdline, dev, fstype string, defaultBefore uint64) error {
 	var flags uintptr
 	if c.ReadOnly {
 		flags = unix.MS_RDONLY
@@ -163,10 +166,11 @@ func (m *machine) finalRoot(c *Cmdline, dev, fstype string) error {
 	if fstype == "btrfs" && c.PinsSubvolume() {
 		// A boot-loader entry pinned the old snapshot; if the run made a
 		// new default, this boot continues into it (the next one boots
-		// its own entry, which the run added).
+		// its own entry, which the run added). A snapshot picked in the
+		// boot menu with no run committing stays what boots.
 		def, derr := btrfs.Default(Sysroot)
 		cur, cerr := btrfs.SubvolID(Sysroot)
-		if derr == nil && cerr == nil && def != cur && def != btrfs.TopLevelID {
+		if derr == nil && cerr == nil && def != cur && def != defaultBefore && def != btrfs.TopLevelID {
 			data = WithSubvolID(c.RootFlags, def)
 			m.logf("rootflags pin subvolume %d; continuing into the new default %d", cur, def)
 		}

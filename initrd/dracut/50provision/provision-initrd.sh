@@ -90,7 +90,11 @@ remount_default() {
 		return 0
 	fi
 	if [ "$pinned" = yes ]; then
-		[ -n "$path" ] || return 0
+		# Only a default this run made moves a pinned boot: a snapshot
+		# chosen in the boot menu (an older one, after a rollback) stays.
+		if [ -z "$path" ] || [ "$want" = "$default_before" ]; then
+			return 0
+		fi
 		flags=$(without_subvol "$flags")
 		flags="${flags:+$flags,}subvol=$path"
 		active=$(without_subvol "$(mountfield 4)")
@@ -118,6 +122,11 @@ was_ro=no
 if mountfield 4 | tr , '\n' | grep -qx ro; then
 	was_ro=yes
 	mount -o remount,rw "$sysroot" || fail "cannot remount $sysroot read-write"
+fi
+
+default_before=""
+if command -v btrfs > /dev/null 2>&1 && [ "$(mountfield 3)" = btrfs ]; then
+	default_before=$(btrfs subvolume get-default "$sysroot" 2> /dev/null | awk '{ print $2 }')
 fi
 
 if ! "$provision" run --root "$sysroot"; then
