@@ -229,6 +229,9 @@ echo done > /var/lib/e2e-combustion/ran
 		}
 		wantContains(t, "provision.log", string(log), "[ OK ] scripts:")
 	})
+
+	// (b) The same stick on a faithful Raspberry Pi layout (test/faithful E).
+	t.Run("faithful-E", c.faithfulE)
 }
 
 // findAll lists the files named name below top (relative paths), to say
