@@ -41,10 +41,11 @@ const tierBFormat = "1"
 
 // TierBDracutArgs are the dracut flags the issue measured: a non-host-only
 // image limited to the drivers the VM needs (--add-drivers would pull
-// every module in, 83 s and 40 MB instead of about 12 s).
+// every module in, 83 s and 40 MB instead of about 12 s). overlay is for
+// the /etc overlay of faithful variant B (SLE/Leap Micro 5.x).
 var TierBDracutArgs = []string{
 	"--force", "--no-hostonly", "--no-hostonly-cmdline",
-	"--drivers", "virtio_blk virtio_pci btrfs vfat nls_cp437 nls_iso8859-1 nls_ascii nls_utf8 isofs",
+	"--drivers", "virtio_blk virtio_pci btrfs vfat nls_cp437 nls_iso8859-1 nls_ascii nls_utf8 isofs overlay",
 	"-m", "systemd-initrd dracut-systemd rootfs-block btrfs udev-rules kernel-modules base fs-lib provision",
 }
 
@@ -379,19 +380,37 @@ type TierBVM struct {
 	Disk    *TierBDisk
 	Seeds   []string
 	Cmdline []string
+	// Root are the words that name the root, as a boot loader entry's
+	// options line gives them (root=, rootflags=...); nil means
+	// "root=UUID=<Disk.UUID> rootfstype=btrfs ro" (the default subvolume
+	// decides, as with SUSE's GRUB).
+	Root    []string
 	Timeout time.Duration
 }
 
 // Args is the qemu command line.
 func (vm *TierBVM) Args() []string {
-	cmdline := append([]string{
-		"console=ttyS0", "root=UUID=" + vm.Disk.UUID, "rootfstype=btrfs", "ro", "panic=-1",
+	root := vm.Root
+	if root == nil {
+		root = []string{"root=UUID=" + vm.Disk.UUID, "rootfstype=btrfs", "ro"}
+	}
+	cmdline := append(append(append([]string(nil), root...), "console=ttyS0"), vm.harnessCmdline()...)
+	return vm.qemuArgs(cmdline)
+}
+
+// harnessCmdline are the words every tier B boot gets besides the root.
+func (vm *TierBVM) harnessCmdline() []string {
+	return append([]string{
+		"panic=-1",
 		"modprobe.blacklist=kvm,kvm_amd,kvm_intel", "systemd.mask=serial-getty@ttyS0.service",
 		// systemd-firstboot would prompt on the console on a first boot.
 		"systemd.firstboot=off",
 		// A failure in the initrd powers off instead of waiting for a shell.
 		"rd.shell=0", "rd.emergency=poweroff",
 	}, vm.Cmdline...)
+}
+
+func (vm *TierBVM) qemuArgs(cmdline []string) []string {
 	args := []string{
 		"-accel", "tcg", "-machine", "q35", "-cpu", "max", "-m", "1024", "-smp", "1",
 		"-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none", "-serial", "stdio",

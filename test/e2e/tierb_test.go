@@ -90,6 +90,7 @@ func TestTierB(t *testing.T) {
 	b := &tierB{sys: sys, timings: tm}
 	t.Run("combustion", b.combustion)
 	t.Run("nocloud", b.nocloud)
+	t.Run("faithful", b.faithful)
 }
 
 // tierBMachine is one scenario's disk and VM.

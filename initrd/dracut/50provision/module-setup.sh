@@ -17,10 +17,12 @@ depends() {
 }
 
 # Seeds and the metadata service need these even in a host-only initrd: the
-# USB stick or ISO is not attached when the image is built.
+# USB stick or ISO is not attached when the image is built. overlay: an
+# overlay /etc (Leap Micro 5.x, 6.0-6.1) is mounted for the new snapshot
+# while the run writes into it.
 installkernel() {
 	hostonly='' instmods vfat isofs nls_cp437 nls_iso8859-1 nls_ascii nls_utf8 \
-		btrfs qemu_fw_cfg virtio_net
+		btrfs overlay qemu_fw_cfg virtio_net
 }
 
 install() {
