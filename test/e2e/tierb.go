@@ -46,7 +46,7 @@ const tierBFormat = "1"
 var TierBDracutArgs = []string{
 	"--force", "--no-hostonly", "--no-hostonly-cmdline",
 	"--drivers", "virtio_blk virtio_pci btrfs vfat nls_cp437 nls_iso8859-1 nls_ascii nls_utf8 isofs overlay",
-	"-m", "systemd-initrd dracut-systemd rootfs-block btrfs udev-rules kernel-modules base fs-lib provision",
+	"-m", "systemd-initrd dracut-systemd rootfs-block btrfs udev-rules kernel-modules base fs-lib provision combustion-standin",
 }
 
 // tierBModuleSkip are kernel module trees the VMs never use; leaving them
@@ -223,6 +223,11 @@ func PrepareTierB(dir, tarball, binary, dracutModule string, k *Kernel, tm *Timi
 		"usr/local/sbin/e2e-report":      {Mode: 0o755, Data: []byte(tierBReport)},
 		"etc/systemd/system/e2e.service": {Mode: 0o644, Data: []byte(tierBUnit)},
 		"etc/systemd/system/multi-user.target.wants/e2e.service": {Link: "/etc/systemd/system/e2e.service"},
+		// Combustion's units in the same initrd (a stand-in: Debian has no
+		// Combustion): provision's drop-in must make them skip a medium
+		// provision handled, so it is applied exactly once.
+		"usr/lib/dracut/modules.d/95combustion-standin/module-setup.sh":    {Mode: 0o755, Data: []byte(combustionStandinSetup)},
+		"usr/lib/dracut/modules.d/95combustion-standin/combustion.service": {Mode: 0o644, Data: []byte(combustionStandinUnit)},
 		".snapshots":               {Mode: os.ModeDir | 0o750},
 		"etc/snapper/configs/root": {Mode: 0o640, Data: []byte("SUBVOLUME=\"/\"\nFSTYPE=\"btrfs\"\nNUMBER_CLEANUP=\"yes\"\n")},
 	}
@@ -508,3 +513,35 @@ func FirstIndex(es []JournalEntry, s string) int {
 	}
 	return -1
 }
+
+// CombustionStandinRan is what the stand-in combustion.service logs if it
+// runs; CombustionSkipped is in systemd's message when provision's drop-in
+// made it skip.
+const (
+	CombustionStandinRan = "E2E-COMBUSTION-STANDIN-RAN"
+	CombustionSkipped    = "ConditionPathExists=!/run/provision/combustion-handled"
+)
+
+const combustionStandinSetup = `#!/bin/bash
+check() { return 0; }
+depends() { echo systemd; }
+install() {
+	inst_simple "${moddir}/combustion.service" "${systemdsystemunitdir}/combustion.service"
+	mkdir -p "${initdir}${systemdsystemunitdir}/initrd.target.requires"
+	ln_r "${systemdsystemunitdir}/combustion.service" "${systemdsystemunitdir}/initrd.target.requires/combustion.service"
+}
+`
+
+// combustionStandinUnit is ordered like Combustion's unit (after the root
+// device, before the initrd reads the target's fstab) and has no
+// condition of its own, as Combustion's has none.
+const combustionStandinUnit = `[Unit]
+Description=Combustion stand-in (e2e)
+DefaultDependencies=no
+After=initrd-root-device.target sysroot.mount
+Before=initrd-parse-etc.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'echo ` + CombustionStandinRan + ` > /dev/kmsg'
+`

@@ -236,7 +236,15 @@ func faithfulJournal(t *testing.T, st *faithful.State, n int, wantProvision bool
 		t.Errorf("boot %d: journal has no \"Finished provision.service\"", n)
 		bad = true
 	}
+	if FirstIndex(es, CombustionSkipped) < 0 {
+		t.Errorf("boot %d: the stand-in combustion.service was not skipped by provision's drop-in (no %q in the journal)", n, CombustionSkipped)
+		bad = true
+	}
 	for _, e := range es {
+		if strings.Contains(e.Text, CombustionStandinRan) {
+			t.Errorf("boot %d: Combustion's unit ran after provision handled the boot: %s", n, e.Text)
+			bad = true
+		}
 		if strings.Contains(e.Text, "Failed to start") || strings.Contains(e.Text, "E2E-FAILED") {
 			t.Errorf("boot %d: journal: %s", n, e.Text)
 			bad = true
