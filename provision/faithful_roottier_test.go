@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/provision-dev/provision/test/faithful"
 )
 
@@ -263,5 +265,104 @@ func faithfulRun(t *testing.T, bin, stage string, v faithful.Variant, fail, dryO
 		"modify-snapshot-pre / btrfs 2\nmodify-snapshot / btrfs 2\nmodify-snapshot-post / btrfs 2\n"
 	if string(log) != wantLog {
 		t.Errorf("snapper plugin calls:\n%s\nwant:\n%s", log, wantLog)
+	}
+}
+
+// TestFaithfulSELinux runs the same seeds on variant A with Debian's
+// reference policy installed as the target's "targeted" policy (plus a
+// file_contexts.local override and a .subs equivalence), enforcing, and
+// checks every path the run wrote — by modules and by the Combustion
+// script — against the real matchpathcon and setfiles.
+func TestFaithfulSELinux(t *testing.T) {
+	requireRootTier(t, "mkfs.btrfs", "btrfs", "sfdisk", "mkfs.vfat", "mcopy", "matchpathcon", "setfiles")
+	if _, err := os.Stat("/etc/selinux/default/contexts/files/file_contexts"); err != nil {
+		t.Skip("SELinux reference: Debian's selinux-policy-default is not installed (/etc/selinux/default)")
+	}
+	bin := provisionBinary(t)
+	stage := faithfulStage(t)
+	os.MkdirAll(filepath.Join(stage, "etc/selinux"), 0o755)
+	sh(t, "cp", "-a", "/etc/selinux/default", filepath.Join(stage, "etc/selinux/targeted"))
+	files := filepath.Join(stage, "etc/selinux/targeted/contexts/files")
+	os.WriteFile(filepath.Join(files, "file_contexts.local"), []byte("/etc/provisioned\t--\tsystem_u:object_r:shadow_t:s0\n"), 0o644)
+	os.WriteFile(filepath.Join(files, "file_contexts.subs"), []byte("/srv/web /var/www\n"), 0o644)
+	d, err := faithful.Build(t.TempDir(), faithful.Options{Variant: faithful.A, Stage: stage, Size: 400 << 20, SELinux: "enforcing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := d.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Detach()
+	sysroot := t.TempDir()
+	umount, err := a.MountRoot(sysroot, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nocloud, comb := faithfulSeeds(t, 0)
+	ud, _ := os.ReadFile(filepath.Join(nocloud, "user-data"))
+	os.WriteFile(filepath.Join(nocloud, "user-data"), append(ud, []byte("  - path: /srv/web/index.html\n    content: hello\n")...), 0o644)
+	dry, _ := exec.Command(bin, "--dry-run", "--root", sysroot, "--source", nocloud, "--source", comb).CombinedOutput()
+	if !regexp.MustCompile(`# target: selinux: policy targeted \(enforcing, [^)]*\): the \d+ path\(s\) the plan writes`).Match(dry) {
+		t.Errorf("dry run does not name the policy and the count:\n%s", dry)
+	}
+	cmd := exec.Command(bin, "run", "--root", sysroot, "--source", nocloud, "--source", comb, "--report", filepath.Join(t.TempDir(), "r.json"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	out, err := cmd.CombinedOutput()
+	umount()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "[ OK ] selinux: ") {
+		t.Errorf("no selinux step on the console:\n%s", out)
+	}
+	// Mount as the booted system will: the new default, its x-initrd
+	// mounts (/var, /root, the nested /etc), and /home, /srv.
+	if umount, err = a.MountRoot(sysroot, true); err != nil {
+		t.Fatal(err)
+	}
+	defer umount()
+	undo, err := a.MountInitrd(sysroot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer undo()
+	for _, sub := range []string{"home", "srv"} {
+		dst := filepath.Join(sysroot, sub)
+		sh(t, "mount", "-o", "ro,subvol=@/"+sub, a.Root, dst)
+		defer exec.Command("umount", dst).Run()
+	}
+	fc := filepath.Join(sysroot, "etc/selinux/targeted/contexts/files/file_contexts")
+	written := map[string]string{ // path -> matchpathcon -m type
+		"/etc/passwd": "file", "/etc/shadow": "file", "/etc/group": "file", "/etc/gshadow": "file",
+		"/etc/provisioned": "file", "/etc/hostname": "file", "/etc/by-combustion": "file",
+		"/home/alice": "dir", "/home/alice/.ssh": "dir", "/home/alice/.ssh/authorized_keys": "file",
+		"/var/lib/by-module": "file", "/var/lib/comb": "dir", "/var/lib/comb/ok": "file",
+		"/root/by-combustion": "file", "/var/lib/provision/instance-id": "file",
+		"/var/log/provision/report.json": "file", "/srv/web/index.html": "file",
+	}
+	var regular []string
+	for p, typ := range written {
+		want := strings.TrimSpace(sh(t, "matchpathcon", "-n", "-f", fc, "-m", typ, p))
+		got := make([]byte, 256)
+		n, err := unix.Lgetxattr(filepath.Join(sysroot, p), "security.selinux", got)
+		if err != nil {
+			t.Errorf("%s: no label (%v)", p, err)
+			continue
+		}
+		if g := strings.TrimRight(string(got[:n]), "\x00"); g != want {
+			t.Errorf("%s labelled %q, matchpathcon says %q", p, g, want)
+		}
+		if typ == "file" {
+			regular = append(regular, filepath.Join(sysroot, p))
+		}
+	}
+	// setfiles, over the regular files, must find nothing to change.
+	args := append([]string{"-n", "-v", "-r", sysroot, fc}, regular...)
+	if o, err := exec.Command("setfiles", args...).CombinedOutput(); err != nil || strings.Contains(string(o), "elabel") {
+		t.Errorf("setfiles -n -v: %v\n%s", err, o)
+	}
+	if got := strings.TrimSpace(sh(t, "matchpathcon", "-n", "-f", fc, "/etc/provisioned")); got != "system_u:object_r:shadow_t:s0" {
+		t.Errorf("the reference ignored file_contexts.local: %s", got)
 	}
 }

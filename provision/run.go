@@ -328,6 +328,9 @@ func dryRun(res *Result, cfg *config.Config, root string) *Result {
 	for _, s := range steps {
 		res.Steps = append(res.Steps, stepResult(s, StatusPlanned))
 	}
+	if root != "" {
+		res.Target = append(res.Target, describeLabels(root, cfg, steps))
+	}
 	res.Status = StatusPlanned
 	return res
 }
@@ -398,7 +401,10 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err != nil {
 		return abort(err)
 	}
-	root.Journal = txn.Journal()
+	// Every path the modules change passes the recorder, for labelling.
+	rec := newPathRecorder(txn.Journal())
+	root.Journal = rec
+	applyStart := time.Now()
 	env := &modules.Env{Root: root, Console: console}
 	// The target's /var, /home... are mounted before planning (SPEC §2.5),
 	// so modules see and write them where the booted system will, not
@@ -463,11 +469,20 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			return abort(fmt.Errorf("recording the instance-id: %w", err))
 		}
 	}
+	// Labels last, with everything mounted as the booted system sees it.
+	labels, err := labelRun(root, rec, needsChroot(cfg), applyStart, rep, console)
+	if err != nil {
+		return abort(err)
+	}
 	// The target's copy of the report is written inside the transaction, so
 	// it exists exactly when the provisioned root does.
 	rep.Finish(report.ResultDone, nil, "")
 	if err := rep.WriteTarget(root); err != nil {
 		return abort(fmt.Errorf("writing the report into the target: %w", err))
+	}
+	// The report's copy, written after the labels, gets its own.
+	if err := labelMore(labels, root, rec); err != nil {
+		return abort(err)
 	}
 	// Unmount only now: the instance-id and the report belong in the
 	// target's own /var, which the chroot has mounted; the commit then
