@@ -171,6 +171,9 @@ func labelWith(pol *selinux.Policy, root *rootfs.Root, rec *pathRecorder, progra
 	return n, nil
 }
 
+// overlayLayers holds the layers of an overlay /etc (transactional-update 4).
+const overlayLayers = "var/lib/overlay"
+
 // apiMounts are the chroot's own filesystems, never part of the target.
 var apiMounts = map[string]bool{"proc": true, "sys": true, "dev": true, "run": true, "tmp": true, ".snapshots": true}
 
@@ -188,6 +191,12 @@ func changedSince(dir string, start time.Time) ([]string, error) {
 			return err
 		}
 		if p != dir && d.IsDir() && filepath.Dir(p) == dir && apiMounts[d.Name()] {
+			return filepath.SkipDir
+		}
+		if d.IsDir() && p == filepath.Join(dir, overlayLayers) {
+			// An overlay /etc's layers: their files are /etc's files,
+			// labelled by their /etc paths (as openSUSE's relabel
+			// leaves the layers out and relabels /etc itself).
 			return filepath.SkipDir
 		}
 		var st syscall.Stat_t
