@@ -75,7 +75,11 @@ func runSnapperPlugins(root string, console io.Writer) func(ctx context.Context,
 			for _, argv := range argvs {
 				var out strings.Builder
 				code, err := env.Run(ctx, modules.Command{Argv: argv, Env: []string{"LC_ALL=C", "LANGUAGE=C"}, Output: &out})
-				fmt.Fprintf(console, "[ OK ] snapper plugin: %s: exit %d\n", strings.Join(argv, " "), code)
+				mark := "[ OK ]"
+				if err != nil || code != 0 {
+					mark = "[FAILED]"
+				}
+				fmt.Fprintf(console, "%s snapper plugin: %s: exit %d\n", mark, strings.Join(argv, " "), code)
 				if s := strings.TrimSpace(out.String()); s != "" {
 					fmt.Fprintf(console, "%s\n", s)
 				}
