@@ -396,3 +396,55 @@ func faithfulSELinux(t *testing.T, bin string, v faithful.Variant, machinery boo
 		t.Errorf("the reference ignored file_contexts.local: %s", got)
 	}
 }
+
+// TestFaithfulFailingPlugin: a target plugin that fails on
+// create-snapshot-post fails the run as a failed `snapper create` fails
+// transactional-update's, and nothing is left (its delete events run).
+func TestFaithfulFailingPlugin(t *testing.T) {
+	requireRootTier(t, "mkfs.btrfs", "btrfs", "sfdisk", "mkfs.vfat", "mcopy")
+	bin := provisionBinary(t)
+	stage := faithfulStage(t)
+	plugin := "#!/bin/sh\necho \"$*\" >> /.snapshots/plugin.log\n[ \"$1\" != create-snapshot-post ]\n"
+	if err := os.WriteFile(filepath.Join(stage, "usr/lib/snapper/plugins/20-fails"), []byte(plugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d, err := faithful.Build(t.TempDir(), faithful.Options{Variant: faithful.A, Stage: stage, Size: 400 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := d.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Detach()
+	sysroot := t.TempDir()
+	umount, err := a.MountRoot(sysroot, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nocloud, _ := faithfulSeeds(t, 0)
+	cmd := exec.Command(bin, "run", "--root", sysroot, "--source", nocloud, "--report", filepath.Join(t.TempDir(), "r.json"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	out, runErr := cmd.CombinedOutput()
+	umount()
+	if runErr == nil || !strings.Contains(string(out), "[FAILED] snapper plugin: /usr/lib/snapper/plugins/20-fails create-snapshot-post / btrfs 2: exit 1") {
+		t.Fatalf("a failing plugin did not fail the run (%v):\n%s", runErr, out)
+	}
+	s, err := a.Inspect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Default != "@/.snapshots/1/snapshot" {
+		t.Errorf("default %s", s.Default)
+	}
+	for _, sv := range s.Subvolumes {
+		if strings.Contains(sv, ".snapshots/2/") {
+			t.Errorf("left behind: %s", sv)
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(s.Top, "@/.snapshots/plugin.log"))
+	if !strings.Contains(string(log), "delete-snapshot-pre / btrfs 2\n") || !strings.Contains(string(log), "delete-snapshot-post / btrfs 2\n") {
+		t.Errorf("the plugins were not told about the deletion:\n%s", log)
+	}
+}
