@@ -347,7 +347,7 @@ func faithfulSELinux(t *testing.T, bin string, v faithful.Variant, machinery boo
 		t.Fatal(err)
 	}
 	defer undo()
-	for _, sub := range []string{"home", "srv"} {
+	for _, sub := range []string{"home", "srv", ".snapshots"} {
 		dst := filepath.Join(sysroot, sub)
 		sh(t, "mount", "-o", "ro,subvol=@/"+sub, a.Root, dst)
 		defer exec.Command("umount", dst).Run()
@@ -360,6 +360,8 @@ func faithfulSELinux(t *testing.T, bin string, v faithful.Variant, machinery boo
 		"/var/lib/by-module": "file", "/var/lib/comb": "dir", "/var/lib/comb/ok": "file",
 		"/root/by-combustion": "file", "/var/lib/provision/instance-id": "file",
 		"/var/log/provision/report.json": "file", "/srv/web/index.html": "file",
+		// The new root itself (its ctime changed) and snapper's files.
+		"/": "dir", "/.snapshots/2": "dir", "/.snapshots/2/info.xml": "file",
 	}
 	var regular []string
 	if machinery {
@@ -368,7 +370,7 @@ func faithfulSELinux(t *testing.T, bin string, v faithful.Variant, machinery boo
 		}
 		// The initrd relabels what the script wrote; the modules' paths
 		// are labelled all the same.
-		for _, p := range []string{"/etc/by-combustion", "/var/lib/comb", "/var/lib/comb/ok", "/root/by-combustion"} {
+		for _, p := range []string{"/", "/etc/by-combustion", "/var/lib/comb", "/var/lib/comb/ok", "/root/by-combustion"} {
 			delete(written, p)
 		}
 	}

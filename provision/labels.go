@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -103,6 +104,19 @@ type runLabels struct {
 	count int
 }
 
+// labelSnapperFiles labels the new snapshot's snapper directory and
+// info.xml, which live outside the tree (in /.snapshots as the booted
+// system mounts it).
+func labelSnapperFiles(l *runLabels, txn Txn) error {
+	s, ok := txn.(interface {
+		LabelSnapperFiles(label func(host, target string) error) error
+	})
+	if l == nil || !ok {
+		return nil
+	}
+	return s.LabelSnapperFiles(l.pol.Label)
+}
+
 // labelMore labels what was recorded since labelRun (the report's copy).
 func labelMore(l *runLabels, root *rootfs.Root, rec *pathRecorder) error {
 	if l == nil {
@@ -119,7 +133,7 @@ func labelMore(l *runLabels, root *rootfs.Root, rec *pathRecorder) error {
 		if err != nil || strings.HasPrefix(rel, "..") {
 			continue
 		}
-		if err := l.pol.Label(p, "/"+filepath.ToSlash(rel)); err != nil {
+		if err := l.pol.Label(p, path.Clean("/"+filepath.ToSlash(rel))); err != nil {
 			return err
 		}
 	}
@@ -158,7 +172,9 @@ func labelWith(pol *selinux.Policy, root *rootfs.Root, rec *pathRecorder, progra
 		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
 			continue // removed by the run
 		}
-		if err := pol.Label(p, "/"+filepath.ToSlash(rel)); err != nil {
+		// Clean: the root itself is "/", which the policy labels
+		// root_t, where "/." would match nothing but the default.
+		if err := pol.Label(p, path.Clean("/"+filepath.ToSlash(rel))); err != nil {
 			return n, err
 		}
 		n++

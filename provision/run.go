@@ -474,6 +474,9 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err != nil {
 		return abort(err)
 	}
+	if err := labelSnapperFiles(labels, txn); err != nil {
+		return abort(err)
+	}
 	// The target's copy of the report is written inside the transaction, so
 	// it exists exactly when the provisioned root does.
 	rep.Finish(report.ResultDone, nil, "")

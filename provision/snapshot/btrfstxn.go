@@ -32,6 +32,9 @@ const StateDirName = ".provision"
 
 const stateFile = "state.json"
 
+// selinuxXattr holds a file's SELinux context.
+const selinuxXattr = "security.selinux"
+
 // btrfsState is what recovery needs to know about a transaction.
 type btrfsState struct {
 	Snapshot   string    `json:"snapshot"`              // path from the top level
@@ -699,7 +702,16 @@ func dropSnapperMarker(dir string) error {
 	}
 	info.drop(inProgressKey)
 	info.drop(legacyInProgressKey)
-	return writeFileSync(p, info.marshal(), 0o644)
+	// The rewrite is a new inode: keep the SELinux label the run gave it.
+	label := make([]byte, 256)
+	n, lerr := unix.Lgetxattr(p, selinuxXattr, label)
+	if err := writeFileSync(p, info.marshal(), 0o644); err != nil {
+		return err
+	}
+	if lerr == nil && n > 0 {
+		return unix.Lsetxattr(p, selinuxXattr, label[:n], 0)
+	}
+	return nil
 }
 
 // removeSnapperDir removes a snapper snapshot directory we created: its
@@ -781,4 +793,19 @@ func (t *btrfsTxn) UndoOutside() error {
 	}
 	t.opts.reach(kpBtrfsJournalUndone)
 	return nil
+}
+
+// LabelSnapperFiles gives the snapshot's snapper directory and info.xml
+// the labels label computes for them as the booted system sees them
+// (/.snapshots/N, /.snapshots/N/info.xml); the commit's rewrite of
+// info.xml keeps the label.
+func (t *btrfsTxn) LabelSnapperFiles(label func(host, target string) error) error {
+	if t.st.SnapperDir == "" {
+		return nil
+	}
+	dir := "/.snapshots/" + strconv.FormatUint(t.st.Num, 10)
+	if err := label(t.abs(t.st.SnapperDir), dir); err != nil {
+		return err
+	}
+	return label(t.abs(path.Join(t.st.SnapperDir, "info.xml")), dir+"/info.xml")
 }
