@@ -34,10 +34,15 @@ const (
 // TierBPackages are installed on top of the minbase variant. The kernel is
 // not among them: the root gets tier A's cached kernel (the same one that
 // is booted), which also keeps the kernel's postinst from running dracut.
-var TierBPackages = []string{"systemd", "systemd-sysv", "udev", "kmod", "btrfs-progs", "dracut", "dracut-core"}
+// The SELinux packages (refpolicy compiled by the postinst into
+// /etc/selinux/default, setfiles, getenforce) are for the faithful
+// A-selinux scenario; they leave /etc/selinux/config at SELINUX=disabled,
+// so every other scenario boots and provisions without a policy.
+var TierBPackages = []string{"systemd", "systemd-sysv", "udev", "kmod", "btrfs-progs", "dracut", "dracut-core",
+	"selinux-policy-default", "policycoreutils", "selinux-utils"}
 
 // tierBFormat is bumped whenever DebootstrapRoot changes what it caches.
-const tierBFormat = "1"
+const tierBFormat = "2"
 
 // TierBDracutArgs are the dracut flags the issue measured: a non-host-only
 // image limited to the drivers the VM needs (--add-drivers would pull
@@ -161,6 +166,10 @@ echo "E2E-CMDLINE $(cat /proc/cmdline)"
 echo "E2E-ROOT $(btrfs subvolume show / 2>/dev/null | head -n 1)"
 for m in / /var /home; do findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS --mountpoint "$m"; done | sed 's/^/E2E-MOUNT /'
 systemctl --failed --no-legend --plain | sed 's/^/E2E-FAILED /'
+echo "E2E-SELINUX $(getenforce 2>/dev/null || echo none)"
+if [ -e /sys/fs/selinux/enforce ]; then
+	timeout 180 restorecon -nvR -e /.snapshots -e /run -e /proc -e /sys -e /dev / 2>&1 | head -n 100 | sed 's/^/E2E-RESTORECON /'
+fi
 echo "$n" >> /` + markerFile + `
 journalctl --flush
 sync
@@ -228,6 +237,13 @@ func PrepareTierB(dir, tarball, binary, dracutModule string, k *Kernel, tm *Timi
 		// provision handled, so it is applied exactly once.
 		"usr/lib/dracut/modules.d/95combustion-standin/module-setup.sh":    {Mode: 0o755, Data: []byte(combustionStandinSetup)},
 		"usr/lib/dracut/modules.d/95combustion-standin/combustion.service": {Mode: 0o644, Data: []byte(combustionStandinUnit)},
+		// Debian's post-switch-root relabel: -mark touches /.autorelabel
+		// on every boot without SELinux (the root is read-only here), and
+		// selinux-autorelabel.service (when /.autorelabel exists) relabels
+		// everything and runs "systemctl --force reboot".
+		// MicroOS has neither; the A-selinux scenario labels at build time.
+		"etc/systemd/system/selinux-autorelabel-mark.service": {Link: "/dev/null"},
+		"etc/systemd/system/selinux-autorelabel.service":      {Link: "/dev/null"},
 		".snapshots":               {Mode: os.ModeDir | 0o750},
 		"etc/snapper/configs/root": {Mode: 0o640, Data: []byte("SUBVOLUME=\"/\"\nFSTYPE=\"btrfs\"\nNUMBER_CLEANUP=\"yes\"\n")},
 	}

@@ -31,10 +31,18 @@ const faithfulSize = int64(3) << 30
 // initramfs dracut built with our module.
 // initrd is the initramfs to boot (for A and C, NestedEtcInitrd's).
 func BuildFaithfulTierB(dir string, v faithful.Variant, sys *TierBSystem, initrd string) (*faithful.Disk, error) {
+	return BuildFaithfulTierBSELinux(dir, v, sys, initrd, "")
+}
+
+// BuildFaithfulTierBSELinux is BuildFaithfulTierB with /etc/selinux/config
+// set to the mode (faithful copies Debian's policy "default" to
+// "targeted") and, unless the mode is "", the whole root labelled with
+// that policy before snapshot 1 is made read-only.
+func BuildFaithfulTierBSELinux(dir string, v faithful.Variant, sys *TierBSystem, initrd, selinux string) (*faithful.Disk, error) {
 	return faithful.Build(dir, faithful.Options{
 		Variant: v, Stage: sys.Root, Size: faithfulSize,
 		Kernel: sys.Kernel.Vmlinuz, KernelVersion: sys.Kernel.Version, Initrd: initrd,
-		Cmdline: "console=ttyS0",
+		Cmdline: "console=ttyS0", SELinux: selinux, Label: selinux != "",
 	})
 }
 

@@ -47,6 +47,10 @@ func (b *tierB) faithful(t *testing.T) {
 			b.faithfulFailing(t, v)
 		})
 	}
+	t.Run("A-selinux", func(t *testing.T) {
+		t.Parallel()
+		b.faithfulSELinux(t, faithful.A)
+	})
 }
 
 type faithfulMachine struct {
@@ -57,9 +61,18 @@ type faithfulMachine struct {
 	seeds []string
 	// initrd is what A and B boot (C boots its ESP's).
 	initrd string
+	// cmdline are extra kernel command line words (A and B).
+	cmdline []string
 }
 
 func (b *tierB) faithfulMachine(t *testing.T, v faithful.Variant) *faithfulMachine {
+	return b.faithfulMachineSELinux(t, v, "")
+}
+
+// faithfulMachineSELinux builds the disk with /etc/selinux/config set to
+// mode and, unless mode is "", the root labelled; the machine then boots
+// with "security=selinux selinux=1" (Debian's kernel enables AppArmor only).
+func (b *tierB) faithfulMachineSELinux(t *testing.T, v faithful.Variant, mode string) *faithfulMachine {
 	dir := t.TempDir()
 	start := time.Now()
 	initrd := b.sys.Initrd
@@ -69,12 +82,15 @@ func (b *tierB) faithfulMachine(t *testing.T, v faithful.Variant) *faithfulMachi
 			t.Fatal(err)
 		}
 	}
-	d, err := BuildFaithfulTierB(dir, v, b.sys, initrd)
+	d, err := BuildFaithfulTierBSELinux(dir, v, b.sys, initrd, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.timings.Add(t.Name()+" disk", time.Since(start))
 	m := &faithfulMachine{t: t, b: b, dir: dir, disk: d, initrd: initrd}
+	if mode != "" {
+		m.cmdline = []string{"security=selinux", "selinux=1"}
+	}
 	// The disk as built: a first boot.
 	st := m.inspect()
 	if _, err := st.ReadEtc(1, "machine-id"); err == nil {
@@ -110,7 +126,7 @@ func (m *faithfulMachine) vm() (*TierBVM, *LoaderEntry) {
 	vm := &TierBVM{
 		Kernel: m.b.sys.Kernel.Vmlinuz, Initrd: m.initrd,
 		Disk:  &TierBDisk{Path: m.disk.Path, UUID: m.disk.UUID},
-		Seeds: m.seeds, Timeout: tierBTimeout(),
+		Seeds: m.seeds, Timeout: tierBTimeout(), Cmdline: m.cmdline,
 	}
 	if m.disk.Variant != faithful.C {
 		return vm, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -22,8 +23,10 @@ type Options struct {
 	// the stage has /etc/selinux, /etc/selinux/config gets SELINUX=<mode>
 	// and SELINUXTYPE=targeted (D lowers enforcing to permissive).
 	SELinux string
-	// Label is reserved for labelling the tree with setfiles before the
-	// snapshot is made read-only; not implemented yet, Build fails when set.
+	// Label labels every subvolume and filesystem of the root (not the
+	// ESP) with the host's setfiles and the file_contexts of the policy
+	// the root's /etc/selinux/config names (after SELinux above wrote it),
+	// before snapshot 1 is made read-only. The stage must have the policy.
 	Label bool
 	// EntryToken is C's /etc/kernel/entry-token; "opensuse-microos" if empty.
 	EntryToken string
@@ -130,7 +133,12 @@ func Build(dir string, o Options) (*Disk, error) {
 		return nil, err
 	}
 	if o.Label {
-		return nil, errors.New("faithful: SELinux labelling (Options.Label) is not implemented yet")
+		if _, err := exec.LookPath("setfiles"); err != nil {
+			return nil, fmt.Errorf("faithful: Options.Label needs setfiles on the host (package policycoreutils): %w", err)
+		}
+		if _, err := FileContexts(o.Stage); err != nil && o.SELinux == "" {
+			return nil, err
+		}
 	}
 	switch o.SELinux {
 	case "", "enforcing", "permissive", "disabled":

@@ -81,6 +81,12 @@ func layout(b *builder) error {
 	if err := b.writeConfig(); err != nil {
 		return err
 	}
+	if b.o.Label {
+		// After every file is written, before the snapshot is read-only.
+		if err := b.label(); err != nil {
+			return err
+		}
+	}
 	out, err := run("btrfs", "inspect-internal", "rootid", snap)
 	if err != nil {
 		return err
