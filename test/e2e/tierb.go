@@ -39,10 +39,12 @@ const (
 // A-selinux scenario; they leave /etc/selinux/config at SELINUX=disabled,
 // so every other scenario boots and provisions without a policy.
 var TierBPackages = []string{"systemd", "systemd-sysv", "udev", "kmod", "btrfs-progs", "dracut", "dracut-core",
-	"selinux-policy-default", "policycoreutils", "selinux-utils"}
+	"selinux-policy-default", "policycoreutils", "selinux-utils",
+	// sshd and ssh: the guest logs in with the key the run authorized.
+	"openssh-server", "openssh-client"}
 
 // tierBFormat is bumped whenever DebootstrapRoot changes what it caches.
-const tierBFormat = "2"
+const tierBFormat = "3"
 
 // TierBDracutArgs are the dracut flags the issue measured: a non-host-only
 // image limited to the drivers the VM needs (--add-drivers would pull
@@ -167,6 +169,16 @@ echo "E2E-ROOT $(btrfs subvolume show / 2>/dev/null | head -n 1)"
 for m in / /var /home; do findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS --mountpoint "$m"; done | sed 's/^/E2E-MOUNT /'
 systemctl --failed --no-legend --plain | sed 's/^/E2E-FAILED /'
 echo "E2E-SELINUX $(getenforce 2>/dev/null || echo none)"
+# A login with the key a faithful scenario's run authorized for carol.
+if [ -r /root/e2e-ssh-key ] && command -v ssh >/dev/null; then
+	systemctl start ssh.service 2>/dev/null
+	if timeout 60 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+		-i /root/e2e-ssh-key carol@127.0.0.1 'echo E2E-SSH-LOGIN $(id -un) $(id -Z 2>/dev/null)' 2>&1; then
+		:
+	else
+		echo "E2E-SSH-FAILED exit $?"
+	fi
+fi
 if [ -e /sys/fs/selinux/enforce ]; then
 	timeout 180 restorecon -nvR -e /.snapshots -e /run -e /proc -e /sys -e /dev / 2>&1 | head -n 100 | sed 's/^/E2E-RESTORECON /'
 fi

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -195,21 +197,31 @@ write_files:
     content: |
       hello from nocloud
     permissions: '0644'
+  # The private half, for the guest's own ssh login test (e2e-report).
+  - path: /root/e2e-ssh-key
+    permissions: '0600'
+    encoding: b64
+    content: %s
 `
 
 func (m *faithfulMachine) seed(script string) string {
 	m.t.Helper()
-	pub, _, err := ed25519.GenerateKey(nil)
+	pub, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		m.t.Fatal(err)
 	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	privB64 := base64.StdEncoding.EncodeToString(pem.EncodeToMemory(block))
 	sk, err := ssh.NewPublicKey(pub)
 	if err != nil {
 		m.t.Fatal(err)
 	}
 	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sk))) + " carol@faithful"
 	v := strings.ToLower(string(m.disk.Variant))
-	iso, err := NoCloudISO(m.dir, fmt.Sprintf(faithfulUserData, v, key), "instance-id: iid-faithful-"+v+"\n", "")
+	iso, err := NoCloudISO(m.dir, fmt.Sprintf(faithfulUserData, v, key, privB64), "instance-id: iid-faithful-"+v+"\n", "")
 	if err != nil {
 		m.t.Fatal(err)
 	}

@@ -46,6 +46,13 @@ func (b *tierB) faithfulSELinux(t *testing.T, v faithful.Variant) {
 	} else {
 		t.Logf("provision: [ OK ] selinux: %s", line)
 	}
+	// sshd, confined by the policy, reads the authorized_keys the run
+	// wrote and labelled: the login works.
+	if line := consoleLine(res.Console, "E2E-SSH-LOGIN "); !strings.HasPrefix(line, "carol") {
+		t.Errorf("ssh login as carol with the key the run authorized failed (%q; %q)", line, consoleLine(res.Console, "E2E-SSH-FAILED"))
+	} else {
+		t.Logf("ssh login: %s", line)
+	}
 	want := map[string]string{"permissive": "Permissive", "enforcing": "Enforcing"}[mode]
 	if got := consoleLine(res.Console, "E2E-SELINUX "); got != want {
 		t.Errorf("getenforce in the guest: %q, want %q", got, want)
