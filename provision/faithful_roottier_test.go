@@ -298,6 +298,16 @@ func faithfulSELinux(t *testing.T, bin string, v faithful.Variant, machinery boo
 	}
 	os.MkdirAll(filepath.Join(stage, "etc/selinux"), 0o755)
 	sh(t, "cp", "-a", "/etc/selinux/default", filepath.Join(stage, "etc/selinux/targeted"))
+	// The policy store's home template (what genhomedircon fills in), for
+	// a user whose home lies outside /home.
+	tpl := "/var/lib/selinux/default/active/homedir_template"
+	homeTemplate := false
+	if _, err := os.Stat(tpl); err == nil {
+		os.MkdirAll(filepath.Join(stage, "var/lib/selinux/targeted/active"), 0o755)
+		sh(t, "cp", "-a", tpl, filepath.Join(stage, "var/lib/selinux/targeted/active/"))
+		os.WriteFile(filepath.Join(stage, "etc/shells"), []byte("/bin/sh\n"), 0o644)
+		homeTemplate = true
+	}
 	files := filepath.Join(stage, "etc/selinux/targeted/contexts/files")
 	os.WriteFile(filepath.Join(files, "file_contexts.local"), []byte("/etc/provisioned\t--\tsystem_u:object_r:shadow_t:s0\n"), 0o644)
 	os.WriteFile(filepath.Join(files, "file_contexts.subs"), []byte("/srv/web /var/www\n"), 0o644)
@@ -317,7 +327,10 @@ func faithfulSELinux(t *testing.T, bin string, v faithful.Variant, machinery boo
 	}
 	nocloud, comb := faithfulSeeds(t, 0)
 	ud, _ := os.ReadFile(filepath.Join(nocloud, "user-data"))
-	os.WriteFile(filepath.Join(nocloud, "user-data"), append(ud, []byte("  - path: /srv/web/index.html\n    content: hello\n")...), 0o644)
+	ud = append(ud, []byte("  - path: /srv/web/index.html\n    content: hello\n")...)
+	ud = []byte(strings.Replace(string(ud), "users:\n", "users:\n  - name: dave\n    homedir: /data/homes/dave\n    shell: /bin/sh\n"+
+		"    ssh_authorized_keys:\n      - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBz0rJQmH9g1qWbqFJXkE1Hj3v0mJ8yqXWlqfC0hT5pG dave@test\n", 1))
+	os.WriteFile(filepath.Join(nocloud, "user-data"), ud, 0o644)
 	dry, _ := exec.Command(bin, "--dry-run", "--root", sysroot, "--source", nocloud, "--source", comb).CombinedOutput()
 	mode := "enforcing"
 	if v == faithful.D {
@@ -393,6 +406,26 @@ func faithfulSELinux(t *testing.T, bin string, v faithful.Variant, machinery boo
 	args := append([]string{"-n", "-v", "-r", sysroot, fc}, regular...)
 	if o, err := exec.Command("setfiles", args...).CombinedOutput(); err != nil || strings.Contains(string(o), "elabel") {
 		t.Errorf("setfiles -n -v: %v\n%s", err, o)
+	}
+	if homeTemplate {
+		// dave's home gets what /home homes get: genhomedircon's rules,
+		// written into the target's .homedirs for its own restorecon.
+		hd, _ := os.ReadFile(fc + ".homedirs")
+		if !strings.Contains(string(hd), "/data/homes") {
+			t.Errorf("file_contexts.homedirs has no rules for /data/homes")
+		}
+		for p, like := range map[string]string{"/data/homes/dave/.ssh/authorized_keys": "/home/dave/.ssh/authorized_keys", "/data/homes/dave": "/home/dave"} {
+			typ := "file"
+			if !strings.HasSuffix(p, "keys") {
+				typ = "dir"
+			}
+			want := strings.TrimSpace(sh(t, "matchpathcon", "-n", "-f", fc, "-m", typ, like))
+			got := make([]byte, 256)
+			n, err := unix.Lgetxattr(filepath.Join(sysroot, p), "security.selinux", got)
+			if err != nil || strings.TrimRight(string(got[:n]), "\x00") != want {
+				t.Errorf("%s labelled %q (%v), want %q like %s", p, got[:max(n, 0)], err, want, like)
+			}
+		}
 	}
 	if got := strings.TrimSpace(sh(t, "matchpathcon", "-n", "-f", fc, "/etc/provisioned")); got != "system_u:object_r:shadow_t:s0" {
 		t.Errorf("the reference ignored file_contexts.local: %s", got)

@@ -85,6 +85,13 @@ func labelRun(root *rootfs.Root, rec *pathRecorder, programsRan bool, start time
 		return nil, nil // no policy: no labels, no cost
 	}
 	rs := rep.BeginStep("selinux", "label", "/", fmt.Sprintf("policy %s (%s)", pol.Type, pol.Mode), "target policy")
+	// Users whose homes lie outside the roots the policy's .homedirs
+	// covers get the rules genhomedircon would make for them, in the
+	// target's .homedirs too, so the booted system's restorecon agrees.
+	if err := addHomeRoots(pol, root); err != nil {
+		rep.EndStep(rs, err, false)
+		return nil, err
+	}
 	n, err := labelWith(pol, root, rec, programsRan, start, console)
 	rep.EndStep(rs, err, false)
 	if err != nil {
@@ -102,6 +109,24 @@ type runLabels struct {
 	pol   *selinux.Policy
 	done  int
 	count int
+}
+
+// addHomeRoots adds the file contexts of new home roots (from the
+// target's passwd as the run left it) to pol and the target's
+// file_contexts.homedirs.
+func addHomeRoots(pol *selinux.Policy, root *rootfs.Root) error {
+	lines, err := pol.AddHomeRoots(root.Dir)
+	if err != nil {
+		return fmt.Errorf("home directory contexts: %w", err)
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	p := "/etc/selinux/" + pol.Type + "/contexts/files/file_contexts.homedirs"
+	if err := root.AppendFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644, rootfs.RootOwner); err != nil {
+		return fmt.Errorf("home directory contexts: %w", err)
+	}
+	return nil
 }
 
 // labelSnapperFiles labels the new snapshot's snapper directory and
