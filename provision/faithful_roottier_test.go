@@ -98,11 +98,13 @@ func TestFaithfulRoots(t *testing.T) {
 	}
 }
 
-// faithfulRun builds variant v, dry-runs and runs provision on it (a
-// failing Combustion script when fail), and checks the disk as the next
-// boot sees it; dryOnly stops after the dry run.
-func faithfulRun(t *testing.T, bin, stage string, v faithful.Variant, fail, dryOnly bool) {
-	d, err := faithful.Build(t.TempDir(), faithful.Options{Variant: v, Stage: stage, Size: 400 << 20})
+// faithfulSysroot builds a faithful disk (400 MiB), attaches it and
+// mounts its default subvolume read-write as the initrd does; the disk is
+// detached when the test ends.
+func faithfulSysroot(t *testing.T, o faithful.Options) (*faithful.Disk, *faithful.Attached, string, func() error) {
+	t.Helper()
+	o.Size = 400 << 20
+	d, err := faithful.Build(t.TempDir(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +112,7 @@ func faithfulRun(t *testing.T, bin, stage string, v faithful.Variant, fail, dryO
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Detach()
+	t.Cleanup(func() { a.Detach() })
 	if a.Var != "" {
 		// What udev does in the initrd: register the /var btrfs, so its
 		// UUID= in fstab resolves.
@@ -121,6 +123,22 @@ func faithfulRun(t *testing.T, bin, stage string, v faithful.Variant, fail, dryO
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d, a, sysroot, umount
+}
+
+// runProvision runs the binary in a mount namespace of its own, like a
+// boot: whatever it mounted dies with it.
+func runProvision(bin string, args ...string) ([]byte, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	return cmd.CombinedOutput()
+}
+
+// faithfulRun builds variant v, dry-runs and runs provision on it (a
+// failing Combustion script when fail), and checks the disk as the next
+// boot sees it; dryOnly stops after the dry run.
+func faithfulRun(t *testing.T, bin, stage string, v faithful.Variant, fail, dryOnly bool) {
+	d, a, sysroot, umount := faithfulSysroot(t, faithful.Options{Variant: v, Stage: stage})
 	exit := 0
 	if fail {
 		exit = 1
@@ -141,9 +159,7 @@ func faithfulRun(t *testing.T, bin, stage string, v faithful.Variant, fail, dryO
 		umount()
 		return
 	}
-	cmd := exec.Command(bin, "run", "--root", sysroot, "--source", nocloud, "--source", comb, "--report", filepath.Join(t.TempDir(), "r.json"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-	out, runErr := cmd.CombinedOutput()
+	out, runErr := runProvision(bin, "run", "--root", sysroot, "--source", nocloud, "--source", comb, "--report", filepath.Join(t.TempDir(), "r.json"))
 	if err := umount(); err != nil {
 		t.Fatal(err)
 	}
@@ -311,20 +327,7 @@ func faithfulSELinux(t *testing.T, bin string, v faithful.Variant, machinery boo
 	files := filepath.Join(stage, "etc/selinux/targeted/contexts/files")
 	os.WriteFile(filepath.Join(files, "file_contexts.local"), []byte("/etc/provisioned\t--\tsystem_u:object_r:shadow_t:s0\n"), 0o644)
 	os.WriteFile(filepath.Join(files, "file_contexts.subs"), []byte("/srv/web /var/www\n"), 0o644)
-	d, err := faithful.Build(t.TempDir(), faithful.Options{Variant: v, Stage: stage, Size: 400 << 20, SELinux: "enforcing"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := d.Attach()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Detach()
-	sysroot := t.TempDir()
-	umount, err := a.MountRoot(sysroot, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, a, sysroot, umount := faithfulSysroot(t, faithful.Options{Variant: v, Stage: stage, SELinux: "enforcing"})
 	nocloud, comb := faithfulSeeds(t, 0)
 	ud, _ := os.ReadFile(filepath.Join(nocloud, "user-data"))
 	ud = append(ud, []byte("  - path: /srv/web/index.html\n    content: hello\n")...)
@@ -339,9 +342,7 @@ func faithfulSELinux(t *testing.T, bin string, v faithful.Variant, machinery boo
 	if !regexp.MustCompile(`# target: selinux: policy targeted \(` + mode + `, [^)]*\): the \d+ path\(s\) the plan writes`).Match(dry) {
 		t.Errorf("dry run does not name the policy and the count:\n%s", dry)
 	}
-	cmd := exec.Command(bin, "run", "--root", sysroot, "--source", nocloud, "--source", comb, "--report", filepath.Join(t.TempDir(), "r.json"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-	out, err := cmd.CombinedOutput()
+	out, err := runProvision(bin, "run", "--root", sysroot, "--source", nocloud, "--source", comb, "--report", filepath.Join(t.TempDir(), "r.json"))
 	umount()
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
@@ -443,24 +444,9 @@ func TestFaithfulFailingPlugin(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(stage, "usr/lib/snapper/plugins/20-fails"), []byte(plugin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d, err := faithful.Build(t.TempDir(), faithful.Options{Variant: faithful.A, Stage: stage, Size: 400 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := d.Attach()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Detach()
-	sysroot := t.TempDir()
-	umount, err := a.MountRoot(sysroot, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, a, sysroot, umount := faithfulSysroot(t, faithful.Options{Variant: faithful.A, Stage: stage})
 	nocloud, _ := faithfulSeeds(t, 0)
-	cmd := exec.Command(bin, "run", "--root", sysroot, "--source", nocloud, "--report", filepath.Join(t.TempDir(), "r.json"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-	out, runErr := cmd.CombinedOutput()
+	out, runErr := runProvision(bin, "run", "--root", sysroot, "--source", nocloud, "--report", filepath.Join(t.TempDir(), "r.json"))
 	umount()
 	if runErr == nil || !strings.Contains(string(out), "[FAILED] snapper plugin: /usr/lib/snapper/plugins/20-fails create-snapshot-post / btrfs 2: exit 1") {
 		t.Fatalf("a failing plugin did not fail the run (%v):\n%s", runErr, out)
