@@ -3,6 +3,7 @@ package faithful
 import (
 	"errors"
 	"fmt"
+	"github.com/provision-dev/provision/provision/fstab"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,32 +129,36 @@ func (a *Attached) MountInitrd(sysroot string) (func() error, error) {
 		}
 		return errors.Join(errs...)
 	}
-	for _, e := range ParseFstab(string(b)) {
-		if !e.Has("x-initrd.mount") {
+	entries, err := fstab.Parse(filepath.Join(sysroot, "etc/fstab"), b)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !e.HasOption("x-initrd.mount") {
 			continue
 		}
 		var opts []string
 		for _, o := range e.Options {
 			opts = append(opts, strings.ReplaceAll(o, "/sysroot/", strings.TrimSuffix(sysroot, "/")+"/"))
 		}
-		src := e.Source
+		src := e.Spec
 		switch {
 		case strings.HasPrefix(src, "UUID="):
 			if src, err = a.deviceOf(strings.TrimPrefix(src, "UUID=")); err != nil {
 				_ = unmountAll()
 				return nil, err
 			}
-		case e.Has("bind"):
+		case e.HasOption("bind"):
 			src = filepath.Join(sysroot, src)
 		}
-		target := filepath.Join(sysroot, e.Target)
-		u, err := a.mount(target, "-t", e.Type, "-o", strings.Join(opts, ","), src)
+		target := filepath.Join(sysroot, e.File)
+		u, err := a.mount(target, "-t", e.VfsType, "-o", strings.Join(opts, ","), src)
 		if err != nil {
 			_ = unmountAll()
 			return nil, err
 		}
 		undo = append(undo, u)
-		if e.Target == "/etc" && e.Has("bind") {
+		if e.File == "/etc" && e.HasOption("bind") {
 			if _, err := run("mount", "-o", "remount,rw", target); err != nil {
 				_ = unmountAll()
 				return nil, err

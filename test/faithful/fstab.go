@@ -15,10 +15,10 @@ const EtcOverlayLine = "overlay /etc overlay defaults,lowerdir=/sysroot/etc,uppe
 	"workdir=/sysroot/var/lib/overlay/work-etc,x-systemd.requires-mounts-for=/var," +
 	"x-systemd.requires-mounts-for=/sysroot/var,x-initrd.mount 0 0"
 
-// fstab is snapshot 1's /etc/fstab (microos-reality.md §1.2): the root
+// fstabText is snapshot 1's /etc/fstab (microos-reality.md §1.2): the root
 // line, then every other mount sorted by path depth and then by name, then
 // the /etc line.
-func fstab(t traits, d *Disk) string {
+func fstabText(t traits, d *Disk) string {
 	type entry struct{ src, mp, typ, opts string }
 	var es []entry
 	vol := func(mp, subvol string) {
@@ -60,47 +60,4 @@ func fstab(t traits, d *Disk) string {
 		b.WriteString(EtcOverlayLine + "\n")
 	}
 	return b.String()
-}
-
-// FstabEntry is one line of an fstab.
-type FstabEntry struct {
-	Source, Target, Type string
-	Options              []string
-}
-
-// Has reports whether the entry has the option (exactly, or as key=).
-func (e FstabEntry) Has(opt string) bool {
-	for _, o := range e.Options {
-		if o == opt || strings.HasPrefix(o, opt+"=") {
-			return true
-		}
-	}
-	return false
-}
-
-// Option is the value of key=value, "" when absent.
-func (e FstabEntry) Option(key string) string {
-	for _, o := range e.Options {
-		if v, ok := strings.CutPrefix(o, key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// ParseFstab reads fstab text; comments and blank lines are skipped.
-func ParseFstab(text string) []FstabEntry {
-	var es []FstabEntry
-	for _, line := range strings.Split(text, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		e := FstabEntry{Source: f[0], Target: f[1], Type: f[2]}
-		if len(f) > 3 {
-			e.Options = strings.Split(f[3], ",")
-		}
-		es = append(es, e)
-	}
-	return es
 }

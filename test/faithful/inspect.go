@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/provision-dev/provision/provision/fstab"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -207,22 +208,26 @@ func (s *State) EtcDir(n int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fst := ParseFstab(string(b))
-	var line *FstabEntry
+	fst, err := fstab.Parse("snapshot "+strconv.Itoa(n)+" /etc/fstab", b)
+	if err != nil {
+		return "", err
+	}
+	var line *fstab.Entry
 	for i := range fst {
-		if fst[i].Target == "/etc" {
+		if fst[i].File == "/etc" {
 			line = &fst[i]
 		}
 	}
-	if line == nil || line.Type != "overlay" {
+	if line == nil || line.VfsType != "overlay" {
 		s.etcDir[n] = filepath.Join(snap, "etc")
 		return s.etcDir[n], nil
 	}
 	var layers []string
-	if up := line.Option("upperdir"); up != "" {
+	if up, _ := line.Option("upperdir"); up != "" {
 		layers = append(layers, up)
 	}
-	layers = append(layers, strings.Split(line.Option("lowerdir"), ":")...)
+	lower, _ := line.Option("lowerdir")
+	layers = append(layers, strings.Split(lower, ":")...)
 	for i, l := range layers {
 		if layers[i], err = s.hostPath(n, fst, l); err != nil {
 			return "", err
@@ -240,26 +245,26 @@ func (s *State) EtcDir(n int) (string, error) {
 
 // hostPath is where path p of snapshot n's booted system (with or
 // without the initrd's /sysroot prefix) is below Top or Var.
-func (s *State) hostPath(n int, fst []FstabEntry, p string) (string, error) {
+func (s *State) hostPath(n int, fst []fstab.Entry, p string) (string, error) {
 	if rest, ok := strings.CutPrefix(p, "/sysroot"); ok && (rest == "" || rest[0] == '/') {
 		p = "/" + strings.TrimPrefix(rest, "/")
 	}
 	best, host := "", filepath.Join(s.Snapshot(n), p)
 	for _, e := range fst {
-		if e.Target == "/" || (p != e.Target && !strings.HasPrefix(p, e.Target+"/")) || len(e.Target) <= len(best) {
+		if e.File == "/" || (p != e.File && !strings.HasPrefix(p, e.File+"/")) || len(e.File) <= len(best) {
 			continue
 		}
-		rel := strings.TrimPrefix(p, e.Target)
-		uuid := strings.TrimPrefix(e.Source, "UUID=")
+		rel := strings.TrimPrefix(p, e.File)
+		uuid := strings.TrimPrefix(e.Spec, "UUID=")
 		switch {
-		case e.Type == "btrfs" && uuid == s.att.Disk.UUID:
-			sv := e.Option("subvol")
+		case e.VfsType == "btrfs" && uuid == s.att.Disk.UUID:
+			sv, _ := e.Option("subvol")
 			if sv == "" {
-				return "", fmt.Errorf("faithful: fstab line for %s has no subvol=", e.Target)
+				return "", fmt.Errorf("faithful: fstab line for %s has no subvol=", e.File)
 			}
-			best, host = e.Target, filepath.Join(s.Top, strings.TrimPrefix(sv, "/"), rel)
-		case e.Type == "btrfs" && uuid == s.att.Disk.VarUUID:
-			best, host = e.Target, filepath.Join(s.Var, rel)
+			best, host = e.File, filepath.Join(s.Top, strings.TrimPrefix(sv, "/"), rel)
+		case e.VfsType == "btrfs" && uuid == s.att.Disk.VarUUID:
+			best, host = e.File, filepath.Join(s.Var, rel)
 		}
 	}
 	return host, nil

@@ -164,7 +164,7 @@ func (b *builder) moveToMounts() error {
 func (b *builder) writeConfig() error {
 	snap, t, d := b.snap, b.t, b.d
 	etc := func(p string) string { return filepath.Join(snap, "etc", p) }
-	if err := writeFile(etc("fstab"), []byte(fstab(t, d)), 0o644); err != nil {
+	if err := writeFile(etc("fstab"), []byte(fstabText(t, d)), 0o644); err != nil {
 		return err
 	}
 	if err := writeFile(etc("snapper/configs/root"), []byte(snapperConfig(t.quotas)), 0o640); err != nil {
