@@ -38,93 +38,132 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage:
-  provision [run] [--root DIR] [--source PATH|URL]... [--force] [--strict]
-  provision --dry-run [--source PATH|URL]... [--root DIR] [--json] [--strict]
-  provision validate [--strict] [--json] FILE|DIR|IMAGE...
-  provision status [--json] [--wait] [--timeout D]
-  provision init
-  provision seed --format nocloud|configdrive|combustion [--iso|--vfat] -o IMAGE INPUTS...
-  provision version
-`)
-}
+// inInitrd is provision.InInitrd, replaced by tests.
+var inInitrd = provision.InInitrd
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+	name := "run"
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			usage(stdout)
+			return exitOK
+		case "-version", "--version":
+			printVersion(stdout)
+			return exitOK
+		}
+		if !strings.HasPrefix(args[0], "-") {
+			name, args = args[0], args[1:]
+		}
+	}
+	c := lookup(name)
+	if c == nil {
+		fmt.Fprintf(stderr, "provision: unknown command %q\n\n", name)
+		usage(stderr)
+		return exitInvalid
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	switch cmd {
+	switch c.name {
 	case "run":
 		return runCmd(ctx, args, stdout, stderr)
 	case "validate":
 		return validateCmd(ctx, args, stdout, stderr)
-	case "status", "report":
+	case "status":
 		return statusCmd(ctx, args, stdout, stderr)
 	case "init":
-		return initCmd(ctx, args, stderr)
+		return initCmd(ctx, args, stdout, stderr)
 	case "seed":
-		return seedCmd(args, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "provision", version)
-		return exitOK
-	case "help", "-h", "--help":
-		usage(stdout)
-		return exitOK
+		return seedCmd(ctx, args, stdout, stderr)
+	case "version":
+		return versionCmd(args, stdout, stderr)
+	default:
+		return helpCmd(args, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "provision: unknown command %q\n", cmd)
-	usage(stderr)
-	return exitInvalid
+}
+
+// helpCmd is `provision help [COMMAND]`.
+func helpCmd(args []string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) == 1 && (args[0] == "--help" || args[0] == "-h"):
+		lookup("help").help(stdout)
+	case len(args) == 0:
+		usage(stdout)
+	case len(args) > 1:
+		fmt.Fprintln(stderr, "provision help: give at most one COMMAND")
+		return exitInvalid
+	case lookup(args[0]) == nil:
+		fmt.Fprintf(stderr, "provision help: unknown command %q\n", args[0])
+		return exitInvalid
+	default:
+		lookup(args[0]).help(stdout)
+	}
+	return exitOK
+}
+
+// runFlags are the flags of `provision run` (and of the bare `provision`).
+type runFlags struct {
+	srcs                       multiFlag
+	root, report               string
+	dry, asJSON, strict, force bool
+}
+
+func (f *runFlags) define(fs *flag.FlagSet) {
+	fs.Var(&f.srcs, "source", "configuration source: directory, image file, block device, URL, or ec2:URL / openstack:URL / nocloud:URL (repeatable)")
+	fs.StringVar(&f.root, "root", "", "target root `DIR` (default /sysroot, in an initrd only; none for --dry-run)")
+	fs.BoolVar(&f.dry, "dry-run", false, "print the plan; change nothing")
+	fs.BoolVar(&f.asJSON, "json", false, "print the plan or result as JSON")
+	fs.BoolVar(&f.strict, "strict", false, "treat warnings (unknown keys...) as errors")
+	fs.BoolVar(&f.force, "force", false, "provision even when the first-boot predicate says no")
+	fs.StringVar(&f.report, "report", provision.DefaultReportPath, "where to write the run report (`FILE`)")
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var srcs multiFlag
-	fs.Var(&srcs, "source", "configuration source: directory, image file, block device, URL, or ec2:URL / openstack:URL / nocloud:URL (repeatable)")
-	root := fs.String("root", "", "target root (default /sysroot for a real run; none for --dry-run)")
-	dry := fs.Bool("dry-run", false, "print the plan; change nothing")
-	asJSON := fs.Bool("json", false, "print the plan or result as JSON")
-	strict := fs.Bool("strict", false, "treat warnings (unknown keys...) as errors")
-	force := fs.Bool("force", false, "provision even when the first-boot predicate says no")
-	report := fs.String("report", provision.DefaultReportPath, "where to write the run report")
-	if err := fs.Parse(args); err != nil {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	f.define(fs)
+	pos, err := lookup("run").parse(fs, args, stdout, stderr)
+	if err != nil {
+		return parseResult(err)
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "provision: unexpected argument %q (sources are given with --source)\n", pos[0])
 		return exitInvalid
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "provision: unexpected argument %q\n", fs.Arg(0))
-		return exitInvalid
-	}
-	if *root == "" && !*dry {
-		*root = "/sysroot"
+	if f.root == "" && !f.dry {
+		// The boot job's default target is only safe in the initrd: on a
+		// booted system /sysroot may exist (OSTree) and is not ours.
+		if !inInitrd() {
+			fmt.Fprintln(stderr, "provision: not running in an initrd (no /etc/initrd-release): refusing to provision /sysroot.\n"+
+				"Give --root DIR to provision a tree, --dry-run to see the plan, or see 'provision help run'.")
+			return exitInvalid
+		}
+		f.root = "/sysroot"
 	}
 	opts, err := provision.SystemOptions(ctx, provision.SystemConfig{
-		Root:       *root,
-		SourceSpec: srcs,
-		DryRun:     *dry,
-		Strict:     *strict,
-		Force:      *force,
+		Root:       f.root,
+		SourceSpec: f.srcs,
+		DryRun:     f.dry,
+		Strict:     f.strict,
+		Force:      f.force,
 		Console:    stderr,
-		InInitrd:   provision.InInitrd(),
+		InInitrd:   inInitrd(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "provision: %v\n", err)
 		return exitInvalid
 	}
 	res := provision.Run(ctx, opts)
-	if !*dry {
-		if err := provision.WriteReport(res, *report, *root); err != nil {
+	if !f.dry {
+		if err := provision.WriteReport(res, f.report, f.root); err != nil {
 			fmt.Fprintf(stderr, "provision: writing the report: %v\n", err)
 		}
 	}
-	if *asJSON {
+	if f.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(res)
-	} else if *dry {
+	} else if f.dry {
 		printPlan(stdout, res)
 	}
 	for _, w := range res.Warnings {
@@ -167,74 +206,111 @@ func exitCode(res *provision.Result, stderr io.Writer) int {
 	}
 }
 
+// validateFlags are the flags of `provision validate`.
+type validateFlags struct{ strict, asJSON bool }
+
+func (f *validateFlags) define(fs *flag.FlagSet) {
+	fs.BoolVar(&f.strict, "strict", false, "treat warnings as errors")
+	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
+}
+
 func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f validateFlags
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	strict := fs.Bool("strict", false, "treat warnings as errors")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitInvalid
+	f.define(fs)
+	paths, err := lookup("validate").parse(fs, args, stdout, stderr)
+	if err != nil {
+		return parseResult(err)
 	}
-	if fs.NArg() == 0 {
+	if len(paths) == 0 {
 		fmt.Fprintln(stderr, "provision validate: give at least one FILE, DIR or IMAGE")
 		return exitInvalid
 	}
 	code := exitOK
-	for _, path := range fs.Args() {
-		opts, err := provision.SystemOptions(ctx, provision.SystemConfig{SourceSpec: []string{path}, DryRun: true, Strict: *strict})
-		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", path, err)
-			code = exitInvalid
-			continue
-		}
-		res := provision.Run(ctx, opts)
-		if *asJSON {
+	for _, path := range paths {
+		res, c := checkSource(ctx, path, f.strict, stderr)
+		if f.asJSON && res != nil {
 			json.NewEncoder(stdout).Encode(res)
-		}
-		for _, w := range res.Warnings {
-			fmt.Fprintf(stderr, "warning: %s\n", w)
-		}
-		switch {
-		case res.Err == nil && res.Status == provision.StatusNothing:
-			// validate was given something to check and found nothing.
-			fmt.Fprintf(stderr, "%s: no configuration found: %s\n", path, res.Reason)
-			code = max(code, exitInvalid)
-		case res.Err != nil:
-			for _, line := range strings.Split(res.Err.Error(), "\n") {
-				fmt.Fprintln(stderr, strings.TrimPrefix(line, provision.ErrInvalid.Error()+": "))
-			}
-			if errors.Is(res.Err, provision.ErrInvalid) {
-				code = max(code, exitInvalid)
-			} else {
-				code = max(code, exitFailed)
-			}
-		case !*asJSON:
+		} else if c == exitOK {
 			fmt.Fprintf(stdout, "%s: valid (%d steps)\n", path, len(res.Plan))
 		}
+		code = max(code, c)
 	}
 	return code
 }
 
+// checkSource plans the configuration at path without a target, prints its
+// warnings and errors (one per line, with their origin) to stderr, and
+// returns the result (nil when path could not be read) and the exit status.
+// validate and seed share it, so both report a config in the same words.
+func checkSource(ctx context.Context, path string, strict bool, stderr io.Writer) (*provision.Result, int) {
+	opts, err := provision.SystemOptions(ctx, provision.SystemConfig{SourceSpec: []string{path}, DryRun: true, Strict: strict})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return nil, exitInvalid
+	}
+	res := provision.Run(ctx, opts)
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	switch {
+	case res.Err == nil && res.Status == provision.StatusNothing:
+		// validate was given something to check and found nothing.
+		fmt.Fprintf(stderr, "%s: no configuration found: %s\n", path, res.Reason)
+		return res, exitInvalid
+	case res.Err != nil:
+		for _, line := range strings.Split(res.Err.Error(), "\n") {
+			fmt.Fprintln(stderr, strings.TrimPrefix(line, provision.ErrInvalid.Error()+": "))
+		}
+		if errors.Is(res.Err, provision.ErrInvalid) {
+			return res, exitInvalid
+		}
+		return res, exitFailed
+	}
+	return res, exitOK
+}
+
+// statusFlags are the flags of `provision status`.
+type statusFlags struct {
+	asJSON, wait bool
+	timeout      time.Duration
+	path         string
+}
+
+func (f *statusFlags) define(fs *flag.FlagSet) {
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&f.wait, "wait", false, "wait until the run has finished")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (`D`, e.g. 90s)")
+	fs.StringVar(&f.path, "report", provision.DefaultReportPath, "report `FILE`")
+}
+
 func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f statusFlags
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	wait := fs.Bool("wait", false, "wait until the run has finished")
-	timeout := fs.Duration("timeout", 10*time.Minute, "with --wait: give up after this long")
-	path := fs.String("report", provision.DefaultReportPath, "report file")
-	if err := fs.Parse(args); err != nil {
+	f.define(fs)
+	pos, err := lookup("status").parse(fs, args, stdout, stderr)
+	if err != nil {
+		return parseResult(err)
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "provision status: unexpected argument %q\n", pos[0])
 		return exitInvalid
 	}
-	code, err := provision.PrintStatus(ctx, stdout, *path, *asJSON, *wait, *timeout)
+	code, err := provision.PrintStatus(ctx, stdout, f.path, f.asJSON, f.wait, f.timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "provision status: %v\n", err)
 	}
 	return code
 }
 
-func initCmd(ctx context.Context, args []string, stderr io.Writer) int {
+func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Arguments belong to the real init: the initramfs' /init runs
-	// `provision init "$@"` with what the kernel gave it.
+	// `provision init "$@"` with what the kernel gave it. Only a lone
+	// --help from a shell (not PID 1) is ours.
+	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") && os.Getpid() != 1 {
+		lookup("init").help(stdout)
+		return exitOK
+	}
 	if err := provision.Init(ctx, stderr, args); err != nil {
 		fmt.Fprintf(stderr, "provision init: %v\n", err)
 		return exitFailed
