@@ -1,79 +1,122 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/provision-dev/provision/provision/seed"
 )
 
-// seedCmd is `provision seed`: flags in, image out (package seed does the work).
-func seedCmd(args []string, stdout, stderr io.Writer) int {
+// seedFlags are the flags of `provision seed`.
+type seedFlags struct {
+	format, out string
+	iso, vfat   bool
+	noValidate  bool
+	strict      bool
+	opts        seed.Options
+}
+
+func (f *seedFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.format, "format", "", "the medium `FORMAT`: nocloud, configdrive, combustion or ignition (required)")
+	fs.BoolVar(&f.iso, "iso", false, "write an ISO9660 image (default for nocloud and configdrive)")
+	fs.BoolVar(&f.vfat, "vfat", false, "write a FAT image (default for combustion and ignition)")
+	fs.StringVar(&f.out, "o", "", "the `IMAGE` file to write (required)")
+	fs.BoolVar(&f.noValidate, "no-validate", false, "pack the inputs without validating them first")
+	fs.BoolVar(&f.strict, "strict", false, "refuse to pack a config with warnings (unknown keys...) too")
+	fs.StringVar(&f.opts.MetaData, "meta-data", "", "meta-data `FILE` (nocloud) or meta_data.json (configdrive); generated when absent")
+	fs.StringVar(&f.opts.NetworkConfig, "network-config", "", "network-config `FILE` (nocloud) or network_data.json (configdrive)")
+	fs.StringVar(&f.opts.VendorData, "vendor-data", "", "vendor-data `FILE` (nocloud) or vendor_data.json (configdrive)")
+	fs.StringVar(&f.opts.InstanceID, "instance-id", "", "`ID` for generated meta-data (default: random)")
+	fs.StringVar(&f.opts.Hostname, "hostname", "", "`NAME` for generated meta-data")
+}
+
+// seedCmd is `provision seed`: flags in, image out (package seed does the
+// work). Flags may follow the inputs, as with cloud-localds.
+func seedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f seedFlags
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	format := fs.String("format", "", "nocloud, configdrive or combustion (required)")
-	iso := fs.Bool("iso", false, "write an ISO9660 image (default for nocloud and configdrive)")
-	vfat := fs.Bool("vfat", false, "write a FAT image (default for combustion)")
-	out := fs.String("o", "", "the image file to write (required)")
-	var opts seed.Options
-	fs.StringVar(&opts.MetaData, "meta-data", "", "meta-data file (nocloud) or meta_data.json (configdrive); generated when absent")
-	fs.StringVar(&opts.NetworkConfig, "network-config", "", "network-config (nocloud) or network_data.json (configdrive)")
-	fs.StringVar(&opts.VendorData, "vendor-data", "", "vendor-data (nocloud) or vendor_data.json (configdrive)")
-	fs.StringVar(&opts.InstanceID, "instance-id", "", "instance-id for generated meta-data (default: random)")
-	fs.StringVar(&opts.Hostname, "hostname", "", "hostname for generated meta-data")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: provision seed --format nocloud|configdrive|combustion [--iso|--vfat] -o IMAGE INPUTS...
-  nocloud:     USER-DATA [META-DATA]   (label cidata)
-  configdrive: [USER-DATA]             (label config-2, openstack/latest/)
-  combustion:  DIR with script | SCRIPT (label combustion, combustion/)
-`)
-		fs.PrintDefaults()
+	f.define(fs)
+	inputs, err := lookup("seed").parse(fs, args, stdout, stderr)
+	if err != nil {
+		return parseResult(err)
 	}
-	// Flags may follow the inputs, as with cloud-localds.
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			return exitInvalid
-		}
-		left := fs.Args()
-		if n := len(rest) - len(left); n > 0 && rest[n-1] == "--" {
-			opts.Inputs = append(opts.Inputs, left...)
-			break
-		}
-		if len(left) == 0 {
-			break
-		}
-		opts.Inputs = append(opts.Inputs, left[0])
-		rest = left[1:]
-	}
+	f.opts.Inputs = inputs
 	switch {
-	case *format == "":
+	case f.format == "":
 		fmt.Fprintln(stderr, "provision seed: --format is required")
 		return exitInvalid
-	case *out == "":
+	case f.out == "":
 		fmt.Fprintln(stderr, "provision seed: -o IMAGE is required")
 		return exitInvalid
-	case *iso && *vfat:
+	case f.iso && f.vfat:
 		fmt.Fprintln(stderr, "provision seed: give --iso or --vfat, not both")
 		return exitInvalid
-	case *iso:
-		opts.Filesystem = seed.ISO9660
-	case *vfat:
-		opts.Filesystem = seed.VFAT
+	case f.iso:
+		f.opts.Filesystem = seed.ISO9660
+	case f.vfat:
+		f.opts.Filesystem = seed.VFAT
 	}
-	opts.Format = seed.Format(*format)
-	l, err := seed.Build(opts, *out)
-	if err != nil {
-		fmt.Fprintf(stderr, "provision seed: %v\n", err)
-		if errors.Is(err, seed.ErrInput) {
-			return exitInvalid
-		}
-		return exitFailed
+	f.opts.Format = seed.Format(f.format)
+	l, code := buildSeed(ctx, &f, stderr)
+	if code != exitOK {
+		return code
 	}
-	fmt.Fprintf(stdout, "%s: %s %q, %d file(s)\n", *out, l.Filesystem, l.Label, len(l.Files))
+	fmt.Fprintf(stdout, "%s: %s %q, %d file(s)\n", f.out, l.Filesystem, l.Label, len(l.Files))
 	return exitOK
+}
+
+// buildSeed writes the image and, unless --no-validate, reads it back as
+// `provision validate IMAGE` does before putting it in place: what is
+// validated is exactly what the machine will read, generated meta-data
+// included. An invalid config leaves whatever was at -o untouched.
+func buildSeed(ctx context.Context, f *seedFlags, stderr io.Writer) (*seed.Layout, int) {
+	l, err := seed.Plan(f.opts)
+	if err != nil {
+		return nil, seedFailure(err, stderr)
+	}
+	if f.noValidate {
+		if err := seed.Write(l, f.out); err != nil {
+			return nil, seedFailure(err, stderr)
+		}
+		return l, exitOK
+	}
+	if st, err := os.Stat(f.out); err == nil && !st.Mode().IsRegular() {
+		return nil, seedFailure(fmt.Errorf("%w: %s exists and is not a regular file", seed.ErrInput, f.out), stderr)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(f.out), ".provision-seed-*")
+	if err != nil {
+		return nil, seedFailure(err, stderr)
+	}
+	defer os.RemoveAll(tmp)
+	img := filepath.Join(tmp, filepath.Base(f.out))
+	if err := seed.Write(l, img); err != nil {
+		return nil, seedFailure(err, stderr)
+	}
+	// Messages name the image the user asked for, not the temporary one.
+	var msgs bytes.Buffer
+	_, code := checkSource(ctx, img, f.strict, &msgs)
+	io.WriteString(stderr, strings.ReplaceAll(msgs.String(), img, f.out))
+	if code != exitOK {
+		fmt.Fprintf(stderr, "provision seed: %s not written: the configuration is invalid (--no-validate packs it anyway)\n", f.out)
+		return nil, code
+	}
+	if err := os.Rename(img, f.out); err != nil {
+		return nil, seedFailure(err, stderr)
+	}
+	return l, exitOK
+}
+
+func seedFailure(err error, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "provision seed: %v\n", err)
+	if errors.Is(err, seed.ErrInput) {
+		return exitInvalid
+	}
+	return exitFailed
 }

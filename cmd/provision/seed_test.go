@@ -71,3 +71,72 @@ func TestSeedCommand(t *testing.T) {
 		t.Error("a failed build left an image behind")
 	}
 }
+
+// seed validates what it packs, in validate's words, and writes nothing
+// when the config is invalid; --no-validate packs it anyway.
+func TestSeedValidates(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "user-data")
+	if err := os.WriteFile(bad, []byte("#cloud-config\nwrite_files:\n  - path: /etc/x\n    permissions: '0o9999'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "seed.iso")
+	code, _, verrs := runArgs("validate", bad)
+	if code != exitInvalid {
+		t.Fatalf("validate of the bad user-data: exit %d: %s", code, verrs)
+	}
+	if err := os.WriteFile(img, []byte("old image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runArgs("seed", "--format", "nocloud", "-o", img, bad)
+	if code != exitInvalid || out != "" || !strings.Contains(errs, "permissions:") || !strings.Contains(errs, "not written") {
+		t.Errorf("seed of an invalid config: exit %d, stdout %q, stderr %q; want 2 with the errors", code, out, errs)
+	}
+	// The same message validate prints for the file, naming the image.
+	if msg := lastLine(verrs); !strings.Contains(errs, msg[strings.Index(msg, "user-data:"):]) || !strings.Contains(errs, img+":user-data:4:18:") {
+		t.Errorf("seed says\n%s\nvalidate says\n%s", errs, verrs)
+	}
+	if b, _ := os.ReadFile(img); string(b) != "old image" {
+		t.Error("an invalid config replaced the image")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("temporary files left: %v", ents)
+	}
+	if code, _, errs := runArgs("seed", "--format", "nocloud", "-o", img, bad, "--no-validate"); code != exitOK {
+		t.Errorf("--no-validate: exit %d: %s", code, errs)
+	}
+	if code, _, errs := runArgs("validate", img); code != exitInvalid {
+		t.Errorf("validate of the --no-validate image: exit %d: %s", code, errs)
+	}
+}
+
+// An Ignition medium: ignition/config.ign on a FAT drive labelled
+// ignition, read back by the dry run.
+func TestSeedIgnition(t *testing.T) {
+	dir := t.TempDir()
+	ign := filepath.Join(dir, "config.ign")
+	cfg := `{"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "/etc/hostname", "mode": 420, "overwrite": true, "contents": {"source": "data:,ign-host"}}]}}`
+	if err := os.WriteFile(ign, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "ignition.img")
+	code, out, errs := runArgs("seed", "--format", "ignition", ign, "-o", img)
+	if code != exitOK || !strings.Contains(out, `vfat "ignition", 1 file(s)`) {
+		t.Fatalf("seed --format ignition: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runArgs("--dry-run", "--source", img)
+	if code != exitOK || !strings.Contains(out, "write /etc/hostname (8 bytes") || !strings.Contains(out, "ignition:"+img+":ignition/config.ign") {
+		t.Errorf("dry run of the Ignition image: exit %d\n%s%s", code, out, errs)
+	}
+	if err := os.WriteFile(ign, []byte(`{"ignition": {"version": "3.3.0"}, "passwd": {"users": [{"name": 7}]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runArgs("seed", "--format", "ignition", "-o", img, ign); code != exitInvalid || !strings.Contains(errs, "ignition:") {
+		t.Errorf("seed of an invalid Ignition config: exit %d, stderr %q", code, errs)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

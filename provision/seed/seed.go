@@ -1,5 +1,6 @@
 // Package seed builds seed media — a NoCloud drive (cidata), an OpenStack
-// config drive (config-2) or a Combustion stick (combustion) — as an ISO9660
+// config drive (config-2), a Combustion stick (combustion) or an Ignition
+// stick (ignition) — as an ISO9660
 // or FAT image file, in pure Go and without root. It is what
 // `provision seed` runs instead of cloud-localds, genisoimage or
 // mkfs.vfat + mcopy, and it lays the files out exactly where the sources
@@ -33,6 +34,7 @@ const (
 	NoCloud     Format = "nocloud"
 	ConfigDrive Format = "configdrive"
 	Combustion  Format = "combustion"
+	Ignition    Format = "ignition"
 )
 
 // Filesystem is the filesystem written into the image.
@@ -49,6 +51,7 @@ const (
 	LabelNoCloud     = "cidata"
 	LabelConfigDrive = "config-2"
 	LabelCombustion  = "combustion"
+	LabelIgnition    = "ignition"
 )
 
 // MaxContent bounds the bytes a seed may carry. Seeds hold configuration,
@@ -64,7 +67,9 @@ type Options struct {
 	// Inputs are the positional arguments: nocloud takes USER-DATA
 	// [META-DATA] (cloud-localds's order), configdrive takes [USER-DATA],
 	// combustion takes one directory holding `script` and its siblings (or
-	// holding combustion/script, copied as it is), or the script file alone.
+	// holding combustion/script, copied as it is), or the script file alone;
+	// ignition takes the config.ign file, or a medium tree holding
+	// ignition/config.ign (and perhaps combustion/), copied as it is.
 	Inputs []string
 
 	MetaData      string // nocloud: meta-data; configdrive: meta_data.json
@@ -94,9 +99,10 @@ type Layout struct {
 
 // DefaultFilesystem is what each format gets when none is asked for:
 // cloud-localds makes ISOs, Nova config drives are ISOs by default, and
-// Combustion's documented medium is a USB stick with a FAT filesystem.
+// Combustion's and Ignition's documented medium is a USB stick with a FAT
+// filesystem.
 func DefaultFilesystem(f Format) Filesystem {
-	if f == Combustion {
+	if f == Combustion || f == Ignition {
 		return VFAT
 	}
 	return ISO9660
@@ -135,8 +141,10 @@ func Plan(opts Options) (*Layout, error) {
 		l, err = planConfigDrive(opts)
 	case Combustion:
 		l, err = planCombustion(opts)
+	case Ignition:
+		l, err = planIgnition(opts)
 	default:
-		return nil, fmt.Errorf("%w: format %q: want nocloud, configdrive or combustion", ErrInput, opts.Format)
+		return nil, fmt.Errorf("%w: format %q: want nocloud, configdrive, combustion or ignition", ErrInput, opts.Format)
 	}
 	if err != nil {
 		return nil, err
@@ -286,11 +294,64 @@ func planCombustion(o Options) (*Layout, error) {
 		}
 		prefix = ""
 	}
-	err = filepath.WalkDir(in, func(p string, d fs.DirEntry, err error) error {
+	if err := l.addTree(in, prefix); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// ignitionConfig is where Ignition's openSUSE disk provider (and
+// sources/drive) read the config from.
+const ignitionConfig = "ignition/config.ign"
+
+func planIgnition(o Options) (*Layout, error) {
+	if len(o.Inputs) != 1 {
+		return nil, fmt.Errorf("%w: ignition takes one config.ign file or medium directory, got %d argument(s)", ErrInput, len(o.Inputs))
+	}
+	if o.MetaData != "" || o.NetworkConfig != "" || o.VendorData != "" || o.InstanceID != "" || o.Hostname != "" {
+		return nil, fmt.Errorf("%w: --meta-data, --network-config, --vendor-data, --instance-id and --hostname do not apply to ignition", ErrInput)
+	}
+	in := o.Inputs[0]
+	st, err := os.Stat(in)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	l := &Layout{Label: LabelIgnition}
+	src := in
+	if !st.IsDir() {
+		err = l.addFile(ignitionConfig, in)
+	} else {
+		// A medium tree as fuel-ignition writes it: ignition/config.ign,
+		// and perhaps combustion/script next to it (the same stick serves
+		// both).
+		src = filepath.Join(in, filepath.FromSlash(ignitionConfig))
+		if !isRegular(src) {
+			return nil, fmt.Errorf("%w: %s: no %s in the directory", ErrInput, in, ignitionConfig)
+		}
+		err = l.addTree(in, "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Ignition refuses anything but a JSON object; say so before writing.
+	for _, f := range l.Files {
+		if f.Name == ignitionConfig {
+			if err := checkJSONObject(src, f.Data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return l, nil
+}
+
+// addTree adds every regular file below dir, named prefix + its path
+// relative to dir.
+func (l *Layout) addTree(dir, prefix string) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(in, p)
+		rel, _ := filepath.Rel(dir, p)
 		if rel == "." {
 			return nil
 		}
@@ -309,13 +370,10 @@ func planCombustion(o Options) (*Layout, error) {
 		}
 		return l.addFile(name, p)
 	})
-	if err != nil {
-		if errors.Is(err, ErrInput) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %w", ErrInput, err)
+	if err != nil && !errors.Is(err, ErrInput) {
+		return fmt.Errorf("%w: %w", ErrInput, err)
 	}
-	return l, nil
+	return err
 }
 
 func isRegular(p string) bool {

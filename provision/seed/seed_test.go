@@ -53,8 +53,9 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 const (
-	userData = "#cloud-config\nhostname: seeded\nusers:\n  - name: alice\n    shell: /bin/bash\n"
-	script   = "#!/bin/bash\n# combustion: network\necho root:x | chpasswd\n"
+	userData  = "#cloud-config\nhostname: seeded\nusers:\n  - name: alice\n    shell: /bin/bash\n"
+	script    = "#!/bin/bash\n# combustion: network\necho root:x | chpasswd\n"
+	ignConfig = `{"ignition": {"version": "3.2.0"}, "passwd": {"users": [{"name": "root", "sshAuthorizedKeys": ["ssh-ed25519 AAAA a@b"]}]}}`
 )
 
 // cases are the seeds built both ways; want maps each path on the medium to
@@ -80,6 +81,12 @@ func cases(t *testing.T) []struct {
 		"files/etc/motd":          "hello\n",
 		"files/a-long-name-1.txt": "one\n",
 		"files/a-long-name-2.txt": "two\n",
+	})
+	// A medium tree as openSUSE's fuel-ignition writes it: one stick for
+	// Ignition and Combustion both.
+	ign := writeTree(t, map[string]string{
+		"ignition/config.ign": ignConfig,
+		"combustion/script":   script,
 	})
 	p := func(n string) string { return filepath.Join(in, n) }
 	return []struct {
@@ -130,6 +137,12 @@ func cases(t *testing.T) []struct {
 				"files/a-long-name-1.txt": "combustion/files/a-long-name-1.txt",
 				"files/a-long-name-2.txt": "combustion/files/a-long-name-2.txt",
 			},
+		},
+		{
+			name: "ignition",
+			opts: Options{Format: Ignition, Inputs: []string{ign}},
+			want: map[string]string{"ignition/config.ign": ignConfig, "combustion/script": script},
+			docs: map[string]string{"ignition/config.ign": "ignition/config.ign", "script": "combustion/script"},
 		},
 	}
 }
@@ -337,6 +350,8 @@ func TestDefaults(t *testing.T) {
 		{Options{Format: Combustion, Inputs: []string{filepath.Join(in, "c")}}, VFAT, "combustion", []string{"combustion/script"}},
 		{Options{Format: Combustion, Inputs: []string{filepath.Join(in, "c", "script")}}, VFAT, "combustion", []string{"combustion/script"}},
 		{Options{Format: Combustion, Inputs: []string{filepath.Join(in, "tree")}}, VFAT, "combustion", []string{"combustion/script", "ignition/config.ign"}},
+		{Options{Format: Ignition, Inputs: []string{filepath.Join(in, "tree")}}, VFAT, "ignition", []string{"combustion/script", "ignition/config.ign"}},
+		{Options{Format: Ignition, Inputs: []string{filepath.Join(in, "tree", "ignition", "config.ign")}}, VFAT, "ignition", []string{"ignition/config.ign"}},
 	} {
 		l, err := Plan(c.opts)
 		if err != nil {
@@ -378,7 +393,12 @@ func TestBadInput(t *testing.T) {
 		{"combustion with meta-data", Options{Format: Combustion, Inputs: []string{p("case")}, MetaData: p("md")}, "do not apply to combustion"},
 		{"case collision on FAT", Options{Format: Combustion, Inputs: []string{p("case")}}, "differ only in case"},
 		{"colon on FAT", Options{Format: Combustion, Inputs: []string{p("colon")}}, "FAT names cannot hold"},
-		{"unknown format", Options{Format: "ignition"}, `format "ignition"`},
+		{"ignition without config", Options{Format: Ignition, Inputs: []string{p("noscript")}}, "no ignition/config.ign"},
+		{"ignition config not JSON", Options{Format: Ignition, Inputs: []string{p("bad.json")}}, p("bad.json") + ":3:3: invalid character"},
+		{"ignition config a list", Options{Format: Ignition, Inputs: []string{p("list.json")}}, "want a JSON object"},
+		{"ignition with hostname", Options{Format: Ignition, Inputs: []string{p("list.json")}, Hostname: "h"}, "do not apply to ignition"},
+		{"ignition two inputs", Options{Format: Ignition, Inputs: []string{p("md"), p("md")}}, "got 2"},
+		{"unknown format", Options{Format: "floppy"}, `format "floppy"`},
 		{"unknown filesystem", Options{Format: NoCloud, Filesystem: "ext4"}, `filesystem "ext4"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
