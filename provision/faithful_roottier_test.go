@@ -103,7 +103,9 @@ func TestFaithfulRoots(t *testing.T) {
 // detached when the test ends.
 func faithfulSysroot(t *testing.T, o faithful.Options) (*faithful.Disk, *faithful.Attached, string, func() error) {
 	t.Helper()
-	o.Size = 400 << 20
+	if o.Size == 0 {
+		o.Size = 400 << 20
+	}
 	d, err := faithful.Build(t.TempDir(), o)
 	if err != nil {
 		t.Fatal(err)

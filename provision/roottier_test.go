@@ -55,6 +55,10 @@ var (
 // provisionBinary builds cmd/provision once per test binary.
 func provisionBinary(t *testing.T) string {
 	t.Helper()
+	// A binary built elsewhere (another checkout, a release build).
+	if p := os.Getenv("PROVISION_TEST_BINARY"); p != "" {
+		return p
+	}
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "provision-bin-")
 		if buildErr != nil {

@@ -444,7 +444,13 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		}
 		rs := rep.BeginStep(s.Module, s.Action, s.Target, s.Detail, s.Origin.String())
 		start := time.Now()
+		// What the step's programs print goes to the console as it comes,
+		// and its tail into the report.
+		var tail report.Tail
+		env.Console = io.MultiWriter(console, &tail)
 		err := s.Apply(ctx, env)
+		env.Console = console
+		rep.SetOutput(rs, tail.Lines())
 		rep.EndStep(rs, err, false)
 		sr := stepResult(s, StatusOK)
 		sr.Duration = time.Since(start)

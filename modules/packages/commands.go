@@ -215,10 +215,16 @@ func runTool(ctx context.Context, env *modules.Env, tl tool, inv invocation) err
 		return fmt.Errorf("%s: %s: %w", inv.origin, inv.what, err)
 	}
 	reason, failed := exitMeaning(tl.family, code)
-	if !failed && an.scriptlet != "" {
+	switch {
+	case failed:
+	case an.scriptlet != "":
 		// dnf (and yum) finish the transaction and exit 0 when a %post
 		// fails; the package is installed but not set up.
 		reason, failed = "a package scriptlet failed; "+tl.label+" still exited 0", true
+	case an.repo != "":
+		// A configured repository was skipped: what was installed or
+		// upgraded is not what the configuration asked for.
+		reason, failed = "a repository could not be read; "+tl.label+" skipped it and still exited 0", true
 	}
 	if !failed {
 		return nil
@@ -307,6 +313,28 @@ var (
 		regexp.MustCompile(`^E: Version '[^']+' for '([^']+)' was not found`),     // apt
 	}
 	dpkgErrorRe = regexp.MustCompile(`^dpkg: error processing (?:package|archive) (\S+)`)
+
+	// rpm's file conflict lines, printed by dnf and yum: "file /x
+	// conflicts between attempted installs of a-1-1.noarch and b-1-1.noarch",
+	// "file /x from install of a-1 conflicts with file from package b-1".
+	rpmConflictRe = regexp.MustCompile(`^\s*file \S+ (?:conflicts between attempted installs of|from install of) (\S+)`)
+	// zypper's summary before it lists the conflicts.
+	zypperConflictRe = regexp.MustCompile(`^Detected \d+ file conflicts?`)
+
+	// A repository that could not be read. zypper and apt go on without
+	// it (zypper exits 106 at the end, apt-get update 0 after a W: line),
+	// dnf too when the repository or dnf.conf says skip_if_unavailable,
+	// and then exits 0.
+	repoFailureRes = []*regexp.Regexp{
+		regexp.MustCompile(`^Repository '[^']+' is invalid\.`),                                          // zypper
+		regexp.MustCompile(`^Warning: Skipping repository '[^']+'`),                                     // zypper
+		regexp.MustCompile(`^(?:Error: )?Failed to download metadata for repo '[^']+'`),                 // dnf 4
+		regexp.MustCompile(`^Ignoring repositories: `),                                                  // dnf 4, skip_if_unavailable
+		regexp.MustCompile(`^Failed to download metadata .*for repository '[^']+'`),                     // dnf 5
+		regexp.MustCompile(`^[EW]: Failed to fetch `),                                                   // apt
+		regexp.MustCompile(`^W: Some index files failed to download`),                                   // apt
+		regexp.MustCompile(`^E: The repository '[^']+' (?:does not have a Release file|is not signed)`), // apt
+	}
 )
 
 // analysis reads the output of one command for what went wrong.
@@ -320,6 +348,8 @@ type analysis struct {
 	specific, generic string
 	// culprits are package names or NEVRAs the failure lines name.
 	culprits []string
+	// repo is the first line saying a repository could not be read.
+	repo string
 }
 
 func (a *analysis) line(l string) {
@@ -345,6 +375,22 @@ func (a *analysis) line(l string) {
 	if m := dpkgErrorRe.FindStringSubmatch(l); m != nil {
 		a.note(l, m[1])
 		return
+	}
+	if m := rpmConflictRe.FindStringSubmatch(l); m != nil {
+		a.note(strings.TrimSpace(l), m[1])
+		return
+	}
+	if zypperConflictRe.MatchString(l) {
+		a.note(l, "")
+		return
+	}
+	for _, re := range repoFailureRes {
+		if re.MatchString(l) {
+			if a.repo == "" {
+				a.repo = l
+			}
+			return
+		}
 	}
 	if isErrorLine(l) {
 		a.generic = l
@@ -380,13 +426,22 @@ func isErrorLine(l string) bool {
 }
 
 func (a *analysis) message() string {
-	if a.specific != "" {
-		return a.specific
+	msg := a.specific
+	if msg == "" {
+		msg = a.scriptlet
 	}
-	if a.scriptlet != "" {
-		return a.scriptlet
+	if msg == "" {
+		msg = a.generic
 	}
-	return a.generic
+	// A repository that could not be read explains most other failures
+	// (a package "not found" was in it): it comes first.
+	switch {
+	case a.repo == "" || a.repo == msg:
+		return msg
+	case msg == "":
+		return a.repo
+	}
+	return a.repo + "; " + msg
 }
 
 // blame finds the requested package a failure line names, so the error

@@ -112,10 +112,33 @@ func iniRepoStep(r config.Repository, fam Family, t *target, seen map[string]con
 	if r.BaseURL != "" {
 		detail += ", " + firstLine(r.BaseURL)
 	}
+	if signaturesOff(r) {
+		detail += "; gpgcheck off: its packages are installed without signature checks"
+	}
 	return []modules.Step{{
 		Module: Module, Action: action, Target: r.Name, Detail: detail, Origin: r.Origin,
 		Apply: writeFile(p, data, 0o644),
 	}}, nil
+}
+
+// signaturesOff tells whether r switches package signature checking off,
+// which the plan must say: it is how test and local repositories are
+// added, and a mistake anywhere else.
+func signaturesOff(r config.Repository) bool {
+	if r.Options == nil {
+		return r.GPGCheck != nil && !*r.GPGCheck
+	}
+	for k, v := range r.Options {
+		k = strings.ReplaceAll(strings.ToLower(strings.TrimSpace(k)), "-", "_")
+		if k != "gpgcheck" && k != "pkg_gpgcheck" {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "0", "false", "no", "off":
+			return true
+		}
+	}
+	return false
 }
 
 // RenderRepo returns the path and content of a zypper or yum repository

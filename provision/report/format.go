@@ -101,6 +101,23 @@ func FormatStatus(w io.Writer, r *Report, long bool) {
 			fmt.Fprintf(w, "  %-16s %-13s %9.3fs (%d %s)\n", m.Name, m.Result, time.Duration(m.Duration).Seconds(), m.Steps, unit)
 		}
 	}
+	writeFailedOutput(w, r)
+}
+
+// writeFailedOutput prints the kept output of every failed step: the lines
+// a failing script or package manager printed before it gave up.
+func writeFailedOutput(w io.Writer, r *Report) {
+	for _, m := range r.safe().Modules {
+		for _, st := range m.Steps {
+			if st.Result != ResultFailed || len(st.Output) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "output of %s %s (last %d lines):\n", m.Name, st.Target, len(st.Output))
+			for _, l := range st.Output {
+				fmt.Fprintf(w, "  | %s\n", l)
+			}
+		}
+	}
 }
 
 func writeList(w io.Writer, name string, items []string) {

@@ -119,6 +119,12 @@ func (r *Report) redacted() *Report {
 			sc := *s
 			sc.Action, sc.Target, sc.Detail, sc.Origin = red.str(s.Action), red.str(s.Target), red.str(s.Detail), red.str(s.Origin)
 			sc.Error = red.err(s.Error)
+			if s.Output != nil {
+				sc.Output = make([]string, len(s.Output))
+				for k, l := range s.Output {
+					sc.Output[k] = red.str(l)
+				}
+			}
 			mc.Steps[j] = &sc
 		}
 		c.Modules[i] = &mc

@@ -102,6 +102,10 @@ type Step struct {
 	Duration Duration  `json:"duration_seconds"`
 	Result   string    `json:"result"`
 	Error    *Error    `json:"error,omitempty"`
+	// Output is the last lines the step's programs (scripts, package
+	// managers) printed, at most OutputLines of them: what is needed to
+	// see why a step failed once the console has scrolled away.
+	Output []string `json:"output,omitempty"`
 }
 
 // Error is a failure and where it came from.
@@ -201,6 +205,13 @@ func (r *Report) BeginStep(module, action, target, detail, origin string) *Step 
 	s := &Step{Action: action, Target: target, Detail: detail, Origin: origin, Started: now, Result: StatusRunning}
 	m.Steps = append(m.Steps, s)
 	return s
+}
+
+// SetOutput keeps the tail of what s printed (see Tail).
+func (r *Report) SetOutput(s *Step, lines []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.Output = lines
 }
 
 // EndStep records the end of s: failed when err is set, else done or

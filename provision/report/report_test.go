@@ -46,6 +46,7 @@ func sample(t *testing.T, fail bool) *Report {
 	if fail {
 		s = r.BeginStep("scripts", "run", "runcmd", "1 command", "nocloud:/dev/vdb:user-data:12:3")
 		err := errors.New("nocloud:/dev/vdb:user-data:12:3: runcmd exited with status 3 (chpasswd root:hunter2-plain, hash $6$saltsalt$abcdefghijklmnop)")
+		r.SetOutput(s, []string{"[runcmd] setting up", "[runcmd] echo hunter2-plain | chpasswd: failed"})
 		r.EndStep(s, err, false)
 		r.Finish(ResultRolledBack, err, "nocloud:/dev/vdb:user-data:12:3")
 	} else {

@@ -1,0 +1,42 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestTail(t *testing.T) {
+	var tl Tail
+	if tl.Lines() != nil {
+		t.Fatal("empty tail has lines")
+	}
+	for i := 0; i < OutputLines+5; i++ {
+		fmt.Fprintf(&tl, "line %d\r\n", i)
+	}
+	tl.Write([]byte("partial "))
+	tl.Write([]byte(strings.Repeat("é", OutputLineSize)))
+	got := tl.Lines()
+	if len(got) != OutputLines+1 {
+		t.Fatalf("%d lines: %q", len(got), got)
+	}
+	if got[0] != "(6 earlier lines not kept)" || got[1] != "line 6" {
+		t.Errorf("head %q", got[:2])
+	}
+	last := got[len(got)-1]
+	if len(last) > OutputLineSize || !strings.HasPrefix(last, "partial é") || !strings.HasSuffix(last, "é") {
+		t.Errorf("last line %d bytes: %q", len(last), last[:20])
+	}
+}
+
+func TestStepOutputRedacted(t *testing.T) {
+	r := New(clock())
+	r.AddSecret("s3cret")
+	s := r.BeginStep("scripts", "run", "runcmd", "", "x:1:1")
+	r.SetOutput(s, []string{"password is s3cret"})
+	r.EndStep(s, fmt.Errorf("exit 3"), false)
+	c := r.redacted()
+	if got := c.Modules[0].Steps[0].Output[0]; strings.Contains(got, "s3cret") {
+		t.Errorf("secret kept in output: %q", got)
+	}
+}
