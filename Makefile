@@ -14,7 +14,7 @@ PREFIX    ?= /usr
 
 export CGO_ENABLED := 0
 
-.PHONY: all build arm64 demo test test-short e2e bench bench-vm fuzz lint install clean
+.PHONY: all build arm64 demo test test-short e2e bench bench-vm fuzz lint install man clean
 
 all: build
 
@@ -60,8 +60,23 @@ lint:
 	$(GO) vet $(PKGS)
 	$$(go env GOPATH)/bin/staticcheck $(PKGS)
 
-install: $(BIN)
+# Man pages: roff from doc/provision.N.md by doc/mangen (no date in them,
+# so a build is reproducible).
+MANPAGES  := bin/provision.7 bin/provision.8
+
+man: $(MANPAGES)
+
+bin/provision.%: doc/provision.%.md $(wildcard doc/mangen/*.go)
+	@mkdir -p bin
+	$(GO) run ./doc/mangen -version $(VERSION) -o $@ $<
+
+install: $(BIN) $(MANPAGES)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/provision
+	install -D -m 0644 bin/provision.7 $(DESTDIR)$(PREFIX)/share/man/man7/provision.7
+	install -D -m 0644 bin/provision.8 $(DESTDIR)$(PREFIX)/share/man/man8/provision.8
+	install -D -m 0644 dist/completions/provision.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/provision
+	install -D -m 0644 dist/completions/_provision $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_provision
+	install -D -m 0644 dist/completions/provision.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/provision.fish
 	install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision
 	install -m 0755 initrd/dracut/50provision/module-setup.sh initrd/dracut/50provision/provision-initrd.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision/
 	install -m 0644 initrd/dracut/50provision/provision.service initrd/dracut/50provision/combustion-skip.conf $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision/

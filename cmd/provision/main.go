@@ -109,13 +109,13 @@ type runFlags struct {
 }
 
 func (f *runFlags) define(fs *flag.FlagSet) {
-	fs.Var(&f.srcs, "source", "configuration source: directory, image file, block device, URL, or ec2:URL / openstack:URL / nocloud:URL (repeatable)")
+	fs.Var(&f.srcs, "source", "configuration source `PATH|URL`: directory, image file, block device, URL, or ec2:URL / openstack:URL / nocloud:URL (repeatable)")
 	fs.StringVar(&f.root, "root", "", "target root `DIR` (default /sysroot, in an initrd only; none for --dry-run)")
 	fs.BoolVar(&f.dry, "dry-run", false, "print the plan; change nothing")
 	fs.BoolVar(&f.asJSON, "json", false, "print the plan or result as JSON")
 	fs.BoolVar(&f.strict, "strict", false, "treat warnings (unknown keys...) as errors")
 	fs.BoolVar(&f.force, "force", false, "provision even when the first-boot predicate says no")
-	fs.StringVar(&f.report, "report", provision.DefaultReportPath, "where to write the run report (`FILE`)")
+	fs.StringVar(&f.report, "report", provision.DefaultReportPath, "the `FILE` to write the run report to")
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -280,7 +280,7 @@ type statusFlags struct {
 func (f *statusFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&f.wait, "wait", false, "wait until the run has finished")
-	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (`D`, e.g. 90s)")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long, a duration `D` such as 90s")
 	fs.StringVar(&f.path, "report", provision.DefaultReportPath, "report `FILE`")
 }
 
