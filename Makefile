@@ -14,7 +14,7 @@ PREFIX    ?= /usr
 
 export CGO_ENABLED := 0
 
-.PHONY: all build arm64 demo test test-short e2e bench bench-vm fuzz lint install man clean
+.PHONY: all build arm64 demo test test-short e2e bench bench-vm fuzz lint install man clean rpm
 
 all: build
 
@@ -80,6 +80,24 @@ install: $(BIN) $(MANPAGES)
 	install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision
 	install -m 0755 initrd/dracut/50provision/module-setup.sh initrd/dracut/50provision/provision-initrd.sh $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision/
 	install -m 0644 initrd/dracut/50provision/provision.service initrd/dracut/50provision/combustion-skip.conf $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/50provision/
+
+# An RPM for openSUSE and Fedora, built here with rpmbuild: Source0 is the
+# checkout's tracked files (as they are in the work tree) plus the vendored
+# Go modules, so the build needs no network. RPM versions have no '-'.
+RPMDIR      ?= $(CURDIR)/bin/rpm
+# A tag v1.2.3 gives 1.2.3 (1.2.3+4.gSHA after it); no tag: 0.0.0+gitSHA.
+RPM_VERSION := $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$$v" | sed -e 's/^v//' -e 's/-/+/' -e 's/-/./g' || echo "0.0.0+git$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
+RPM_SOURCE  := $(RPMDIR)/SOURCES/provision-$(RPM_VERSION).tar.gz
+
+rpm:
+	rm -rf $(RPMDIR) && mkdir -p $(RPMDIR)/SOURCES $(RPMDIR)/stage
+	$(GO) mod vendor -o $(RPMDIR)/stage/vendor
+	git ls-files -z | xargs -0 sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh > $(RPMDIR)/stage/files
+	tar --null --transform 's,^,provision-$(RPM_VERSION)/,' -czf $(RPM_SOURCE) -T $(RPMDIR)/stage/files -C $(RPMDIR)/stage vendor
+	rm -rf $(RPMDIR)/stage
+	rpmbuild -ba --nodeps --define '_topdir $(RPMDIR)' --define 'pkg_version $(RPM_VERSION)' \
+		--define 'go_cmd $(shell command -v $(GO))' dist/provision.spec
+	@ls $(RPMDIR)/RPMS/*/provision-*.rpm
 
 clean:
 	rm -rf bin
