@@ -41,6 +41,9 @@ type Env struct {
 	// Exec runs a command inside the target (chroot) when the engine provides
 	// one; nil in dry runs and unit tests of modules that never execute.
 	Exec Executor
+	// Secret, when set, registers a value made during the run (a random
+	// password) that the console may show once but reports must mask.
+	Secret func(value string)
 }
 
 // Executor runs a program inside the target root.

@@ -31,7 +31,10 @@ func testRPMs(version string) []rpmrepo.Package {
 		rpmrepo.BaseProvides,
 		{Name: "hello-provision", Version: version,
 			Files: map[string]string{"/usr/share/hello-provision/hello.txt": "hello " + version + " from rpm\n"},
-			Post:  "mkdir -p /var/lib/hello-provision && echo " + version + " > /var/lib/hello-provision/post-ran"},
+			// The environment zypper runs with reaches the scriptlets.
+			Post: "mkdir -p /var/lib/hello-provision && echo " + version + " > /var/lib/hello-provision/post-ran\n" +
+				"{ [ -z \"$DISABLE_SNAPPER_ZYPP_PLUGIN\" ] || echo DISABLE_SNAPPER_ZYPP_PLUGIN=$DISABLE_SNAPPER_ZYPP_PLUGIN\n" +
+				"[ -z \"$ZYPP_LOCK_TIMEOUT\" ] || echo ZYPP_LOCK_TIMEOUT=$ZYPP_LOCK_TIMEOUT; } > /var/lib/hello-provision/env"},
 		{Name: "hello-badpost", Files: map[string]string{"/usr/share/hello-badpost/f": "x\n"},
 			Post: "echo 'hello-badpost: post fails on purpose' >&2; exit 1"},
 		{Name: "hello-badpre", Files: map[string]string{"/usr/share/hello-badpre/f": "x\n"},
@@ -57,6 +60,10 @@ type managerCase struct {
 	// status per failure case: the real exit status documented in
 	// shared/research/packages.md (dnf exits 0 when a %post fails).
 	notFound, badPost, badPre, conflict, badRepo int
+	// env is what the install's %post finds of the manager's environment.
+	env string
+	// varFiles are what the manager keeps in the target's /var.
+	varFiles []string
 	// lines are output lines the report must keep, per case.
 	notFoundLine, badPostLine, badPreLine, conflictLine, badRepoLine string
 }
@@ -70,6 +77,10 @@ var managerCases = []managerCase{
 			return fmt.Sprintf("zypper:\n  repos:\n    - id: %s\n      name: %s\n      baseurl: %s\n      gpgcheck: false\n", id, id, url)
 		},
 		reposKey: "zypper:\n  repos:\n",
+		// transactional-update's settings: wait for the lock, no snapper
+		// pre/post snapshots of the running root.
+		env:      "DISABLE_SNAPPER_ZYPP_PLUGIN=1\nZYPP_LOCK_TIMEOUT=120\n",
+		varFiles: []string{"log/zypp/history", "cache/zypp"},
 		notFound: 104, badPost: 107, badPre: 8, conflict: 8, badRepo: 106,
 		notFoundLine: "not found in package names", badPostLine: "scriptlet failed, exit status 1",
 		badPreLine: "scriptlet failed, exit status 1", conflictLine: "file conflict", badRepoLine: "Repository 'broken-repo' is invalid.",
@@ -83,6 +94,7 @@ var managerCases = []managerCase{
 			return fmt.Sprintf("yum_repos:\n  %s:\n    name: %s\n    baseurl: %s\n    enabled: true\n    gpgcheck: false\n    metadata_expire: \"0\"\n", id, id, url)
 		},
 		reposKey: "yum_repos:\n",
+		varFiles: []string{"log/dnf.log", "cache/dnf"},
 		// Debian's dnf.conf sets skip_if_unavailable: dnf goes on without
 		// the broken repository and exits 0.
 		notFound: 1, badPost: 0, badPre: 1, conflict: 1, badRepo: 0,
@@ -257,6 +269,19 @@ func realManager(t *testing.T, bin string, m managerCase, repo, url string) {
 		t.Fatalf("default %s after the install\n%s", s.Default, r.out)
 	}
 	checkInstalled(t, s, "@/.snapshots/2/snapshot", "1.0")
+	if b, _ := os.ReadFile(filepath.Join(s.Var, "lib/hello-provision/env")); string(b) != m.env {
+		t.Errorf("the manager's environment in %%post: %q, want %q", b, m.env)
+	}
+	for _, f := range m.varFiles {
+		if _, err := os.Stat(filepath.Join(s.Var, f)); err != nil {
+			t.Errorf("%s did not use the target's /var: %v", m.name, err)
+		}
+	}
+	for _, p := range []string{"@/root/.rpmdb", "@/.snapshots/2/snapshot/root/.rpmdb"} {
+		if _, err := os.Stat(filepath.Join(s.Top, p)); err == nil {
+			t.Errorf("an rpm database in %s: not where the target keeps it", p)
+		}
+	}
 
 	// Upgrade to a newer package from the same repository.
 	if err := rpmrepo.Build(repo, testRPMs("1.1")[1]); err != nil {

@@ -405,7 +405,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	rec := newPathRecorder(txn.Journal())
 	root.Journal = rec
 	applyStart := time.Now()
-	env := &modules.Env{Root: root, Console: console}
+	env := &modules.Env{Root: root, Console: console, Secret: func(v string) { rep.AddSecret(v) }}
 	// The target's /var, /home... are mounted before planning (SPEC §2.5),
 	// so modules see and write them where the booted system will, not
 	// into the empty mount points of the root snapshot.

@@ -349,6 +349,9 @@ func passwordOp(user string, pw config.Password, expire, lock bool) op {
 			}
 			// The one place a secret is shown, as cloud-init does: the
 			// operator needs it to log in.
+			if env.Secret != nil {
+				env.Secret(plain)
+			}
 			if env.Console != nil {
 				fmt.Fprintf(env.Console, "Set the following 'random' passwords\n%s:%s\n", user, plain)
 			}

@@ -102,9 +102,9 @@ type Step struct {
 	Duration Duration  `json:"duration_seconds"`
 	Result   string    `json:"result"`
 	Error    *Error    `json:"error,omitempty"`
-	// Output is the last lines the step's programs (scripts, package
-	// managers) printed, at most OutputLines of them: what is needed to
-	// see why a step failed once the console has scrolled away.
+	// Output is what the step's programs (scripts, package managers)
+	// printed, its first and last lines (see Tail): what is needed to see
+	// why a step failed once the console has scrolled away.
 	Output []string `json:"output,omitempty"`
 }
 

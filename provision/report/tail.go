@@ -9,19 +9,24 @@ import (
 
 // The bounds of a step's output in the report: enough lines to show why a
 // package manager or a script failed, never enough for a chatty program
-// (a `zypper dup` prints thousands) to bloat the report.
+// (a `zypper dup` prints thousands) to bloat the report. The first lines
+// are kept as well as the last: package managers report an unreadable
+// repository or an unresolvable request at the start, failed scriptlets
+// at the end.
 const (
-	OutputLines    = 40
-	OutputLineSize = 512
+	OutputHeadLines = 10
+	OutputTailLines = 30
+	OutputLineSize  = 512
 )
 
-// Tail is an io.Writer that keeps the last OutputLines complete lines
-// written to it, each cut to OutputLineSize bytes; a last line without a
-// newline counts once Lines is called. The zero value is ready.
+// Tail is an io.Writer that keeps the first OutputHeadLines and the last
+// OutputTailLines lines written to it, each cut to OutputLineSize bytes; a
+// last line without a newline counts once Lines is called. The zero value
+// is ready.
 type Tail struct {
-	lines   []string
-	partial []byte
-	dropped int
+	head, tail []string
+	partial    []byte
+	dropped    int
 }
 
 // Write never fails.
@@ -56,27 +61,32 @@ func (t *Tail) push(l string) {
 		_, size := utf8.DecodeLastRuneInString(l)
 		l = l[:len(l)-size]
 	}
-	if len(t.lines) == OutputLines {
-		copy(t.lines, t.lines[1:])
-		t.lines = t.lines[:OutputLines-1]
+	if len(t.head) < OutputHeadLines {
+		t.head = append(t.head, l)
+		return
+	}
+	if len(t.tail) == OutputTailLines {
+		copy(t.tail, t.tail[1:])
+		t.tail = t.tail[:OutputTailLines-1]
 		t.dropped++
 	}
-	t.lines = append(t.lines, l)
+	t.tail = append(t.tail, l)
 }
 
-// Lines returns the kept lines, preceded by a note of how many earlier
-// lines were dropped; nil when nothing was written.
+// Lines returns the kept lines, with a note where lines were dropped
+// between the first and the last; nil when nothing was written.
 func (t *Tail) Lines() []string {
 	if len(t.partial) > 0 {
 		t.push(string(t.partial))
 		t.partial = t.partial[:0]
 	}
-	if len(t.lines) == 0 {
+	if len(t.head) == 0 {
 		return nil
 	}
-	out := make([]string, 0, len(t.lines)+1)
+	out := make([]string, 0, len(t.head)+len(t.tail)+1)
+	out = append(out, t.head...)
 	if t.dropped > 0 {
-		out = append(out, "("+strconv.Itoa(t.dropped)+" earlier lines not kept)")
+		out = append(out, "("+strconv.Itoa(t.dropped)+" lines not kept)")
 	}
-	return append(out, t.lines...)
+	return append(out, t.tail...)
 }

@@ -11,21 +11,33 @@ func TestTail(t *testing.T) {
 	if tl.Lines() != nil {
 		t.Fatal("empty tail has lines")
 	}
-	for i := 0; i < OutputLines+5; i++ {
+	total := OutputHeadLines + OutputTailLines + 5
+	for i := 0; i < total; i++ {
 		fmt.Fprintf(&tl, "line %d\r\n", i)
 	}
 	tl.Write([]byte("partial "))
 	tl.Write([]byte(strings.Repeat("é", OutputLineSize)))
 	got := tl.Lines()
-	if len(got) != OutputLines+1 {
+	if len(got) != OutputHeadLines+OutputTailLines+1 {
 		t.Fatalf("%d lines: %q", len(got), got)
 	}
-	if got[0] != "(6 earlier lines not kept)" || got[1] != "line 6" {
-		t.Errorf("head %q", got[:2])
+	if got[0] != "line 0" || got[OutputHeadLines-1] != fmt.Sprintf("line %d", OutputHeadLines-1) {
+		t.Errorf("head %q", got[:OutputHeadLines])
+	}
+	if got[OutputHeadLines] != "(6 lines not kept)" || got[OutputHeadLines+1] != fmt.Sprintf("line %d", OutputHeadLines+6) {
+		t.Errorf("gap %q", got[OutputHeadLines:OutputHeadLines+2])
 	}
 	last := got[len(got)-1]
-	if len(last) > OutputLineSize || !strings.HasPrefix(last, "partial é") || !strings.HasSuffix(last, "é") {
+	if len(last) > OutputLineSize || !strings.HasPrefix(last, "partial é") {
 		t.Errorf("last line %d bytes: %q", len(last), last[:20])
+	}
+}
+
+func TestTailShort(t *testing.T) {
+	var tl Tail
+	tl.Write([]byte("one\ntwo"))
+	if got := tl.Lines(); len(got) != 2 || got[0] != "one" || got[1] != "two" {
+		t.Errorf("%q", got)
 	}
 }
 

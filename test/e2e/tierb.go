@@ -417,7 +417,10 @@ type TierBVM struct {
 	// options line gives them (root=, rootflags=...); nil means
 	// "root=UUID=<Disk.UUID> rootfstype=btrfs ro" (the default subvolume
 	// decides, as with SUSE's GRUB).
-	Root    []string
+	Root []string
+	// Net, when set, is a -netdev value (qemu's "user" networking: the
+	// host's loopback is 10.0.2.2 to the guest).
+	Net     string
 	Timeout time.Duration
 }
 
@@ -452,6 +455,9 @@ func (vm *TierBVM) qemuArgs(cmdline []string) []string {
 	}
 	for _, s := range vm.Seeds {
 		args = append(args, "-drive", "file="+s+",if=virtio,format=raw,readonly=on")
+	}
+	if vm.Net != "" {
+		args = append(args, "-netdev", vm.Net+",id=n0", "-device", "virtio-net-pci,netdev=n0")
 	}
 	return args
 }

@@ -91,6 +91,7 @@ func TestTierB(t *testing.T) {
 	t.Run("combustion", b.combustion)
 	t.Run("nocloud", b.nocloud)
 	t.Run("faithful", b.faithful)
+	t.Run("packages", b.packages)
 }
 
 // tierBMachine is one scenario's disk and VM.
