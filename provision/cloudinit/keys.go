@@ -11,27 +11,6 @@ import (
 	"github.com/provision-dev/provision/provision/config"
 )
 
-// unsupportedKeys are cloud-config keys cloud-init knows that we accept but
-// do not implement: a warning names them, Strict makes them errors.
-var unsupportedKeys = map[string]bool{}
-
-func init() {
-	for _, k := range strings.Fields(`ansible apk_repos apt_pipelining
-		apt_reboot_if_required autoinstall byobu_by_default ca-certs ca_certs chef
-		cloud_config_modules cloud_final_modules cloud_init_modules create_hostname_file
-		device_aliases disable_ec2_metadata disk_setup drivers fan final_message fs_setup
-		growpart grub-dpkg grub_dpkg landscape launch-index locale_configfile lxd
-		manage_resolv_conf mcollective migrate mount_default_fields no_ssh_fingerprints
-		output package_reboot_if_required phone_home power_state puppet random_seed
-		reporting resize_rootfs resolv_conf rh_subscription rpi rsyslog salt_minion snap
-		spacewalk ssh ssh_deletekeys ssh_fp_console_blacklist ssh_genkeytypes ssh_import_id
-		ssh_key_console_blacklist ssh_keys ssh_publish_hostkeys ssh_quiet_keygen swap
-		system_info ubuntu_advantage ubuntu_pro updates version wireguard yum_repo_dir
-		authkey_hash datasource datasource_list network seed_random write_metadata`) {
-		unsupportedKeys[k] = true
-	}
-}
-
 // disableUserOpts is cloud-init's ssh_util.DISABLE_USER_OPTS: the options
 // prefixed to root's keys when disable_root is true.
 const disableUserOpts = `no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo 'Please login as the user \"$USER\" rather than the user \"$DISABLE_USER\".';echo;sleep 10;exit 142"`
@@ -147,13 +126,29 @@ func (p *parser) cloudConfig(root *node) {
 	if root == nil {
 		root = &node{kind: kMap}
 	}
+	handled := p.readKeys(root)
+	for _, k := range root.keys {
+		spec, known := cloudConfigKeys[k.value]
+		switch {
+		case handled[k.value]:
+		case known && spec.status == keyIgnored:
+			p.warnf(k.origin, "%s: not supported by provision; ignored", k.value)
+		case known:
+			// merge_how, vendor_data...: read before the parts merged.
+		default:
+			p.warnf(k.origin, "unknown cloud-config key %q", k.value)
+		}
+	}
+}
+
+// readKeys reads every top-level key provision applies and returns the
+// names it read; a test holds them to the key table of schema.go, which
+// is what decides whether a key is unknown.
+func (p *parser) readKeys(root *node) map[string]bool {
 	handled := map[string]bool{}
 	get := func(key string) *node {
 		handled[key] = true
 		return root.get(key)
-	}
-	for _, k := range []string{"merge_how", "merge_type", "vendor_data", "vendor_data2", "disable_root_opts", "allow_public_ssh_keys"} {
-		handled[k] = true
 	}
 
 	p.usersAndKeys(root, get)
@@ -199,17 +194,7 @@ func (p *parser) cloudConfig(root *node) {
 			p.unapplied(k, n)
 		}
 	}
-
-	for _, k := range root.keys {
-		if handled[k.value] {
-			continue
-		}
-		if unsupportedKeys[k.value] {
-			p.warnf(k.origin, "%s: not supported by provision; ignored", k.value)
-			continue
-		}
-		p.warnf(k.origin, "unknown cloud-config key %q", k.value)
-	}
+	return handled
 }
 
 func (p *parser) setting(n *node, path string, dst *config.Setting) {
