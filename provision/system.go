@@ -198,32 +198,83 @@ func recordedInstance(ctx context.Context, root string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// PrintStatus prints the last run's report like `cloud-init status`; with
-// wait it polls until the run has finished.
-func PrintStatus(ctx context.Context, w io.Writer, path string, asJSON, wait bool, timeout time.Duration) (int, error) {
-	var rep *report.Report
-	var err error
-	if wait {
-		wctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		rep, err = report.Wait(wctx, path, 250*time.Millisecond)
-	} else {
-		rep, err = report.Read(path)
-	}
+// StatusOptions says which report `provision status` reads and how it
+// prints it.
+type StatusOptions struct {
+	// Path is the report to read. When it does not exist, Fallback is read
+	// instead: the target's own copy (report.TargetJSON), which outlives
+	// the boot that wrote Path. With no Fallback (--report FILE given), a
+	// missing Path is an error; with neither file, provision has not run.
+	Path, Fallback string
+	JSON, Long     bool
+	// Wait polls Path until the run has finished, for at most Timeout.
+	Wait    bool
+	Timeout time.Duration
+}
+
+// PrintStatus prints the last run's report like `cloud-init status` and
+// returns the exit status: 0 done, disabled, running or not run; 1 failed.
+func PrintStatus(ctx context.Context, w io.Writer, opts StatusOptions) (int, error) {
+	rep, err := readStatus(ctx, opts)
 	if err != nil {
 		return 1, err
 	}
-	if asJSON {
+	if opts.JSON {
 		b, err := rep.JSON()
 		if err != nil {
 			return 1, err
 		}
-		w.Write(append(b, '\n'))
-	} else {
-		report.FormatStatus(w, rep, true)
+		w.Write(b)
+		return report.ExitCode(rep), nil
+	}
+	report.FormatStatus(w, rep, opts.Long)
+	if opts.Long && rep.Status != report.StatusNotRun {
+		fmt.Fprintln(w)
 		report.FormatBlame(w, rep)
 	}
 	return report.ExitCode(rep), nil
+}
+
+// readStatus finds the report status prints, as a status document naming
+// the file it came from; report.NotRun when there is none.
+func readStatus(ctx context.Context, opts StatusOptions) (*report.Report, error) {
+	path := opts.Path
+	_, err := os.Stat(path)
+	switch {
+	case err == nil:
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	case opts.Fallback == "" && !opts.Wait:
+		return nil, fmt.Errorf("no report at %s: %w", path, err)
+	case opts.Fallback != "" && reportExists(opts.Fallback):
+		// A booted system: this boot's run left nothing in /run (or no
+		// run happened this boot), the first boot's report is in /var/log.
+		path = opts.Fallback
+	case opts.Fallback != "" && !InInitrd():
+		// The boot job runs in the initrd, before this system started:
+		// waiting for it here would only wait for the timeout.
+		return report.NotRun(fmt.Sprintf("no report in %s or %s", opts.Path, opts.Fallback)), nil
+	}
+	rep, err := readReport(ctx, path, opts.Wait && path == opts.Path, opts.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	return rep.AsKind(report.KindStatus, path), nil
+}
+
+// readReport reads path, or with wait polls it until its run has finished.
+func readReport(ctx context.Context, path string, wait bool, timeout time.Duration) (*report.Report, error) {
+	if !wait {
+		return report.Read(path)
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return report.Wait(wctx, path, 250*time.Millisecond)
+}
+
+func reportExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // Init is `provision init`, the PID-1 helper of a minimal initramfs: it

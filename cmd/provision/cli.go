@@ -61,10 +61,14 @@ target; prints "valid" or every error with its file, line and column.`,
 		name:     "status",
 		aliases:  []string{"report"},
 		summary:  "print the last run's report",
-		synopsis: []string{"status [--json] [--wait] [--timeout D] [--report FILE]"},
-		about:    `Prints the run report, as cloud-init status does.`,
+		synopsis: []string{"status [--long] [--json] [--wait] [--timeout D] [--report FILE]"},
+		about: `Prints the last run's status, as cloud-init status does: this boot's report
+(/run/provision/report.json), else the first boot's, kept in
+/var/log/provision/report.json. With no report at all the status is
+"not run" (exit 0). --long adds the result, times, errors, modules and the
+output of failed steps. Exit status 1 when the run failed.`,
 		examples: []example{
-			{"provision status", "what the last run did"},
+			{"provision status --long", "what the last run did, and the output of a failed script"},
 			{"provision status --wait --json", "wait for the boot's run, then print its report as JSON"},
 		},
 		flags: func(fs *flag.FlagSet) { new(statusFlags).define(fs) },

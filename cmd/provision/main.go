@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -160,9 +159,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if f.asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(res)
+		writeJSON(stdout, runDocument(res, f.dry), stderr)
 	} else if f.dry {
 		printPlan(stdout, res)
 	}
@@ -227,14 +224,18 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitInvalid
 	}
 	code := exitOK
+	doc := newValidationJSON(stderr)
 	for _, path := range paths {
-		res, c := checkSource(ctx, path, f.strict, stderr)
-		if f.asJSON && res != nil {
-			json.NewEncoder(stdout).Encode(res)
+		res, c := checkSource(ctx, path, f.strict, doc.messages())
+		if f.asJSON {
+			doc.add(path, res, c)
 		} else if c == exitOK {
 			fmt.Fprintf(stdout, "%s: valid (%d steps)\n", path, len(res.Plan))
 		}
 		code = max(code, c)
+	}
+	if f.asJSON {
+		writeJSON(stdout, doc.doc, stderr)
 	}
 	return code
 }
@@ -272,13 +273,14 @@ func checkSource(ctx context.Context, path string, strict bool, stderr io.Writer
 
 // statusFlags are the flags of `provision status`.
 type statusFlags struct {
-	asJSON, wait bool
-	timeout      time.Duration
-	path         string
+	asJSON, long, wait bool
+	timeout            time.Duration
+	path               string
 }
 
 func (f *statusFlags) define(fs *flag.FlagSet) {
-	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON (doc/json.md, kind \"status\")")
+	fs.BoolVar(&f.long, "long", false, "print the result, times, errors, warnings, modules and the output of failed steps")
 	fs.BoolVar(&f.wait, "wait", false, "wait until the run has finished")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long, a duration `D` such as 90s")
 	fs.StringVar(&f.path, "report", provision.DefaultReportPath, "report `FILE`")
@@ -296,7 +298,12 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "provision status: unexpected argument %q\n", pos[0])
 		return exitInvalid
 	}
-	code, err := provision.PrintStatus(ctx, stdout, f.path, f.asJSON, f.wait, f.timeout)
+	opts := provision.StatusOptions{Path: f.path, JSON: f.asJSON, Long: f.long, Wait: f.wait, Timeout: f.timeout}
+	if !flagSet(fs, "report") {
+		// The default: this boot's report, else the first boot's.
+		opts.Path, opts.Fallback = statusPaths.run, statusPaths.target
+	}
+	code, err := provision.PrintStatus(ctx, stdout, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "provision status: %v\n", err)
 	}

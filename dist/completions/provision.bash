@@ -45,7 +45,7 @@ _provision() {
 	case $cmd in
 	"" | run) flags="--root --source --dry-run --json --strict --force --report --help" ;;
 	validate) flags="--strict --json --help" ;;
-	status | report) flags="--json --wait --timeout --report --help" ;;
+	status | report) flags="--long --json --wait --timeout --report --help" ;;
 	seed) flags="--format --iso --vfat -o --no-validate --strict --meta-data --network-config --vendor-data --instance-id --hostname --help" ;;
 	init | version | help) flags="--help" ;;
 	esac

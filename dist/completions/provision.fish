@@ -37,6 +37,7 @@ complete -c provision -n $validate -l json -d 'Print the result as JSON'
 
 # status
 set -l status_ '__fish_seen_subcommand_from status report'
+complete -c provision -n $status_ -l long -d 'Print result, times, errors, modules and failed output'
 complete -c provision -n $status_ -l json -d 'Print the report as JSON'
 complete -c provision -n $status_ -l wait -d 'Wait until the run has finished'
 complete -c provision -n $status_ -l timeout -x -d 'With --wait: give up after this long'

@@ -14,7 +14,10 @@ type Status struct {
 	Status     string         `json:"status"`
 	Result     string         `json:"result,omitempty"`
 	Detail     string         `json:"detail,omitempty"`
+	Path       string         `json:"path,omitempty"` // the report read
 	InstanceID string         `json:"instance_id,omitempty"`
+	Started    string         `json:"started,omitempty"`
+	Finished   string         `json:"finished,omitempty"`
 	LastUpdate string         `json:"last_update,omitempty"`
 	Errors     []string       `json:"errors"`
 	Warnings   []string       `json:"warnings"`
@@ -29,6 +32,9 @@ type ModuleStatus struct {
 	Steps    int      `json:"steps"`
 }
 
+// timeFormat is how status prints times: cloud-init's last_update format.
+const timeFormat = time.RFC1123Z
+
 // StatusOf summarises r. A nil r (no report yet) is "not started".
 func StatusOf(r *Report) Status {
 	if r == nil {
@@ -39,16 +45,20 @@ func StatusOf(r *Report) Status {
 		Status:     r.Status,
 		Result:     r.Result,
 		Detail:     r.Reason,
+		Path:       r.Path,
 		InstanceID: r.InstanceID,
 		Errors:     []string{},
 		Warnings:   append([]string{}, r.Warnings...),
 		Modules:    []ModuleStatus{},
 	}
-	last := r.Started
-	if r.Finished != nil {
-		last = *r.Finished
+	if !r.Started.IsZero() {
+		s.Started = r.Started.UTC().Format(timeFormat)
+		s.LastUpdate = s.Started
 	}
-	s.LastUpdate = last.UTC().Format(time.RFC1123Z)
+	if r.Finished != nil {
+		s.Finished = r.Finished.UTC().Format(timeFormat)
+		s.LastUpdate = s.Finished
+	}
 	if r.Error != nil {
 		msg := r.Error.Message
 		if r.Error.Module != "" && !strings.HasPrefix(msg, r.Error.Origin) {
@@ -71,21 +81,39 @@ func ExitCode(r *Report) int {
 	return 0
 }
 
-// FormatStatus writes `status: done` like `cloud-init status`; long adds
-// the result, detail, last update, errors and per-module timings.
+// FormatStatus writes `status: done` like `cloud-init status`, followed,
+// for a report read from elsewhere than this boot's RunPath, by when that
+// run was and where its report is: after the first boot, the run that
+// matters is in the target's /var/log. long adds the result, the times,
+// errors, warnings, per-module timings and the output of failed steps.
 func FormatStatus(w io.Writer, r *Report, long bool) {
 	s := StatusOf(r)
-	fmt.Fprintf(w, "status: %s\n", s.Status)
+	if long || r == nil {
+		fmt.Fprintf(w, "status: %s\n", s.Status)
+	} else {
+		fmt.Fprintln(w, shortStatus(s))
+	}
 	if !long || r == nil {
 		return
 	}
 	if s.Result != "" {
 		fmt.Fprintf(w, "result: %s\n", s.Result)
 	}
+	if s.Path != "" {
+		fmt.Fprintf(w, "report: %s\n", s.Path)
+	}
 	if s.InstanceID != "" {
 		fmt.Fprintf(w, "instance_id: %s\n", s.InstanceID)
 	}
-	fmt.Fprintf(w, "last_update: %s\n", s.LastUpdate)
+	if s.Started != "" {
+		fmt.Fprintf(w, "started: %s\n", s.Started)
+	}
+	if s.Finished != "" {
+		fmt.Fprintf(w, "finished: %s (after %.3fs)\n", s.Finished, time.Duration(r.Duration).Seconds())
+	}
+	if s.LastUpdate != "" {
+		fmt.Fprintf(w, "last_update: %s\n", s.LastUpdate)
+	}
 	if s.Detail != "" {
 		fmt.Fprintf(w, "detail: %s\n", s.Detail)
 	}
@@ -104,6 +132,24 @@ func FormatStatus(w io.Writer, r *Report, long bool) {
 	writeFailedOutput(w, r)
 }
 
+// shortStatus is the one line of `provision status`: cloud-init's
+// "status: done", and when the report is not this boot's, when the run
+// finished and which file says so.
+func shortStatus(s Status) string {
+	line := "status: " + s.Status
+	if s.Path == "" || s.Path == RunPath {
+		return line
+	}
+	when := s.Finished
+	if when == "" {
+		when = s.Started
+	}
+	if when == "" {
+		return line + " (report " + s.Path + ")"
+	}
+	return line + " (run of " + when + ", report " + s.Path + ")"
+}
+
 // writeFailedOutput prints the kept output of every failed step: the lines
 // a failing script or package manager printed before it gave up.
 func writeFailedOutput(w io.Writer, r *Report) {
@@ -112,7 +158,9 @@ func writeFailedOutput(w io.Writer, r *Report) {
 			if st.Result != ResultFailed || len(st.Output) == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "output of %s %s (last %d lines):\n", m.Name, st.Target, len(st.Output))
+			// Output holds the first and last lines (see Tail), and says
+			// how many were left out between them.
+			fmt.Fprintf(w, "output of %s %s:\n", m.Name, st.Target)
 			for _, l := range st.Output {
 				fmt.Fprintf(w, "  | %s\n", l)
 			}

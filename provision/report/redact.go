@@ -88,6 +88,8 @@ func (r *Report) redacted() *Report {
 	red := newRedactor(r.secrets)
 	c := &Report{
 		Version:    r.Version,
+		Kind:       r.Kind,
+		Path:       red.str(r.Path),
 		Status:     r.Status,
 		Result:     r.Result,
 		Reason:     red.str(r.Reason),
@@ -101,8 +103,14 @@ func (r *Report) redacted() *Report {
 		Modules:    make([]*Module, len(r.Modules)),
 		Error:      red.err(r.Error),
 	}
+	for _, t := range r.Target {
+		c.Target = append(c.Target, red.str(t))
+	}
+	for _, e := range r.Errors {
+		c.Errors = append(c.Errors, red.err(e))
+	}
 	for i, s := range r.Sources {
-		s.Location, s.Error = red.str(s.Location), red.str(s.Error)
+		s.Location, s.Error, s.Reason = red.str(s.Location), red.str(s.Error), red.str(s.Reason)
 		c.Sources[i] = s
 	}
 	for i, d := range r.Documents {

@@ -45,21 +45,34 @@ const (
 )
 
 // Report is one run. The zero value is not ready; use New.
+//
+// It is also the shape of every JSON document provision prints (doc/json.md):
+// Kind tells a run's result (report.json, run --json) from a plan, a status
+// or one input of a validation; the members that do not apply are left out.
 type Report struct {
-	Version    int        `json:"version"`
+	Version int    `json:"version"`
+	Kind    string `json:"kind,omitempty"` // KindResult...; "" in reports older than the field
+	// Path is the file the document is about: the report status read, the
+	// input validate checked. Never written into report.json itself.
+	Path       string     `json:"path,omitempty"`
 	Status     string     `json:"status"`
 	Result     string     `json:"result,omitempty"`
 	Reason     string     `json:"reason,omitempty"` // why nothing was done, or disabled
 	InstanceID string     `json:"instance_id,omitempty"`
 	Snapshot   string     `json:"snapshot,omitempty"`
-	Started    time.Time  `json:"started"`
+	Started    time.Time  `json:"started,omitzero"`
 	Finished   *time.Time `json:"finished,omitempty"`
 	Duration   Duration   `json:"duration_seconds"`
 	Sources    []Source   `json:"sources"`
 	Documents  []Document `json:"documents"`
-	Modules    []*Module  `json:"modules"`
-	Warnings   []string   `json:"warnings,omitempty"`
-	Error      *Error     `json:"error,omitempty"`
+	// Target is what a plan found of the target (/etc, boot, hooks).
+	Target   []string  `json:"target,omitempty"`
+	Modules  []*Module `json:"modules"`
+	Warnings []string  `json:"warnings,omitempty"`
+	// Error is the run's error, all of it; Errors the same, one entry per
+	// line, so that every error found in one pass can be listed.
+	Error  *Error   `json:"error,omitempty"`
+	Errors []*Error `json:"errors,omitempty"`
 
 	mu      sync.Mutex
 	now     func() time.Time
@@ -73,6 +86,7 @@ type Source struct {
 	Location  string `json:"location,omitempty"`
 	Documents int    `json:"documents"`
 	Error     string `json:"error,omitempty"`
+	Reason    string `json:"reason,omitempty"` // why nothing was found
 }
 
 // Document describes one document without its content.
@@ -80,13 +94,13 @@ type Document struct {
 	Origin string `json:"origin"` // "nocloud:/dev/vdb:user-data"
 	Kind   string `json:"kind"`
 	Size   int    `json:"size"`
-	SHA256 string `json:"sha256"`
+	SHA256 string `json:"sha256,omitempty"` // not in a plan
 }
 
 // Module groups the steps of one applier.
 type Module struct {
 	Name     string    `json:"name"`
-	Started  time.Time `json:"started"`
+	Started  time.Time `json:"started,omitzero"` // zero in a plan
 	Duration Duration  `json:"duration_seconds"`
 	Result   string    `json:"result"`
 	Steps    []*Step   `json:"steps"`
@@ -98,7 +112,7 @@ type Step struct {
 	Target   string    `json:"target"`
 	Detail   string    `json:"detail,omitempty"`
 	Origin   string    `json:"origin,omitempty"`
-	Started  time.Time `json:"started"`
+	Started  time.Time `json:"started,omitzero"` // zero in a plan
 	Duration Duration  `json:"duration_seconds"`
 	Result   string    `json:"result"`
 	Error    *Error    `json:"error,omitempty"`
@@ -151,6 +165,7 @@ func New(now func() time.Time) *Report {
 	}
 	return &Report{
 		Version:   Version,
+		Kind:      KindResult,
 		Status:    StatusRunning,
 		Started:   now().UTC(),
 		Sources:   []Source{},
@@ -283,6 +298,7 @@ func (r *Report) Finish(result string, err error, origin string) {
 				r.Error.Module = m.Name
 			}
 		}
+		r.Errors = SplitErrors(r.Error)
 	}
 	if result == ResultRolledBack {
 		for _, m := range r.Modules {

@@ -125,6 +125,9 @@ func Parse(name string, data []byte) (*Report, error) {
 	if r.Version < 1 || r.Version > Version {
 		return nil, fmt.Errorf("%s: unsupported report version %d", name, r.Version)
 	}
+	if err := checkKind(name, r.Kind); err != nil {
+		return nil, err
+	}
 	switch r.Status {
 	case StatusRunning, StatusDone, StatusError, StatusDisabled:
 	default:
