@@ -70,6 +70,12 @@ bin/provision.%: doc/provision.%.md $(wildcard doc/mangen/*.go)
 	@mkdir -p bin
 	$(GO) run ./doc/mangen -version $(VERSION) -o $@ $<
 
+# The cloud-config JSON Schema, for editors (provision schema).
+schema: bin/cloud-config.schema.json
+
+bin/cloud-config.schema.json: $(BIN)
+	$(BIN) schema > $@
+
 install: $(BIN) $(MANPAGES)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/provision
 	install -D -m 0644 bin/provision.7 $(DESTDIR)$(PREFIX)/share/man/man7/provision.7

@@ -93,6 +93,21 @@ first, as provision validate does (--no-validate skips). INPUTS:
 		flags: func(fs *flag.FlagSet) { new(seedFlags).define(fs) },
 	},
 	{
+		name:     "schema",
+		summary:  "print the JSON Schema of the cloud-config keys, for editors",
+		synopsis: []string{"schema"},
+		about: `Prints a JSON Schema (draft-07) of the cloud-config keys provision reads,
+with the types its parser accepts, made from the parser's own key table.
+Editors check user-data with it: point yaml-language-server (VS Code's YAML
+extension...) at it with a first line
+  # yaml-language-server: $schema=./cloud-config.schema.json
+Keys cloud-init knows but provision ignores are marked "deprecated";
+unknown keys are allowed, as they draw only a warning.`,
+		examples: []example{
+			{"provision schema > cloud-config.schema.json", "save the schema for an editor"},
+		},
+	},
+	{
 		name:     "init",
 		summary:  "PID 1 helper of a minimal initramfs",
 		synopsis: []string{"init [INIT-ARGUMENTS...]"},

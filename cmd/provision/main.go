@@ -74,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return initCmd(ctx, args, stdout, stderr)
 	case "seed":
 		return seedCmd(ctx, args, stdout, stderr)
+	case "schema":
+		return schemaCmd(ctx, args, stdout, stderr)
 	case "version":
 		return versionCmd(args, stdout, stderr)
 	default:

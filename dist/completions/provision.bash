@@ -4,7 +4,7 @@
 
 _provision() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local commands="run validate status report seed init version help"
+	local commands="run validate status report seed schema init version help"
 	local cmd="" i
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case " $commands " in
@@ -47,7 +47,7 @@ _provision() {
 	validate) flags="--strict --json --help" ;;
 	status | report) flags="--long --json --wait --timeout --report --help" ;;
 	seed) flags="--format --iso --vfat -o --no-validate --strict --meta-data --network-config --vendor-data --instance-id --hostname --help" ;;
-	init | version | help) flags="--help" ;;
+	schema | init | version | help) flags="--help" ;;
 	esac
 	[ -z "$cmd" ] && flags="$flags --version"
 

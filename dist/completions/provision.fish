@@ -1,7 +1,7 @@
 # fish completion for provision(8).
 # Installed as /usr/share/fish/vendor_completions.d/provision.fish.
 
-set -l commands run validate status report seed init version help
+set -l commands run validate status report seed schema init version help
 set -l nocmd "not __fish_seen_subcommand_from $commands"
 
 complete -c provision -f
@@ -12,6 +12,7 @@ complete -c provision -n $nocmd -a validate -d 'Check configuration offline'
 complete -c provision -n $nocmd -a status -d "Print the last run's report"
 complete -c provision -n $nocmd -a report -d 'Alias of status'
 complete -c provision -n $nocmd -a seed -d 'Build a seed medium'
+complete -c provision -n $nocmd -a schema -d 'Print the JSON Schema of the cloud-config keys'
 complete -c provision -n $nocmd -a init -d 'PID 1 helper of a minimal initramfs'
 complete -c provision -n $nocmd -a version -d 'Print the version'
 complete -c provision -n $nocmd -a help -d 'Print help'

@@ -180,6 +180,10 @@ func shippedExamples(t *testing.T) []example {
 			t.Fatal(err)
 		}
 		for i, b := range codeBlocks(string(data)) {
+			// A cloud-config may follow the command that uses it.
+			if at := strings.Index(b, "\n#cloud-config\n"); at >= 0 {
+				b = b[at+1:]
+			}
 			add(fmt.Sprintf("%s block %d", f, i+1), []byte(b))
 		}
 	}
