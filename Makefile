@@ -76,10 +76,11 @@ schema: bin/cloud-config.schema.json
 bin/cloud-config.schema.json: $(BIN)
 	$(BIN) schema > $@
 
-install: $(BIN) $(MANPAGES)
+install: $(BIN) $(MANPAGES) bin/cloud-config.schema.json
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/provision
 	install -D -m 0644 bin/provision.7 $(DESTDIR)$(PREFIX)/share/man/man7/provision.7
 	install -D -m 0644 bin/provision.8 $(DESTDIR)$(PREFIX)/share/man/man8/provision.8
+	install -D -m 0644 bin/cloud-config.schema.json $(DESTDIR)$(PREFIX)/share/provision/cloud-config.schema.json
 	install -D -m 0644 dist/completions/provision.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/provision
 	install -D -m 0644 dist/completions/_provision $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_provision
 	install -D -m 0644 dist/completions/provision.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/provision.fish

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -36,19 +37,26 @@ func ParseDocuments(ctx context.Context, docs []sources.Document, opts ParseOpti
 		groups[d.Origin.Source] = append(groups[d.Origin.Source], d)
 	}
 
+	// Every source and document is parsed even after one fails, so all
+	// their errors are reported in one pass; the configuration returned
+	// with an error holds what did parse, for the checks that follow.
 	merged := &config.Config{}
+	var errs []error
 	for _, src := range order {
 		c, err := parseSource(ctx, groups[src], opts)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
-		merged.Merge(c)
+		if c != nil {
+			merged.Merge(c)
+		}
 	}
-	return merged, nil
+	return merged, errors.Join(errs...)
 }
 
 func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions) (*config.Config, error) {
 	out := &config.Config{}
+	var errs []error
 	var comb []combustion.File
 	var set cloudinit.DataSet
 	hasCloud := false
@@ -72,7 +80,8 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 		case sources.KindIgnition:
 			c, err := ignition.Parse(d.Origin, d.Data)
 			if err != nil {
-				return nil, err
+				errs = append(errs, err)
+				continue
 			}
 			out.Merge(c)
 		case sources.KindMetaData:
@@ -81,7 +90,8 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 			if set.MetaData != nil {
 				merged, err := overlayMetaData(set.MetaData, d)
 				if err != nil {
-					return nil, err
+					errs = append(errs, err)
+					continue
 				}
 				set.MetaData = merged
 				continue
@@ -90,7 +100,8 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 		default:
 			slot := cloudSlot(&set, kind)
 			if slot == nil {
-				return nil, fmt.Errorf("%s: unrecognised document (kind %q)", d.Origin, d.Kind)
+				errs = append(errs, fmt.Errorf("%s: unrecognised document (kind %q)", d.Origin, d.Kind))
+				continue
 			}
 			*slot = blob(d)
 		}
@@ -98,9 +109,10 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 	if len(comb) > 0 {
 		c, err := combustion.Parse(comb)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+		} else {
+			out.Merge(c)
 		}
-		out.Merge(c)
 	}
 	if hasCloud {
 		c, err := cloudinit.Parse(ctx, set, cloudinit.Options{
@@ -109,11 +121,13 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 			FetchInclude: opts.FetchInclude,
 		})
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
-		out.Merge(c)
+		if c != nil {
+			out.Merge(c)
+		}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // Sniff decides the kind of a document fetched from a URL by its content:

@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/provision-dev/provision/modules"
@@ -37,14 +38,21 @@ var moduleOrder = []planner{
 }
 
 // Plan returns every step a run would perform on root, in apply order.
+// Every module is planned even after one fails, so a configuration's
+// errors are all reported in one pass; any error means no steps.
 func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
 	var steps []modules.Step
+	var errs []error
 	for _, p := range moduleOrder {
 		s, err := p.plan(cfg, root)
 		if err != nil {
-			return nil, fmt.Errorf("planning %s: %w", p.name, err)
+			errs = append(errs, fmt.Errorf("planning %s: %w", p.name, err))
+			continue
 		}
 		steps = append(steps, s...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return steps, nil
 }

@@ -11,12 +11,14 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/modules/units"
 	"github.com/provision-dev/provision/provision/bootentry"
 	"github.com/provision-dev/provision/provision/cloudinit"
 	"github.com/provision-dev/provision/provision/config"
@@ -91,6 +93,10 @@ type Chroot interface {
 
 // Result is what a run did; the report is made from it.
 type Result struct {
+	// planErr is what planning found wrong, kept apart so it can be
+	// reported with the parse and validation errors of the same run.
+	planErr error
+
 	Status     string         `json:"status"`
 	Reason     string         `json:"reason,omitempty"`
 	InstanceID string         `json:"instance_id,omitempty"`
@@ -240,21 +246,28 @@ func Run(ctx context.Context, opts Options) *Result {
 		return res
 	}
 
-	cfg, err := ParseDocuments(ctx, docs, ParseOptions{Strict: opts.Strict, DefaultUser: defaultUser(opts.Root)})
-	if err != nil {
-		return fail(StatusInvalid, fmt.Errorf("%w: %w", ErrInvalid, err))
-	}
+	// Parsing, validation and planning each find their own errors; all of
+	// them are reported together, so one run shows everything to fix.
+	cfg, parseErr := ParseDocuments(ctx, docs, ParseOptions{Strict: opts.Strict, DefaultUser: defaultUser(opts.Root)})
 	res.Config = cfg
 	for _, w := range cfg.Warnings {
 		res.Warnings = append(res.Warnings, w.String())
 		res.Report.AddWarning(w.String())
 	}
 	res.Report.AddSecret(secrets(cfg)...)
+	var problems []error
+	if parseErr != nil {
+		problems = append(problems, parseErr)
+	}
 	if err := cfg.Validate(); err != nil {
-		return fail(StatusInvalid, fmt.Errorf("%w: %w", ErrInvalid, err))
+		problems = append(problems, err)
 	}
 	if opts.Strict && len(cfg.Warnings) > 0 {
-		return fail(StatusInvalid, fmt.Errorf("%w: --strict: %d warning(s), first: %s", ErrInvalid, len(cfg.Warnings), cfg.Warnings[0]))
+		problems = append(problems, fmt.Errorf("--strict: %d warning(s), first: %s", len(cfg.Warnings), cfg.Warnings[0]))
+	}
+	if len(problems) > 0 {
+		res.Plan, res.Steps, res.Target = nil, nil, nil
+		return fail(StatusInvalid, invalidConfig(problems, planProblems(res, cfg, opts.Root)))
 	}
 
 	res.InstanceID = InstanceID(cfg.InstanceID.Value, docs)
@@ -289,6 +302,22 @@ func shouldRun(b Boot, explicit bool, metaID, instanceID string) (string, bool) 
 	return "not a first boot (machine-id " + b.MachineIDState + ") and no new instance-id", false
 }
 
+// planProblems plans a configuration that already failed to parse or
+// validate, for the errors planning adds. It is best effort: modules are
+// written for valid input, so a panic here only means no plan errors.
+func planProblems(res *Result, cfg *config.Config, root string) (planErr error) {
+	defer func() {
+		if recover() != nil {
+			planErr = nil
+		}
+	}()
+	scratch := *res
+	scratch.Warnings = nil
+	dryRun(&scratch, cfg, root)
+	res.Warnings = append(res.Warnings, scratch.Warnings...)
+	return scratch.planErr
+}
+
 func dryRun(res *Result, cfg *config.Config, root string) *Result {
 	planRoot := root
 	if planRoot == "" {
@@ -309,6 +338,15 @@ func dryRun(res *Result, cfg *config.Config, root string) *Result {
 			return res
 		}
 		res.Warnings = append(res.Warnings, assumed...)
+		assumed, err = assumeImageUnits(tmp, cfg)
+		if err != nil {
+			res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
+			return res
+		}
+		res.Warnings = append(res.Warnings, assumed...)
+		if w := assumeZone(tmp, cfg); w != "" {
+			res.Warnings = append(res.Warnings, w)
+		}
 		planRoot = tmp
 	}
 	r, err := rootfs.New(planRoot)
@@ -321,7 +359,9 @@ func dryRun(res *Result, cfg *config.Config, root string) *Result {
 	}
 	steps, err := Plan(cfg, r)
 	if err != nil {
-		res.Status, res.Err, res.Error = StatusInvalid, fmt.Errorf("%w: %w", ErrInvalid, err), err.Error()
+		res.planErr = err
+		err = invalidConfig(nil, err)
+		res.Status, res.Err, res.Error = StatusInvalid, err, err.Error()
 		return res
 	}
 	res.Plan = steps
@@ -721,6 +761,80 @@ func syncTree(root string) error {
 	return nil
 }
 
+// onlyWithRoot ends every warning about what a plan without --root had to
+// assume about the image.
+const onlyWithRoot = "checked only with --root"
+
+// assumeImageUnits adds to a base tree a stand-in for every unit the config
+// enables but does not define (sshd.service, podman.socket...): the image
+// has them, the base tree cannot. Each gets a warning saying so.
+func assumeImageUnits(dir string, cfg *config.Config) ([]string, error) {
+	defined := map[string]bool{}
+	for _, u := range cfg.Units {
+		if u.Contents != nil {
+			defined[u.Name] = true
+		}
+	}
+	for _, f := range cfg.Files {
+		defined[path.Base(f.Path)] = true // a unit written by storage.files or write_files
+	}
+	var warnings []string
+	for _, u := range cfg.Units {
+		if u.Enabled == nil || !*u.Enabled || u.Mask || defined[u.Name] {
+			continue
+		}
+		file := u.Name
+		if at := strings.IndexByte(file, '@'); at >= 0 {
+			file = file[:at+1] + file[strings.LastIndexByte(file, '.'):] // foo@bar.service: foo@.service
+		}
+		if !units.ValidName(file) {
+			continue // the units module reports it
+		}
+		p := filepath.Join(dir, "usr/lib/systemd/system", file)
+		if _, err := os.Stat(p); err == nil {
+			continue
+		}
+		defined[u.Name] = true
+		target := "multi-user.target"
+		switch path.Ext(file) {
+		case ".socket":
+			target = "sockets.target"
+		case ".timer":
+			target = "timers.target"
+		case ".path":
+			target = "paths.target"
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, err
+		}
+		stub := "[Unit]\nDescription=stand-in for the image's " + file + "\n[Install]\nWantedBy=" + target + "\n"
+		if err := os.WriteFile(p, []byte(stub), 0o644); err != nil {
+			return nil, err
+		}
+		warnings = append(warnings, fmt.Sprintf("%s: unit %s is not defined by this config; assumed to exist in the image (%s)", u.Origin, u.Name, onlyWithRoot))
+	}
+	return warnings, nil
+}
+
+// assumeZone: a workstation without a zone database cannot tell a real
+// zone from a typo; the base tree then gets a stand-in and a warning. A
+// workstation with one checks the name against it (zone names are the
+// same everywhere, a name it lacks is a typo).
+func assumeZone(dir string, cfg *config.Config) string {
+	tz := cfg.System.Timezone
+	if tz.Value == "" || config.CheckTimezoneName(tz.Value) != nil {
+		return ""
+	}
+	if _, err := os.Stat("/usr/share/zoneinfo/UTC"); err == nil {
+		return ""
+	}
+	p := filepath.Join(dir, "usr/share/zoneinfo", tz.Value)
+	if os.MkdirAll(filepath.Dir(p), 0o755) != nil || os.WriteFile(p, []byte("TZif2"), 0o644) != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s: timezone %s: this machine has no zone database to check it against (%s)", tz.Origin, tz.Value, onlyWithRoot)
+}
+
 // assumeImageUsers adds to a base tree the accounts a config only refers to
 // (chpasswd for `debian`, keys for `opensuse`): they belong to the image the
 // config is meant for, which a plan without --root does not have. Each gets
@@ -737,7 +851,7 @@ func assumeImageUsers(dir string, cfg *config.Config) ([]string, error) {
 			return
 		}
 		defined[name] = true
-		warnings = append(warnings, fmt.Sprintf("%s: user %q is not created by this config; assumed to exist on the target (give --root to check against a real tree)", o, name))
+		warnings = append(warnings, fmt.Sprintf("%s: user %q is not created by this config; assumed to exist in the image (%s)", o, name, onlyWithRoot))
 		lines = append(lines, fmt.Sprintf("%s:x:%d:%d::/home/%s:/bin/sh", name, uid, uid, name))
 		uid++
 	}

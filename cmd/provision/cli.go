@@ -48,12 +48,16 @@ Without --root the target is /sysroot, and only inside an initrd
 	{
 		name:     "validate",
 		summary:  "check configuration files, directories or images offline",
-		synopsis: []string{"validate [--strict] [--json] FILE|DIR|IMAGE..."},
-		about: `Parses every document of each argument and plans the run without a
-target; prints "valid" or every error with its file, line and column.`,
+		synopsis: []string{"validate [--root DIR|IMAGE] [--strict] [--json] FILE|DIR|IMAGE..."},
+		about: `Parses every document of each argument and plans the run, against --root
+when given, else against a minimal MicroOS-like base system; prints "valid"
+or every error of every document (parse, key and plan errors together,
+sorted by file, line and column). Without --root, what only the image can
+tell (units the config enables, accounts it refers to) is a warning.`,
 		examples: []example{
 			{"provision validate user-data", "check a cloud-config file"},
 			{"provision validate seed.iso --strict", "fail on warnings (unknown keys...) too"},
+			{"provision validate --root microos.raw config.ign", "check against the image's units and accounts (as root)"},
 		},
 		flags: func(fs *flag.FlagSet) { new(validateFlags).define(fs) },
 	},

@@ -28,7 +28,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"--help"}, []string{"Commands:", "validate", "seed", "provision --dry-run --source", "Exit status"}},
 		{[]string{"-h"}, []string{"Commands:"}},
 		{[]string{"help"}, []string{"Commands:"}},
-		{[]string{"help", "validate"}, []string{"provision validate [--strict]", "--strict", "Examples:"}},
+		{[]string{"help", "validate"}, []string{"provision validate [--root DIR|IMAGE] [--strict]", "--strict", "Examples:"}},
 		{[]string{"help", "report"}, []string{"provision status", "Aliases: report"}},
 		{[]string{"run", "--help"}, []string{"--root DIR", "--source", "--dry-run", "Examples:"}},
 		{[]string{"--dry-run", "--help"}, []string{"--root DIR"}},

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/provision-dev/provision/provision"
+	"github.com/provision-dev/provision/provision/targetimage"
 )
 
 // version is stamped by the Makefile (-ldflags -X main.version=...).
@@ -111,7 +112,7 @@ type runFlags struct {
 
 func (f *runFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.srcs, "source", "configuration source `PATH|URL`: directory, image file, block device, URL, or ec2:URL / openstack:URL / nocloud:URL (repeatable)")
-	fs.StringVar(&f.root, "root", "", "target root `DIR` (default /sysroot, in an initrd only; none for --dry-run)")
+	fs.StringVar(&f.root, "root", "", "target root `DIR` (default /sysroot, in an initrd only; none for --dry-run); a dry run also takes a disk IMAGE, mounted read-only")
 	fs.BoolVar(&f.dry, "dry-run", false, "print the plan; change nothing")
 	fs.BoolVar(&f.asJSON, "json", false, "print the plan or result as JSON")
 	fs.BoolVar(&f.strict, "strict", false, "treat warnings (unknown keys...) as errors")
@@ -140,6 +141,16 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitInvalid
 		}
 		f.root = "/sysroot"
+	}
+	if f.dry && f.root != "" {
+		// A dry run may plan against a disk image's root, read-only.
+		root, release, err := openRoot(ctx, f.root)
+		if err != nil {
+			fmt.Fprintf(stderr, "provision: %v\n", err)
+			return exitInvalid
+		}
+		defer release()
+		f.root = root
 	}
 	opts, err := provision.SystemOptions(ctx, provision.SystemConfig{
 		Root:       f.root,
@@ -206,10 +217,14 @@ func exitCode(res *provision.Result, stderr io.Writer) int {
 }
 
 // validateFlags are the flags of `provision validate`.
-type validateFlags struct{ strict, asJSON bool }
+type validateFlags struct {
+	strict, asJSON bool
+	root           string
+}
 
 func (f *validateFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.strict, "strict", false, "treat warnings as errors")
+	fs.StringVar(&f.root, "root", "", "check against the target tree `DIR`, or the root filesystem of a disk IMAGE (read-only; needs root); without it, what only the image can tell (units, accounts) is a warning")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 }
 
@@ -225,10 +240,16 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "provision validate: give at least one FILE, DIR or IMAGE")
 		return exitInvalid
 	}
+	root, release, err := openRoot(ctx, f.root)
+	if err != nil {
+		fmt.Fprintf(stderr, "provision validate: %v\n", err)
+		return exitInvalid
+	}
+	defer release()
 	code := exitOK
 	doc := newValidationJSON(stderr)
 	for _, path := range paths {
-		res, c := checkSource(ctx, path, f.strict, doc.messages())
+		res, c := checkSource(ctx, path, root, f.strict, doc.messages())
 		if f.asJSON {
 			doc.add(path, res, c)
 		} else if c == exitOK {
@@ -242,12 +263,21 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return code
 }
 
+// openRoot opens a --root for planning: a directory as it is, a disk image
+// mounted read-only (targetimage); "" stays "" (the built-in base tree).
+func openRoot(ctx context.Context, root string) (string, func() error, error) {
+	if root == "" {
+		return "", func() error { return nil }, nil
+	}
+	return targetimage.Open(ctx, root)
+}
+
 // checkSource plans the configuration at path without a target, prints its
 // warnings and errors (one per line, with their origin) to stderr, and
 // returns the result (nil when path could not be read) and the exit status.
 // validate and seed share it, so both report a config in the same words.
-func checkSource(ctx context.Context, path string, strict bool, stderr io.Writer) (*provision.Result, int) {
-	opts, err := provision.SystemOptions(ctx, provision.SystemConfig{SourceSpec: []string{path}, DryRun: true, Strict: strict})
+func checkSource(ctx context.Context, path, root string, strict bool, stderr io.Writer) (*provision.Result, int) {
+	opts, err := provision.SystemOptions(ctx, provision.SystemConfig{SourceSpec: []string{path}, Root: root, DryRun: true, Strict: strict})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return nil, exitInvalid

@@ -101,7 +101,7 @@ func buildSeed(ctx context.Context, f *seedFlags, stderr io.Writer) (*seed.Layou
 	}
 	// Messages name the image the user asked for, not the temporary one.
 	var msgs bytes.Buffer
-	_, code := checkSource(ctx, img, f.strict, &msgs)
+	_, code := checkSource(ctx, img, "", f.strict, &msgs)
 	io.WriteString(stderr, strings.ReplaceAll(msgs.String(), img, f.out))
 	if code != exitOK {
 		fmt.Fprintf(stderr, "provision seed: %s not written: the configuration is invalid (--no-validate packs it anyway)\n", f.out)

@@ -33,6 +33,7 @@ complete -c provision -n $run -l report -r -F -d 'Where to write the run report'
 # validate
 set -l validate '__fish_seen_subcommand_from validate'
 complete -c provision -n $validate -F
+complete -c provision -n $validate -l root -r -F -d 'Check against a root tree or disk image'
 complete -c provision -n $validate -l strict -d 'Treat warnings as errors'
 complete -c provision -n $validate -l json -d 'Print the result as JSON'
 

@@ -47,7 +47,12 @@ func Parse(doc config.NetworkDoc) (*Model, error) {
 		err = m.Resolve()
 	}
 	if err != nil {
-		return nil, &config.Error{Origin: doc.Origin, Message: "network: " + err.Error()}
+		origin := doc.Origin
+		var pe *pathError
+		if errors.As(err, &pe) {
+			origin = doc.At(pe.path)
+		}
+		return nil, &config.Error{Origin: origin, Message: "network: " + err.Error()}
 	}
 	return m, nil
 }

@@ -230,3 +230,10 @@ func unescape(s string) string {
 	}
 	return b.String()
 }
+
+// ValidName reports whether s is a unit name systemd accepts
+// (unit_name_is_valid), template names included.
+func ValidName(s string) bool {
+	_, ok := parseUnitName(s)
+	return ok
+}

@@ -103,7 +103,7 @@ func origin(b *Blob, file string) config.Origin {
 
 // Parse reads a whole data set into one Config. Precedence: user-data over
 // vendor-data2 over vendor-data, cloud-config parts merged with cloud-init's
-// rules. All errors found are returned together; the Config is nil then.
+// rules. All errors found are returned together, with the part that parsed.
 func Parse(ctx context.Context, set DataSet, opts Options) (*config.Config, error) {
 	p := &parser{ctx: ctx, opts: opts, cfg: &config.Config{}, budget: opts.MaxDecompressed}
 	if p.budget <= 0 {
@@ -162,7 +162,6 @@ func Parse(ctx context.Context, set DataSet, opts Options) (*config.Config, erro
 				c, err := p.consume(o, d)
 				if err != nil {
 					p.errs = append(p.errs, err)
-					continue
 				}
 				out = out.then(c)
 			}
@@ -199,8 +198,10 @@ func Parse(ctx context.Context, set DataSet, opts Options) (*config.Config, erro
 	p.cloudConfig(merged)
 
 	if len(p.errs) > 0 {
+		// What did parse comes back with the errors, so the checks that
+		// follow (validation, planning) report theirs in the same pass.
 		sortErrors(p.errs)
-		return nil, errors.Join(p.errs...)
+		return p.cfg, errors.Join(p.errs...)
 	}
 	return p.cfg, nil
 }
@@ -320,7 +321,9 @@ func (c *consumed) then(d *consumed) *consumed {
 	return c
 }
 
-// consume runs the part handlers over one blob.
+// consume runs the part handlers over one blob. A part in error is left
+// out and the others are still read, so every part's errors are reported
+// together; what did parse is returned with them.
 func (p *parser) consume(o config.Origin, data []byte) (*consumed, error) {
 	pr := &processor{ctx: p.ctx, opts: &p.opts, budget: &p.budget, warn: p.warn, base: o}
 	if err := pr.process(data, o, 0); err != nil {
@@ -328,30 +331,36 @@ func (p *parser) consume(o config.Origin, data []byte) (*consumed, error) {
 	}
 	c := &consumed{}
 	var buf *node
+	var errs []error
+	fail := func(err error) { errs = append(errs, err) }
 	for _, pt := range pr.parts {
 		switch pt.ctype {
 		case typeCloudConfig:
 			tree, err := parseYAML(pt.payload, pt.origin, p.warn)
 			if err != nil {
-				return nil, err
+				fail(err)
+				continue
 			}
 			if tree == nil || tree.kind == kNull {
 				p.warnf(pt.origin, "empty cloud-config part ignored")
 				continue
 			}
 			if tree.kind != kMap {
-				return nil, &config.Error{Origin: tree.origin, Message: "cloud-config must be a mapping, got " + tree.describe()}
+				fail(&config.Error{Origin: tree.origin, Message: "cloud-config must be a mapping, got " + tree.describe()})
+				continue
 			}
 			m, err := extractMergers(tree, pt.mergeType)
 			if err != nil {
-				return nil, err
+				fail(err)
+				continue
 			}
 			if buf == nil {
 				buf = &node{kind: kMap, origin: tree.origin}
 			}
 			merged, err := m.merge(buf, tree)
 			if err != nil {
-				return nil, &config.Error{Origin: tree.origin, Message: "merging cloud-config part: " + err.Error()}
+				fail(&config.Error{Origin: tree.origin, Message: "merging cloud-config part: " + err.Error()})
+				continue
 			}
 			buf = merged
 		case typeShellScript, typeShellPerBoot, typeShellPerInst, typeShellPerOnce:
@@ -367,11 +376,11 @@ func (p *parser) consume(o config.Origin, data []byte) (*consumed, error) {
 				Origin: pt.origin, Kind: config.ScriptBoothook, Name: pt.name, Body: body, Frequency: "boot",
 			})
 		case typeJinja:
-			return nil, &config.Error{Origin: pt.origin, Message: jinjaNotSupported + " (\"" + jinjaHeader + "\")"}
+			fail(&config.Error{Origin: pt.origin, Message: jinjaNotSupported + " (\"" + jinjaHeader + "\")"})
 		case typePartHandler:
-			return nil, &config.Error{Origin: pt.origin, Message: "part-handlers (Python code) are not supported"}
+			fail(&config.Error{Origin: pt.origin, Message: "part-handlers (Python code) are not supported"})
 		case typeCloudConfigJP:
-			return nil, &config.Error{Origin: pt.origin, Message: "cloud-config-jsonp (JSON patch) parts are not supported"}
+			fail(&config.Error{Origin: pt.origin, Message: "cloud-config-jsonp (JSON patch) parts are not supported"})
 		case typePlain, typeNotMultipart:
 			first := strings.SplitN(strings.TrimSpace(string(pt.payload)), "\n", 2)[0]
 			if len(first) > 40 {
@@ -383,7 +392,7 @@ func (p *parser) consume(o config.Origin, data []byte) (*consumed, error) {
 		}
 	}
 	c.tree = buf
-	return c, nil
+	return c, errors.Join(errs...)
 }
 
 func dos2unix(b []byte) []byte {

@@ -184,6 +184,7 @@ func (p *parser) networkConfig(b *Blob) {
 		return
 	}
 	doc.Data = tree.plain()
+	doc.Positions = tree.positions()
 	p.cfg.Network = append(p.cfg.Network, doc)
 }
 

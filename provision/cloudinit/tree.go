@@ -478,6 +478,37 @@ func intValue(s string) (int64, error) {
 // plain converts a tree to plain Go values (map[string]any, []any, string,
 // int64, float64, bool, nil) for consumers that want decoded data, such as
 // network configuration.
+// positions maps the path of every key and list item below n, spelled
+// as the network module spells them ("a.b[2].c"), to where it is: a key's
+// own position, an item's first character.
+func (n *node) positions() map[string]config.Origin {
+	out := map[string]config.Origin{}
+	var walk func(n *node, path string)
+	walk = func(n *node, path string) {
+		switch n.kind {
+		case kMap:
+			for i, k := range n.keys {
+				p := k.value
+				if path != "" {
+					p = path + "." + k.value
+				}
+				out[p] = k.origin
+				walk(n.vals[i], p)
+			}
+		case kSeq:
+			for i, it := range n.items {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				out[p] = it.origin
+				walk(it, p)
+			}
+		}
+	}
+	if n != nil {
+		walk(n, "")
+	}
+	return out
+}
+
 func (n *node) plain() any {
 	if n == nil {
 		return nil

@@ -7,6 +7,7 @@ package config
 import (
 	"fmt"
 	"io/fs"
+	"strings"
 )
 
 // Origin says where an item was defined. Errors and plan lines print it so a
@@ -252,6 +253,26 @@ type NetworkDoc struct {
 	Format   string
 	Disabled bool // cloud-init "config: disabled"
 	Data     any  // decoded YAML/JSON tree
+	// Positions is where each key and list item of Data is, by the path
+	// the network module's errors name ("ethernets.eth0.dhcp4",
+	// "config[0].subnets[1]"), so an error points at its own line.
+	Positions map[string]Origin `json:"-"`
+}
+
+// At returns the position of path in the document: the path itself, or
+// the nearest enclosing key or item that has one, or the document.
+func (d NetworkDoc) At(path string) Origin {
+	for path != "" {
+		if o, ok := d.Positions[path]; ok {
+			return o
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return d.Origin
 }
 
 // Repository is a package repository to add.

@@ -50,6 +50,7 @@ var wantFiles = []string{
 	"/usr/share/bash-completion/completions/provision",
 	"/usr/share/zsh/site-functions/_provision",
 	"/usr/share/fish/vendor_completions.d/provision.fish",
+	"/usr/share/provision/cloud-config.schema.json",
 }
 
 func TestMakeRPM(t *testing.T) {
