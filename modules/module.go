@@ -5,6 +5,7 @@ package modules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -45,6 +46,10 @@ type Env struct {
 	// password) that the console may show once but reports must mask.
 	Secret func(value string)
 }
+
+// ErrNoExecutor is wrapped by a step that must run a program in the
+// target when Env has no Exec (a dry run).
+var ErrNoExecutor = errors.New("no executor for the target (dry run?)")
 
 // Executor runs a program inside the target root.
 type Executor interface {

@@ -98,6 +98,15 @@ func (e *invalidError) Error() string {
 
 func (e *invalidError) Unwrap() error { return ErrInvalid }
 
+// LineOrigin returns the origin ("source:file:line:col") a problem line
+// starts with, or "".
+func LineOrigin(line string) string {
+	if p := problemLines(errors.New(line)); len(p) == 1 && p[0].located {
+		return p[0].origin()
+	}
+	return ""
+}
+
 // Problems returns the lines of an invalid configuration's error, each
 // with its origin first, or nil for another error.
 func Problems(err error) []string {

@@ -51,6 +51,9 @@ type Options struct {
 	Detect  func(ctx context.Context) ([]sources.Source, error)
 	Cmdline []string // kernel command line words
 	DryRun  bool
+	// Diff, with DryRun, adds to the result a unified diff of every file
+	// the plan changes and the text of every script it would run.
+	Diff    bool
 	Strict  bool
 	Force   bool // ignore the first-boot predicate
 	Console io.Writer
@@ -97,7 +100,14 @@ type Result struct {
 	// reported with the parse and validation errors of the same run.
 	planErr error
 
-	Status     string         `json:"status"`
+	Status string `json:"status"`
+	// InstanceIDFrom says where InstanceID came from: a meta-data key's
+	// origin, or a digest of the documents.
+	InstanceIDFrom string `json:"instance_id_from,omitempty"`
+	// Boot is a dry run's verdict of the first-boot rules on --root.
+	Boot string `json:"boot,omitempty"`
+	// Diff is a dry run's --diff: file changes and script texts.
+	Diff       string         `json:"diff,omitempty"`
 	Reason     string         `json:"reason,omitempty"`
 	InstanceID string         `json:"instance_id,omitempty"`
 	Sources    []SourceResult `json:"sources"`
@@ -271,7 +281,14 @@ func Run(ctx context.Context, opts Options) *Result {
 	}
 
 	res.InstanceID = InstanceID(cfg.InstanceID.Value, docs)
+	res.InstanceIDFrom = "a digest of the documents, as no source gives an instance-id"
+	if cfg.InstanceID.Value != "" {
+		res.InstanceIDFrom = cfg.InstanceID.Origin.String()
+	}
 	res.Report.InstanceID = res.InstanceID
+	if opts.DryRun && opts.Root != "" {
+		res.Boot = describeBoot(boot, cfg.InstanceID.Value, res.InstanceID)
+	}
 	if !opts.Force && !opts.DryRun {
 		if reason, run := shouldRun(boot, explicit, cfg.InstanceID.Value, res.InstanceID); !run {
 			res.Status, res.Reason = StatusNothing, reason
@@ -280,9 +297,23 @@ func Run(ctx context.Context, opts Options) *Result {
 	}
 
 	if opts.DryRun {
-		return dryRun(res, cfg, opts.Root)
+		res = dryRun(res, cfg, opts.Root, opts.Diff)
+		return res
 	}
 	return apply(ctx, res, cfg, opts, console)
+}
+
+// describeBoot says what the boot job would decide on this target for
+// this instance, for a dry run's header.
+func describeBoot(b Boot, metaID, instanceID string) string {
+	recorded := "none recorded"
+	if b.Recorded != "" {
+		recorded = "recorded " + b.Recorded
+	}
+	if reason, run := shouldRun(b, false, metaID, instanceID); !run {
+		return "a boot would do nothing: " + reason
+	}
+	return fmt.Sprintf("a boot would provision (machine-id %s, instance-id %s)", b.MachineIDState, recorded)
 }
 
 // shouldRun is the first-boot predicate of SPEC §2 once the documents are
@@ -313,12 +344,12 @@ func planProblems(res *Result, cfg *config.Config, root string) (planErr error) 
 	}()
 	scratch := *res
 	scratch.Warnings = nil
-	dryRun(&scratch, cfg, root)
+	dryRun(&scratch, cfg, root, false)
 	res.Warnings = append(res.Warnings, scratch.Warnings...)
 	return scratch.planErr
 }
 
-func dryRun(res *Result, cfg *config.Config, root string) *Result {
+func dryRun(res *Result, cfg *config.Config, root string, diff bool) *Result {
 	planRoot := root
 	if planRoot == "" {
 		// Without --root, plan against a minimal base system: every step shows.
@@ -367,6 +398,16 @@ func dryRun(res *Result, cfg *config.Config, root string) *Result {
 	res.Plan = steps
 	for _, s := range steps {
 		res.Steps = append(res.Steps, stepResult(s, StatusPlanned))
+	}
+	if diff {
+		// Without --root the base tree is ours to change; a real tree is
+		// changed only through an overlay.
+		text, err := planDiff(context.Background(), steps, cfg, planRoot, root == "", res.Report.Mask)
+		if err != nil {
+			res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
+			return res
+		}
+		res.Diff = text
 	}
 	if root != "" {
 		res.Target = append(res.Target, describeLabels(root, cfg, steps))
@@ -696,8 +737,11 @@ func writeBaseTree(dir, timezone string) error {
 			return err
 		}
 		mode := os.FileMode(0o644)
-		if strings.HasPrefix(name, "usr/bin/") {
+		switch {
+		case strings.HasPrefix(name, "usr/bin/"):
 			mode = 0o755
+		case name == "etc/shadow" || name == "etc/gshadow":
+			mode = 0o640
 		}
 		if err := os.WriteFile(p, []byte(content), mode); err != nil {
 			return err

@@ -33,6 +33,7 @@ type SystemConfig struct {
 	Root       string
 	SourceSpec []string
 	DryRun     bool
+	Diff       bool // with DryRun: diff every file, show every script
 	Strict     bool
 	Force      bool
 	Console    io.Writer
@@ -55,6 +56,7 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 	opts := Options{
 		Root:    sc.Root,
 		DryRun:  sc.DryRun,
+		Diff:    sc.Diff,
 		Strict:  sc.Strict,
 		Force:   sc.Force,
 		Console: sc.Console,

@@ -41,6 +41,7 @@ Without --root the target is /sysroot, and only inside an initrd
 (/etc/initrd-release): elsewhere give --root DIR, or --dry-run.`,
 		examples: []example{
 			{"provision --dry-run --source ./seed", "print what the NoCloud seed in ./seed would change"},
+			{"provision --diff --root /mnt --source seed.iso", "show every file change and script against a mounted image (as root)"},
 			{"provision run --root /mnt --source seed.iso", "provision the tree mounted at /mnt from an image"},
 		},
 		flags: func(fs *flag.FlagSet) { new(runFlags).define(fs) },

@@ -108,12 +108,14 @@ type runFlags struct {
 	srcs                       multiFlag
 	root, report               string
 	dry, asJSON, strict, force bool
+	diff                       bool
 }
 
 func (f *runFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.srcs, "source", "configuration source `PATH|URL`: directory, image file, block device, URL, or ec2:URL / openstack:URL / nocloud:URL (repeatable)")
 	fs.StringVar(&f.root, "root", "", "target root `DIR` (default /sysroot, in an initrd only; none for --dry-run); a dry run also takes a disk IMAGE, mounted read-only")
 	fs.BoolVar(&f.dry, "dry-run", false, "print the plan; change nothing")
+	fs.BoolVar(&f.diff, "diff", false, "with the plan (implies --dry-run), a unified diff of every file the run would change against --root or the base tree, and the text of every script it would run, secrets masked; against --root it needs root")
 	fs.BoolVar(&f.asJSON, "json", false, "print the plan or result as JSON")
 	fs.BoolVar(&f.strict, "strict", false, "treat warnings (unknown keys...) as errors")
 	fs.BoolVar(&f.force, "force", false, "provision even when the first-boot predicate says no")
@@ -132,6 +134,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "provision: unexpected argument %q (sources are given with --source)\n", pos[0])
 		return exitInvalid
 	}
+	f.dry = f.dry || f.diff
 	if f.root == "" && !f.dry {
 		// The boot job's default target is only safe in the initrd: on a
 		// booted system /sysroot may exist (OSTree) and is not ours.
@@ -156,6 +159,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Root:       f.root,
 		SourceSpec: f.srcs,
 		DryRun:     f.dry,
+		Diff:       f.diff,
 		Strict:     f.strict,
 		Force:      f.force,
 		Console:    stderr,
@@ -183,9 +187,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func printPlan(w io.Writer, res *provision.Result) {
-	for _, s := range res.Sources {
-		fmt.Fprintf(w, "# source %s: %d document(s)\n", s.Name, s.Documents)
-	}
+	printHeader(w, res)
 	if res.Status != provision.StatusPlanned {
 		return
 	}
@@ -197,6 +199,45 @@ func printPlan(w io.Writer, res *provision.Result) {
 	}
 	for _, s := range res.Plan {
 		fmt.Fprintln(w, s.String())
+	}
+	if res.Diff != "" {
+		fmt.Fprintln(w, "# diff:")
+		fmt.Fprint(w, res.Diff)
+	}
+}
+
+// printHeader says what the plan is made of: each source with its
+// documents, and the instance-id (which decides a first boot) with where
+// it came from.
+func printHeader(w io.Writer, res *provision.Result) {
+	listed := map[int]bool{}
+	for _, s := range res.Sources {
+		if s.Documents == 0 && s.Presence != "present" {
+			line := "# source " + s.Name + ": " + s.Presence
+			if s.Reason != "" {
+				line += " (" + s.Reason + ")"
+			}
+			fmt.Fprintln(w, line)
+			continue
+		}
+		fmt.Fprintf(w, "# source %s: %d document(s)\n", s.Name, s.Documents)
+		for i, d := range res.Documents {
+			if rest, ok := strings.CutPrefix(d.Origin, s.Name); ok && !listed[i] {
+				listed[i] = true
+				fmt.Fprintf(w, "#   %s: %s, %d bytes\n", strings.TrimPrefix(rest, ":"), d.Kind, d.Size)
+			}
+		}
+	}
+	for i, d := range res.Documents {
+		if !listed[i] {
+			fmt.Fprintf(w, "# document %s: %s, %d bytes\n", d.Origin, d.Kind, d.Size)
+		}
+	}
+	if res.InstanceID != "" {
+		fmt.Fprintf(w, "# instance-id: %s (from %s)\n", res.InstanceID, res.InstanceIDFrom)
+	}
+	if res.Boot != "" {
+		fmt.Fprintf(w, "# first boot: %s\n", res.Boot)
 	}
 }
 

@@ -44,6 +44,7 @@ func planDocument(res *provision.Result, path string) *report.Report {
 		doc.Result = report.ResultPlanned
 	}
 	doc.Target = res.Target
+	doc.InstanceIDFrom, doc.Boot, doc.Diff = res.InstanceIDFrom, res.Boot, res.Diff
 	doc.Modules = plannedModules(res.Steps)
 	doc.Warnings = res.Warnings
 	doc.Errors = errorList(res.Err)
@@ -88,7 +89,11 @@ func errorList(err error) []*report.Error {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		out = append(out, &report.Error{Origin: origins[line], Message: line})
+		origin := origins[line]
+		if origin == "" {
+			origin = provision.LineOrigin(line)
+		}
+		out = append(out, &report.Error{Origin: origin, Message: line})
 	}
 	return out
 }

@@ -43,7 +43,7 @@ _provision() {
 
 	local flags
 	case $cmd in
-	"" | run) flags="--root --source --dry-run --json --strict --force --report --help" ;;
+	"" | run) flags="--root --source --dry-run --diff --json --strict --force --report --help" ;;
 	validate) flags="--root --strict --json --help" ;;
 	status | report) flags="--long --json --wait --timeout --report --help" ;;
 	seed) flags="--format --iso --vfat -o --no-validate --strict --meta-data --network-config --vendor-data --instance-id --hostname --help" ;;

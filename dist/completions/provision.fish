@@ -25,6 +25,7 @@ set -l run "$nocmd; or __fish_seen_subcommand_from run"
 complete -c provision -n $run -l root -r -a '(__fish_complete_directories)' -d 'Target root'
 complete -c provision -n $run -l source -r -F -d 'Configuration source'
 complete -c provision -n $run -l dry-run -d 'Print the plan; change nothing'
+complete -c provision -n $run -l diff -d 'Plan with a diff of every file and every script'
 complete -c provision -n $run -l json -d 'Print the plan or result as JSON'
 complete -c provision -n $run -l strict -d 'Treat warnings as errors'
 complete -c provision -n $run -l force -d 'Provision even when not a first boot'

@@ -142,19 +142,7 @@ func unixMode(m fs.FileMode) (fs.FileMode, error) {
 
 const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 
-func fmtMode(m fs.FileMode) string {
-	u := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return fmt.Sprintf("%04o", u)
-}
+func fmtMode(m fs.FileMode) string { return rootfs.FormatMode(m) }
 
 func modeOr(m *fs.FileMode, def fs.FileMode) (fs.FileMode, error) {
 	if m == nil {

@@ -205,7 +205,7 @@ func (e *Error) Error() string {
 // its status and its output, whether it worked.
 func runTool(ctx context.Context, env *modules.Env, tl tool, inv invocation) error {
 	if env.Exec == nil {
-		return fmt.Errorf("%s: %s: no executor for the target (dry run?)", inv.origin, inv.what)
+		return fmt.Errorf("%s: %s: %w", inv.origin, inv.what, modules.ErrNoExecutor)
 	}
 	an := &analysis{family: tl.family}
 	w := newLineWriter(env.Console, "["+tl.label+"] ", an.line)

@@ -263,6 +263,22 @@ func tolerableChownError(err error) bool {
 	return os.Geteuid() != 0 && errors.Is(err, fs.ErrPermission)
 }
 
+// FormatMode writes m as octal Unix permission bits, setuid, setgid and
+// sticky included: "0755", "4755".
+func FormatMode(m fs.FileMode) string {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return fmt.Sprintf("%04o", u)
+}
+
 // toSyscallMode accepts both Go's mode flags and raw Unix bits (0o4000 setuid,
 // 0o2000 setgid, 0o1000 sticky): the model stores modes as Unix bits, as
 // every config format writes them.

@@ -370,7 +370,7 @@ type run struct {
 // runIn puts r's files into the target, runs the program and removes the files.
 func runIn(ctx context.Context, env *modules.Env, r run) (err error) {
 	if env.Exec == nil {
-		return fmt.Errorf("%s: %s: no executor for the target (dry run?)", r.origin, r.what)
+		return fmt.Errorf("%s: %s: %w", r.origin, r.what, modules.ErrNoExecutor)
 	}
 	if err := env.Root.MkdirAll(r.dir, 0o700, rootfs.RootOwner); err != nil {
 		return fmt.Errorf("%s: %s: %w", r.origin, r.what, err)

@@ -38,6 +38,14 @@ func Redact(s string) string {
 	return s
 }
 
+// Mask hides in s every secret the report knows (registered values and
+// the patterns Redact knows), for text shown outside the report.
+func (r *Report) Mask(s string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return newRedactor(r.secrets).str(s)
+}
+
 // redactor masks known secret values, then the patterns.
 type redactor struct {
 	replacer *strings.Replacer
@@ -94,14 +102,19 @@ func (r *Report) redacted() *Report {
 		Result:     r.Result,
 		Reason:     red.str(r.Reason),
 		InstanceID: r.InstanceID,
-		Snapshot:   r.Snapshot,
-		Started:    r.Started,
-		Finished:   r.Finished,
-		Duration:   r.Duration,
-		Sources:    make([]Source, len(r.Sources)),
-		Documents:  make([]Document, len(r.Documents)),
-		Modules:    make([]*Module, len(r.Modules)),
-		Error:      red.err(r.Error),
+		// Where the id came from and the boot verdict name paths only;
+		// the diff is masked when it is made and again here.
+		InstanceIDFrom: red.str(r.InstanceIDFrom),
+		Boot:           red.str(r.Boot),
+		Diff:           red.str(r.Diff),
+		Snapshot:       r.Snapshot,
+		Started:        r.Started,
+		Finished:       r.Finished,
+		Duration:       r.Duration,
+		Sources:        make([]Source, len(r.Sources)),
+		Documents:      make([]Document, len(r.Documents)),
+		Modules:        make([]*Module, len(r.Modules)),
+		Error:          red.err(r.Error),
 	}
 	for _, t := range r.Target {
 		c.Target = append(c.Target, red.str(t))

@@ -54,19 +54,27 @@ type Report struct {
 	Kind    string `json:"kind,omitempty"` // KindResult...; "" in reports older than the field
 	// Path is the file the document is about: the report status read, the
 	// input validate checked. Never written into report.json itself.
-	Path       string     `json:"path,omitempty"`
-	Status     string     `json:"status"`
-	Result     string     `json:"result,omitempty"`
-	Reason     string     `json:"reason,omitempty"` // why nothing was done, or disabled
-	InstanceID string     `json:"instance_id,omitempty"`
-	Snapshot   string     `json:"snapshot,omitempty"`
-	Started    time.Time  `json:"started,omitzero"`
-	Finished   *time.Time `json:"finished,omitempty"`
-	Duration   Duration   `json:"duration_seconds"`
-	Sources    []Source   `json:"sources"`
-	Documents  []Document `json:"documents"`
+	Path       string `json:"path,omitempty"`
+	Status     string `json:"status"`
+	Result     string `json:"result,omitempty"`
+	Reason     string `json:"reason,omitempty"` // why nothing was done, or disabled
+	InstanceID string `json:"instance_id,omitempty"`
+	// InstanceIDFrom is where a plan's instance-id came from: the origin
+	// of a meta-data key, or a digest of the documents.
+	InstanceIDFrom string `json:"instance_id_from,omitempty"`
+	// Boot is a plan's verdict of the first-boot rules on --root.
+	Boot      string     `json:"boot,omitempty"`
+	Snapshot  string     `json:"snapshot,omitempty"`
+	Started   time.Time  `json:"started,omitzero"`
+	Finished  *time.Time `json:"finished,omitempty"`
+	Duration  Duration   `json:"duration_seconds"`
+	Sources   []Source   `json:"sources"`
+	Documents []Document `json:"documents"`
 	// Target is what a plan found of the target (/etc, boot, hooks).
-	Target   []string  `json:"target,omitempty"`
+	Target []string `json:"target,omitempty"`
+	// Diff is a plan's --diff: a unified diff of every file the run would
+	// change and the text of every script it would run, secrets masked.
+	Diff     string    `json:"diff,omitempty"`
 	Modules  []*Module `json:"modules"`
 	Warnings []string  `json:"warnings,omitempty"`
 	// Error is the run's error, all of it; Errors the same, one entry per

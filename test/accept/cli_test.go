@@ -46,8 +46,9 @@ func TestDryRunOnProvisionedTree(t *testing.T) {
 	}
 	// What may reappear, by design: appends, passwords that cannot be
 	// compared (RANDOM), expiry, scripts, packages, warnings, and what the
-	// target is (its /etc model, boot handling).
-	allowed := regexp.MustCompile(`^(# source |# target: |files: append |users: set password debian \(random|scripts: run |packages: )`)
+	// target is (its /etc model, boot handling), and the header (sources,
+	// documents, instance-id, first-boot verdict).
+	allowed := regexp.MustCompile(`^(# source |#   |# document |# instance-id: |# first boot: |# target: |files: append |users: set password debian \(random|scripts: run |packages: )`)
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		if !allowed.MatchString(l) {
 			t.Errorf("plan line for something already done: %s", l)
