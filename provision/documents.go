@@ -138,7 +138,14 @@ func Sniff(data []byte) sources.Kind {
 		var probe struct {
 			Ignition *json.RawMessage `json:"ignition"`
 		}
-		if json.Unmarshal(trimmed, &probe) == nil && probe.Ignition != nil {
+		err := json.Unmarshal(trimmed, &probe)
+		if err == nil && probe.Ignition != nil {
+			return sources.KindIgnition
+		}
+		// Broken JSON that names the "ignition" section is a broken
+		// Ignition config: its parser says where, instead of the
+		// document passing as unknown user-data.
+		if err != nil && bytes.Contains(trimmed, []byte(`"ignition"`)) {
 			return sources.KindIgnition
 		}
 	}

@@ -99,6 +99,8 @@ func TestSniff(t *testing.T) {
 		"#cloud-config\nhostname: x\n":         sources.KindUserData,
 		`{"ignition": {"version": "3.4.0"}}`:   sources.KindIgnition,
 		`{"other": 1}`:                         sources.KindUserData,
+		`{"ignition": {"version": "3.4.0"},}`:  sources.KindIgnition, // broken: its parser says where
+		`{"other": 1,}`:                        sources.KindUserData,
 		"Content-Type: multipart/mixed; b=x\n": sources.KindUserData,
 	}
 	for in, want := range cases {

@@ -173,3 +173,26 @@ func TestValidateRootImage(t *testing.T) {
 		t.Errorf("the image is still mounted:\n%s", m)
 	}
 }
+
+// openSUSE's fuel-ignition writes its own "human_read" key; Ignition warns
+// about unknown keys and goes on, and so does validate. Broken JSON that
+// names the ignition section is an Ignition error with its position.
+func TestValidateIgnitionLikeIgnition(t *testing.T) {
+	dir := t.TempDir()
+	fuel := writeFile(t, dir, "config.ign", `{"ignition": {"version": "3.2.0"},
+ "passwd": {"users": [{"name": "root", "sshAuthorizedKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBz0rJQmH9g1qWbqFJXkE1Hj3v0mJ8yqXWlqfC0hT5pG u@h"]}]},
+ "systemd": {"units": [{"name": "sshd.service", "enabled": true}]},
+ "human_read": "root can log in with a key"}
+`)
+	code, out, errs := runArgs("validate", fuel)
+	if code != exitOK || !strings.Contains(errs, `human_read: unknown key "human_read" ignored, as Ignition does`) {
+		t.Errorf("fuel-ignition style config: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, _ := runArgs("validate", "--strict", fuel); code != exitInvalid {
+		t.Errorf("--strict: exit %d, want 2 (warnings are errors)", code)
+	}
+	broken := writeFile(t, dir, "broken.ign", `{"ignition": {"version": "3.4.0"}, "passwd": {"users": [{"name": "a",}]}}`)
+	if code, _, errs := runArgs("validate", broken); code != exitInvalid || !strings.Contains(errs, "file:"+broken+":1:70: invalid JSON") {
+		t.Errorf("broken Ignition JSON: exit %d\n%s", code, errs)
+	}
+}

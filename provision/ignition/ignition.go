@@ -148,11 +148,12 @@ func (p *parser) version(root *node) (int, error) {
 	return minor, nil
 }
 
-// fields checks that n is an object whose keys all exist in the spec
-// version being read; keys maps each key to the minor version that added
-// it. Ignition itself only warns about an unknown key ("unused key") and
-// then ignores it; a misspelt "overwite" would then silently change what is
-// written, so here it is an error.
+// fields checks that n is an object and returns its members that exist in
+// the spec version being read; keys maps each key to the minor version
+// that added it. An unknown key is a warning and is ignored, as Ignition
+// does ("unused key"): generators add their own (openSUSE's fuel-ignition
+// writes "human_read"). The warning names the key it was probably meant
+// to be, and --strict makes it an error.
 func (p *parser) fields(n *node, path string, keys map[string]int) map[string]*node {
 	if n.kind != kindObject {
 		p.failf(n.off, path, "must be an object, not %s", n.kind)
@@ -163,9 +164,13 @@ func (p *parser) fields(n *node, path string, keys map[string]int) map[string]*n
 		since, ok := keys[m.key]
 		switch {
 		case !ok:
-			p.failf(m.keyOff, join(path, m.key), "unknown key %q", m.key)
+			msg := fmt.Sprintf("unknown key %q ignored, as Ignition does", m.key)
+			if near := nearestKey(m.key, keys); near != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", near)
+			}
+			p.warn(m.keyOff, join(path, m.key), "%s", msg)
 		case since > p.minor:
-			p.failf(m.keyOff, join(path, m.key), "key %q needs spec 3.%d.0 or later (this config is 3.%d.0)", m.key, since, p.minor)
+			p.warn(m.keyOff, join(path, m.key), "key %q needs spec 3.%d.0 or later: ignored in this 3.%d.0 config, as Ignition does", m.key, since, p.minor)
 		default:
 			if m.val.kind != kindNull { // null is "not set", as Ignition reads it
 				out[m.key] = m.val
@@ -348,4 +353,36 @@ func (p *parser) resourceKeys(n *node, path string) map[string]*node {
 		keys = map[string]int{"source": 1, "verification": 1, "compression": 1, "httpHeaders": 1}
 	}
 	return p.fields(n, path, keys)
+}
+
+// nearestKey is the known key within two edits of key (a typo), or "".
+func nearestKey(key string, keys map[string]int) string {
+	best, bestDist := "", 3
+	for k := range keys {
+		if d := editDistance(strings.ToLower(key), strings.ToLower(k)); d < bestDist || d == bestDist && k < best {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

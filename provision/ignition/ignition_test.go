@@ -177,16 +177,11 @@ func TestErrors(t *testing.T) {
 		{"spec 3.6", v("3.6.0", ""), `spec "3.6.0" is not supported`, true},
 		{"experimental", v("3.6.0-experimental", ""), `spec "3.6.0-experimental" is not supported`, true},
 		{"bad version", v("3.1", ""), `"3.1" is not a valid version`, false},
-		{"unknown key", "{\"ignition\": {\"version\": \"3.2.0\"},\n\"storage\": {\"files\": [{\"path\": \"/a\",\n  \"overwite\": true}]}}", `test:config.ign:3:3: storage.files[0].overwite: unknown key "overwite"`, false},
-		{"unknown top key", v("3.0.0", `, "sytemd": {}`), `test:config.ign:1:36: sytemd: unknown key "sytemd"`, false},
-		{"key too new", v("3.0.0", `, "kernelArguments": {}`), `kernelArguments: key "kernelArguments" needs spec 3.3.0 or later (this config is 3.0.0)`, false},
-		{"shouldExist too new", v("3.1.0", `, "passwd": {"users": [{"name": "a", "shouldExist": true}]}`), `needs spec 3.2.0`, false},
 		{"disks", "{\"ignition\": {\"version\": \"3.0.0\"},\n  \"storage\": {\"disks\": [{\"device\": \"/dev/sda\"}]}}", "test:config.ign:2:24: storage.disks: provision applies a config inside a snapshot", true},
 		{"raid", v("3.0.0", `, "storage": {"raid": [{}]}`), "storage.raid:", true},
 		{"luks", v("3.2.0", `, "storage": {"luks": [{"name": "x"}]}`), "storage.luks:", true},
 		{"filesystems", v("3.0.0", `, "storage": {"filesystems": [{"device": "/dev/sda1"}]}`), "storage.filesystems:", true},
 		{"kargs", v("3.3.0", `, "kernelArguments": {"shouldExist": ["quiet"]}`), "kernelArguments.shouldExist: changing kernel arguments is: not supported", true},
-		{"merge", v("3.0.0", `, "x": 1`), `unknown key "x"`, false},
 		{"config merge", `{"ignition": {"version": "3.1.0", "config": {"merge": [{"source": "https://a/b"}]}}}`, "ignition.config.merge: merging further configs is", true},
 		{"config replace", `{"ignition": {"version": "3.1.0", "config": {"replace": {"source": "https://a/b"}}}}`, "ignition.config.replace: replacing the config", true},
 		{"tls", `{"ignition": {"version": "3.1.0", "security": {"tls": {"certificateAuthorities": [{"source": "data:,x"}]}}}}`, "custom certificate authorities are", true},
@@ -219,7 +214,6 @@ func TestErrors(t *testing.T) {
 		{"bad base64", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "data:;base64,!!!"}}]}`), "invalid base64", false},
 		{"bad percent", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "data:,%zz"}}]}`), "invalid percent-encoding", false},
 		{"http headers", v("3.1.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "https://x", "httpHeaders": [{"name": "A", "value": "b"}]}}]}`), "custom HTTP headers", true},
-		{"http headers in 3.0", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "https://x", "httpHeaders": []}}]}`), "needs spec 3.1.0", false},
 		{"append without source", v("3.0.0", `, "storage": {"files": [{"path": "/a", "append": [{}]}]}`), "source is required for an append fragment", false},
 		{"dir overwrite", v("3.0.0", `, "storage": {"directories": [{"path": "/d", "overwrite": true}]}`), "overwrite: true for directories is", true},
 		{"link no target", v("3.3.0", `, "storage": {"links": [{"path": "/l"}]}`), "storage.links[0]: target is required", false},
@@ -230,7 +224,6 @@ func TestErrors(t *testing.T) {
 		{"unit path conflict", v("3.0.0", `, "storage": {"files": [{"path": "/etc/systemd/system/a.service"}]}, "systemd": {"units": [{"name": "a.service", "contents": "[Unit]\n"}]}`), "/etc/systemd/system/a.service is also written by the systemd unit", false},
 		{"wrong type list", v("3.0.0", `, "storage": {"files": {}}`), "storage.files: must be a list, not an object", false},
 		{"enabled string", v("3.0.0", `, "systemd": {"units": [{"name": "a.service", "enabled": "yes"}]}`), "systemd.units[0].enabled: must be true or false, not a string", false},
-		{"column counts characters", "{\"ignition\": {\"version\": \"3.0.0\"}, \"passwd\": {\"users\": [{\"gecos\": \"é\", \"x\": 1, \"name\": \"a\"}]}}", "test:config.ign:1:72: passwd.users[0].x", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -304,5 +297,38 @@ func TestPosition(t *testing.T) {
 		if l != c.line || col != c.col {
 			t.Errorf("position(%d) = %d:%d, want %d:%d", c.off, l, col, c.line, c.col)
 		}
+	}
+}
+
+// An unknown key, or one from a later spec, is a warning naming it (and
+// the key it was probably meant to be) and is ignored, as Ignition does;
+// the rest of the config still applies.
+func TestUnknownKeysWarn(t *testing.T) {
+	v := func(version, rest string) string {
+		return `{"ignition": {"version": "` + version + `"}` + rest + `}`
+	}
+	cases := []struct{ name, in, want string }{
+		{"unknown key", "{\"ignition\": {\"version\": \"3.2.0\"},\n\"storage\": {\"files\": [{\"path\": \"/a\",\n  \"overwite\": true}]}}", `test:config.ign:3:3: storage.files[0].overwite: unknown key "overwite" ignored, as Ignition does (did you mean "overwrite"?)`},
+		{"unknown top key", v("3.0.0", `, "sytemd": {}`), `test:config.ign:1:36: sytemd: unknown key "sytemd" ignored, as Ignition does (did you mean "systemd"?)`},
+		{"generator key", v("3.2.0", `, "human_read": "root password set"`), `human_read: unknown key "human_read" ignored, as Ignition does`},
+		{"key too new", v("3.0.0", `, "kernelArguments": {}`), `kernelArguments: key "kernelArguments" needs spec 3.3.0 or later: ignored in this 3.0.0 config`},
+		{"shouldExist too new", v("3.1.0", `, "passwd": {"users": [{"name": "a", "shouldExist": true}]}`), `needs spec 3.2.0`},
+		{"http headers in 3.0", v("3.0.0", `, "storage": {"files": [{"path": "/a", "contents": {"source": "data:,x", "httpHeaders": []}}]}`), "needs spec 3.1.0"},
+		{"column counts characters", "{\"ignition\": {\"version\": \"3.0.0\"}, \"passwd\": {\"users\": [{\"gecos\": \"é\", \"x\": 1, \"name\": \"a\"}]}}", "test:config.ign:1:72: passwd.users[0].x"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse(testOrigin, []byte(c.in))
+			if err != nil {
+				t.Fatalf("error %v; want a warning", err)
+			}
+			var all []string
+			for _, w := range cfg.Warnings {
+				all = append(all, w.String())
+			}
+			if !strings.Contains(strings.Join(all, "\n"), c.want) {
+				t.Errorf("warnings %q lack %q", all, c.want)
+			}
+		})
 	}
 }
