@@ -346,7 +346,10 @@ func (p *parser) consume(o config.Origin, data []byte) (*consumed, error) {
 				continue
 			}
 			if tree.kind != kMap {
-				fail(&config.Error{Origin: tree.origin, Message: "cloud-config must be a mapping, got " + tree.describe()})
+				// cloud-init logs such a part and goes on with the others
+				// (its handler merges only dicts); rejecting the whole
+				// user-data for it would refuse what cloud-init applies.
+				p.warnf(tree.origin, "cloud-config part ignored: not a mapping (got %s)", tree.describe())
 				continue
 			}
 			m, err := extractMergers(tree, pt.mergeType)
