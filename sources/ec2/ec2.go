@@ -159,6 +159,8 @@ func (se *session) newToken(ctx context.Context) error {
 		URL:    se.s.Base() + "/latest/api/token",
 		Header: http.Header{tokenTTLHeader: {tokenTTL}},
 		Limit:  4096,
+		// A token must come from the metadata address itself.
+		SameOrigin: true,
 	})
 	if err != nil {
 		return err
@@ -192,7 +194,9 @@ func (se *session) get(ctx context.Context, path string, limit int64) ([]byte, e
 		if !se.v1 {
 			h.Set(tokenHeader, se.token)
 		}
-		resp, err := se.s.Client.Do(ctx, fetch.Request{URL: u, Header: h, Limit: limit})
+		// The token never follows a redirect off the metadata address:
+		// such a redirect is answered as the 3xx it is (an error below).
+		resp, err := se.s.Client.Do(ctx, fetch.Request{URL: u, Header: h, Limit: limit, SameOrigin: true})
 		if err != nil {
 			return nil, err
 		}

@@ -178,6 +178,11 @@ func New(source string, o Options) *Client {
 	c.http = &http.Client{
 		Transport: tr,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if sameOriginOnly(req.Context()) && !sameOrigin(req.URL, via[0].URL) {
+				// Not followed: the caller gets the 3xx, and the
+				// request's headers never reach the other host.
+				return http.ErrUseLastResponse
+			}
 			if len(via) >= 5 {
 				return fmt.Errorf("stopped after %d redirects", len(via))
 			}
@@ -200,6 +205,35 @@ type Request struct {
 	Header http.Header
 	// Limit caps the body read; DefaultLimit when 0.
 	Limit int64
+	// SameOrigin keeps the request (and its headers: a session token) on
+	// its scheme, host and port: a redirect anywhere else is not followed
+	// and its 3xx is returned. Go forwards custom headers on every
+	// redirect, so a header that must not leave the service needs this.
+	SameOrigin bool
+}
+
+type sameOriginKey struct{}
+
+func sameOriginOnly(ctx context.Context) bool {
+	v, _ := ctx.Value(sameOriginKey{}).(bool)
+	return v
+}
+
+// sameOrigin compares scheme and host:port (the default port spelt out or
+// not counts the same).
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(hostPort(a), hostPort(b))
+}
+
+func hostPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return net.JoinHostPort(u.Hostname(), p)
+	}
+	port := "80"
+	if strings.EqualFold(u.Scheme, "https") {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // Response is a completed exchange; Body holds at most the request's Limit.
@@ -263,6 +297,9 @@ func (c *Client) wrap(req Request, err error) error {
 func (c *Client) once(ctx context.Context, req Request) (*Response, error) {
 	actx, cancel := context.WithTimeout(ctx, c.RequestTimeout)
 	defer cancel()
+	if req.SameOrigin {
+		actx = context.WithValue(actx, sameOriginKey{}, true)
+	}
 	hreq, err := http.NewRequestWithContext(actx, req.Method, stripFragment(req.URL), nil)
 	if err != nil {
 		return nil, err
