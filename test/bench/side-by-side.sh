@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Side by side, interleaved: `provision run --root` against the floor — a
+# program that writes exactly the files the run leaves and one syncfs
+# (test/bench/floor), and the same with a crash-safe undo journal — on
+# tmpfs, ext4 and btrfs (loop images; root only for those two). Ignition
+# and cloud-init join when installed. Prints medians of wall and CPU time
+# and the ratios.
+#
+#   test/bench/side-by-side.sh [BIN] [RUNS]
+set -euo pipefail
+BIN=$(realpath "${1:-bin/provision}")
+RUNS=${2:-11}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SEED=$HERE/seed
+WORK=$(mktemp -d /dev/shm/provision-sbs.XXXXXX)
+MNTS=()
+cleanup() {
+  for m in "${MNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+FLOOR=$WORK/floor
+(cd "$HERE/../.." && CGO_ENABLED=0 go build -o "$FLOOR" ./test/bench/floor)
+
+# The tree: this machine's account files, skel and zoneinfo, as in
+# commands.sh.
+base=$WORK/base
+mkdir -p "$base/etc/default" "$base/usr/share" "$base/home" "$base/root" "$base/var/lib"
+for f in passwd group shadow gshadow login.defs subuid subgid; do
+  [ -e /etc/$f ] && cp -a /etc/$f "$base/etc/"
+done
+[ -e /etc/default/useradd ] && cp -a /etc/default/useradd "$base/etc/default/"
+cp -a /etc/skel "$base/etc/"
+cp -a /usr/share/zoneinfo "$base/usr/share/"
+echo 0123456789abcdef0123456789abcdef > "$base/etc/machine-id"
+
+# The end state, recorded once from a real run.
+cp -a "$base" "$WORK/after"
+"$BIN" run --root "$WORK/after" --source "$SEED" --report "$WORK/after.json" >/dev/null 2>&1
+"$FLOOR" record "$base" "$WORK/after" "$WORK/manifest"
+
+filesystems=("tmpfs:$WORK/fs-tmpfs")
+mkdir -p "$WORK/fs-tmpfs"
+if [ "$(id -u)" = 0 ] && [ -e /dev/loop-control ]; then
+  for fs in ext4 btrfs; do
+    if command -v "mkfs.$fs" >/dev/null; then
+      img=/var/tmp/provision-sbs-$fs.img
+      rm -f "$img" && truncate -s 1G "$img"
+      "mkfs.$fs" -q "$img" >/dev/null 2>&1 || mkfs."$fs" "$img" >/dev/null
+      mkdir -p "$WORK/fs-$fs"
+      mount -o loop "$img" "$WORK/fs-$fs"
+      MNTS+=("$WORK/fs-$fs")
+      rm -f "$img" # unlinked: freed at unmount
+      filesystems+=("$fs:$WORK/fs-$fs")
+    fi
+  done
+else
+  echo "not root or no loop devices: tmpfs only"
+fi
+command -v ignition >/dev/null || echo "ignition: not installed, not compared"
+command -v cloud-init >/dev/null || echo "cloud-init: not installed, not compared"
+
+for spec in "${filesystems[@]}"; do
+  name=${spec%%:*} dir=${spec#*:}
+  cp -a "$base" "$dir/base"
+  python3 - "$name" "$dir" "$RUNS" "$BIN" "$FLOOR" "$SEED" "$WORK/manifest" <<'PY'
+import os, resource, statistics, subprocess, sys, time
+name, d, runs, bin_, floor, seed, manifest = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
+t = os.path.join(d, "t")
+cmds = [
+    ("provision", [bin_, "run", "--root", t, "--source", seed, "--report", os.path.join(d, "r.json")]),
+    ("floor", [floor, "apply", t, manifest]),
+    ("floor+undo", [floor, "apply", "-undo", t, manifest]),
+]
+wall = {n: [] for n, _ in cmds}
+cpu = {n: [] for n, _ in cmds}
+for i in range(runs + 1):  # the first round warms the caches
+    for n, c in cmds:
+        subprocess.run(["rm", "-rf", t], check=True)
+        subprocess.run(["cp", "-a", os.path.join(d, "base"), t], check=True)
+        subprocess.run(["sync", "-f", d], check=True)
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run(c, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t1 = time.perf_counter()
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if i:
+            wall[n].append((t1 - t0) * 1000)
+            cpu[n].append((r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) * 1000)
+m = {n: statistics.median(v) for n, v in wall.items()}
+c = {n: statistics.median(v) for n, v in cpu.items()}
+print(f"{name:6} provision {m['provision']:7.1f} ms (CPU {c['provision']:5.1f})  "
+      f"floor {m['floor']:6.1f} ms  floor+undo {m['floor+undo']:6.1f} ms  "
+      f"provision/floor+undo {m['provision']/m['floor+undo']:5.1f}x  ({runs} interleaved runs, medians)")
+PY
+done
