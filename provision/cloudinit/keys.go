@@ -1028,7 +1028,7 @@ func (p *parser) permissions(n *node, path string) (fs.FileMode, bool) {
 			return 0, false
 		}
 		if s := strings.TrimLeft(n.value, "+"); len(s) > 1 && s[0] != '0' && v <= 0o7777 {
-			p.warnf(n.origin, "%s: %s is a decimal number (mode %#o); write %q or 0%s for an octal mode", path, n.value, v, "0"+s, s)
+			p.warnf(n.origin, "%s: %s", path, decimalModeHint(s, v))
 		}
 	case kFloat:
 		f, err := strconv.ParseFloat(n.value, 64)
@@ -1060,6 +1060,18 @@ func (p *parser) permissions(n *node, path string) (fs.FileMode, bool) {
 		return 0, false
 	}
 	return fs.FileMode(v), true
+}
+
+// decimalModeHint explains an integer mode written without a leading 0:
+// cloud-init takes it as decimal, so the mode is v. It suggests the octal
+// string that keeps that mode and, when the digits could be octal, the one
+// the author probably meant; both parse back as written.
+func decimalModeHint(digits string, v int64) string {
+	msg := fmt.Sprintf("%s is a decimal number, mode 0%o as cloud-init reads it; write \"0%o\" (a quoted octal string) to say so", digits, v, v)
+	if strings.Trim(digits, "01234567") == "" {
+		msg += fmt.Sprintf(", or \"0%s\" for mode 0%s", digits, digits)
+	}
+	return msg
 }
 
 func (p *parser) fileContent(content, encoding *node, path string, o config.Origin) ([]byte, bool) {

@@ -46,3 +46,37 @@ func TestNonMappingCloudConfigPartSkipped(t *testing.T) {
 		t.Error("strict accepted a list cloud-config")
 	}
 }
+
+// An integer mode is decimal, as cloud-init's decode_perms takes it; the
+// warning's suggestion is an octal string that means that same mode, and
+// parses back to it.
+func TestDecimalPermissionsSuggestion(t *testing.T) {
+	for _, tc := range []struct {
+		literal string
+		mode    uint32
+	}{{"493", 0o755}, {"420", 0o644}, {"644", 0o1204}, {"384", 0o600}} {
+		ud := "#cloud-config\nwrite_files:\n- path: /etc/x\n  content: x\n  permissions: " + tc.literal + "\n"
+		cfg, err := Parse(context.Background(), DataSet{UserData: &Blob{Data: []byte(ud)}}, Options{})
+		if err != nil || len(cfg.Files) != 1 || len(cfg.Warnings) != 1 {
+			t.Fatalf("%s: %v %+v", tc.literal, err, cfg)
+		}
+		if got := uint32(*cfg.Files[0].Mode); got != tc.mode {
+			t.Errorf("%s: mode %#o, want %#o as cloud-init", tc.literal, got, tc.mode)
+		}
+		msg := cfg.Warnings[0].Message
+		_, rest, ok := strings.Cut(msg, `write "`)
+		suggestion, _, ok2 := strings.Cut(rest, `"`)
+		if !ok || !ok2 {
+			t.Fatalf("%s: no suggestion in %q", tc.literal, msg)
+		}
+		again := strings.Replace(ud, "permissions: "+tc.literal, "permissions: '"+suggestion+"'", 1)
+		cfg2, err := Parse(context.Background(), DataSet{UserData: &Blob{Data: []byte(again)}}, Options{Strict: true})
+		if err != nil {
+			t.Errorf("%s: suggestion %q refused: %v", tc.literal, suggestion, err)
+			continue
+		}
+		if got := uint32(*cfg2.Files[0].Mode); got != tc.mode {
+			t.Errorf("%s: suggestion %q means %#o, not %#o", tc.literal, suggestion, got, tc.mode)
+		}
+	}
+}
