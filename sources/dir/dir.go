@@ -42,9 +42,17 @@ func (s *Source) Detect(*sources.Facts) sources.Presence {
 	return sources.Absent
 }
 
-// Fetch reads the documents, deciding the layout by what is there.
+// Fetch reads the documents, deciding the layout by what is there. Reads
+// are confined to the directory (os.Root): a seed file that is a symlink
+// leading out of it (to a host's /etc/shadow) is an error naming the file,
+// never followed.
 func (s *Source) Fetch(ctx context.Context) ([]sources.Document, error) {
-	return Read(os.DirFS(s.Path), s.Name())
+	root, err := os.OpenRoot(s.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	defer root.Close()
+	return Read(root.FS(), s.Name())
 }
 
 // Layout names what a directory holds.
@@ -156,6 +164,9 @@ func readFiles(fsys fs.FS, source string, files []fileKind) ([]sources.Document,
 	var docs []sources.Document
 	var missing []string
 	for _, f := range files {
+		if err := statErr(fsys, f.name); err != nil {
+			return nil, fmt.Errorf("%s: %w", source, err)
+		}
 		if !isFile(fsys, f.name) {
 			if f.required {
 				missing = append(missing, f.name)
@@ -191,6 +202,10 @@ func ReadTree(fsys fs.FS, source, prefix string, kind sources.Kind) ([]sources.D
 		if err != nil {
 			return err
 		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			// Skipped, but one leading out of the tree is an error.
+			return statErr(fsys, p)
+		}
 		if !d.Type().IsRegular() {
 			return nil
 		}
@@ -221,6 +236,16 @@ func readDoc(fsys fs.FS, source, name string, kind sources.Kind) (sources.Docume
 		return sources.Document{}, fmt.Errorf("%s: %s: %w", source, name, err)
 	}
 	return sources.Document{Origin: config.Origin{Source: source, File: name}, Kind: kind, Data: data}, nil
+}
+
+// statErr is the error stat gives name, when it is not simply missing: a
+// symlink leading out of a confined tree, a permission problem.
+func statErr(fsys fs.FS, name string) error {
+	_, err := fs.Stat(fsys, name)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 func isFile(fsys fs.FS, name string) bool {

@@ -90,12 +90,21 @@ func TestSymlinkNotFollowed(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", filepath.Join(root, "passwd")); err != nil {
 		t.Fatal(err)
 	}
+	// A symlink leading out of the seed is an error naming it (it was
+	// skipped silently once; a config missing a file it ships is worse).
 	docs, err := New(root).Fetch(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	if err == nil || !strings.Contains(err.Error(), "passwd") {
+		t.Fatalf("want an error naming passwd, got %v", err)
 	}
 	if _, ok := kinds(docs)["passwd"]; ok {
 		t.Fatal("symlink to a host file was read into the config")
+	}
+	// One to a file inside the seed is skipped, as every symlink was.
+	os.Remove(filepath.Join(root, "passwd"))
+	os.Symlink("script", filepath.Join(root, "again"))
+	docs, err = New(root).Fetch(context.Background())
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("%v, %d docs", err, len(docs))
 	}
 }
 
