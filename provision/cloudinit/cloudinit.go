@@ -71,6 +71,8 @@ type parser struct {
 
 	metaKeys      []sshKey // public keys from meta-data
 	localHostname *node
+	// launchIndex is meta-data's ami-launch-index; nil when none is given.
+	launchIndex *int
 }
 
 type sshKey struct {
@@ -275,6 +277,11 @@ func (p *parser) vendorEnabled(user *node, key string) bool {
 		p.warnf(n.origin, "%s: expected mapping, got %s; vendor data disabled as cloud-init does", key, n.describe())
 		return false
 	}
+	if pf := n.get("prefix"); pf != nil && pf.kind != kNull {
+		// cloud-init runs vendor scripts under this command; provision
+		// has no such wrapper, so saying nothing would run them bare.
+		p.warnf(pf.origin, "%s.prefix is not supported: vendor-data scripts run without it", key)
+	}
 	e := n.get("enabled")
 	if e == nil {
 		return true
@@ -325,7 +332,7 @@ func (c *consumed) then(d *consumed) *consumed {
 // out and the others are still read, so every part's errors are reported
 // together; what did parse is returned with them.
 func (p *parser) consume(o config.Origin, data []byte) (*consumed, error) {
-	pr := &processor{ctx: p.ctx, opts: &p.opts, budget: &p.budget, warn: p.warn, base: o}
+	pr := &processor{ctx: p.ctx, opts: &p.opts, budget: &p.budget, warn: p.warn, base: o, launchIndex: p.launchIndex}
 	if err := pr.process(data, o, 0); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package cloudinit
 import (
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/provision-dev/provision/provision/config"
@@ -53,6 +54,14 @@ func (p *parser) metaData(b *Blob) {
 			// The ec2 source assembles network/interfaces/macs/... here.
 			if v.kind == kMap && v.get("interfaces") != nil {
 				p.ec2Network = &config.NetworkDoc{Origin: v.origin, Format: "ec2-metadata", Data: v.plain()}
+			}
+		case "ami-launch-index":
+			// EC2's index of this instance among those launched together:
+			// user-data parts with another launch-index are not ours.
+			if v.isScalar() {
+				if i, err := strconv.Atoi(strings.TrimSpace(v.value)); err == nil {
+					p.launchIndex = &i
+				}
 			}
 		case "network-interfaces":
 			p.warnf(k.origin, "meta-data network-interfaces (legacy ENI format) is not supported; use network-config")

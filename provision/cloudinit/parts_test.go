@@ -80,3 +80,66 @@ func TestDecimalPermissionsSuggestion(t *testing.T) {
 		}
 	}
 }
+
+// launch-index on archive entries and MIME parts: with meta-data's
+// ami-launch-index, parts for another instance are dropped as cloud-init's
+// launch-index filter drops them; without it they are kept with a warning.
+func TestLaunchIndex(t *testing.T) {
+	archive := "#cloud-config-archive\n" +
+		"- {type: text/cloud-config, launch-index: 0, content: 'hostname: zero'}\n" +
+		"- {type: text/cloud-config, launch-index: 1, content: 'timezone: UTC'}\n" +
+		"- {type: text/cloud-config, content: 'locale: C.UTF-8'}\n"
+	mime := "Content-Type: multipart/mixed; boundary=\"B\"\nMIME-Version: 1.0\n\n" +
+		"--B\nContent-Type: text/cloud-config\nLaunch-Index: 1\n\nhostname: one\n" +
+		"--B\nContent-Type: text/cloud-config\nLaunch-Index: 0\n\ntimezone: UTC\n" +
+		"--B\nContent-Type: text/x-shellscript\n\n#!/bin/sh\ntrue\n" +
+		"--B--\n"
+	meta := func(idx string) *Blob {
+		if idx == "" {
+			return nil
+		}
+		return &Blob{Data: []byte("instance-id: i-1\nami-launch-index: " + idx + "\n")}
+	}
+	for _, tc := range []struct {
+		name, ud, idx     string
+		host, tz, locale  string
+		scripts, warnings int
+	}{
+		{"archive, index 0", archive, "0", "zero", "", "C.UTF-8", 0, 0},
+		{"archive, index 1", archive, "1", "", "UTC", "C.UTF-8", 0, 0},
+		{"archive, no index", archive, "", "zero", "UTC", "C.UTF-8", 0, 2},
+		{"mime, index 1", mime, "1", "one", "", "", 1, 0},
+		{"mime, index 0", mime, "0", "", "UTC", "", 1, 0},
+		{"mime, no index", mime, "", "one", "UTC", "", 1, 2},
+	} {
+		cfg, err := Parse(context.Background(), DataSet{UserData: &Blob{Data: []byte(tc.ud)}, MetaData: meta(tc.idx)}, Options{})
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if cfg.System.Hostname.Value != tc.host || cfg.System.Timezone.Value != tc.tz || cfg.System.Locale.Value != tc.locale ||
+			len(cfg.Scripts) != tc.scripts || len(cfg.Warnings) != tc.warnings {
+			t.Errorf("%s: hostname %q timezone %q locale %q, %d scripts, warnings %v", tc.name,
+				cfg.System.Hostname.Value, cfg.System.Timezone.Value, cfg.System.Locale.Value, len(cfg.Scripts), cfg.Warnings)
+		}
+		if tc.warnings > 0 && !warned(cfg, "ami-launch-index") {
+			t.Errorf("%s: warnings %v", tc.name, cfg.Warnings)
+		}
+	}
+}
+
+// vendor_data.prefix (a command cloud-init runs vendor scripts under) is
+// not implemented: a warning, an error under --strict.
+func TestVendorDataPrefixWarns(t *testing.T) {
+	set := DataSet{
+		UserData:   &Blob{Data: []byte("#cloud-config\nvendor_data: {enabled: true, prefix: [/usr/bin/env, X=1]}\n")},
+		VendorData: &Blob{Data: []byte("#!/bin/sh\necho vendor\n")},
+	}
+	cfg, err := Parse(context.Background(), set, Options{})
+	if err != nil || !warned(cfg, "vendor_data.prefix") {
+		t.Errorf("got %v, %v", err, cfg.Warnings)
+	}
+	if _, err := Parse(context.Background(), set, Options{Strict: true}); err == nil {
+		t.Error("--strict accepted vendor_data.prefix")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"mime/quotedprintable"
 	"net/mail"
 	"net/textproto"
+	"strconv"
 	"strings"
 
 	"github.com/provision-dev/provision/provision/config"
@@ -97,6 +98,22 @@ type processor struct {
 	warn   func(config.Origin, string)
 	parts  []part
 	base   config.Origin
+	// launchIndex is the instance's ami-launch-index; nil when the
+	// meta-data gives none, and then every part is kept.
+	launchIndex *int
+}
+
+// keepLaunch is cloud-init's launch-index filter for one part or archive
+// entry: with an instance index, a part naming another index (or one that
+// is not a number) is dropped; without one, every part is kept, which a
+// warning says, since the part may be meant for another instance.
+func (p *processor) keepLaunch(value string, o config.Origin) bool {
+	if p.launchIndex == nil {
+		p.warn(o, fmt.Sprintf("launch-index %q not applied: the meta-data gives no ami-launch-index, so the part is kept", value))
+		return true
+	}
+	i, err := strconv.Atoi(strings.TrimSpace(value))
+	return err == nil && i == *p.launchIndex
 }
 
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == gzipMagic0 && b[1] == gzip1 }
@@ -166,6 +183,9 @@ func (p *processor) walk(h textproto.MIMEHeader, body []byte, origin config.Orig
 	if nest > maxMIMEDepth {
 		return &config.Error{Origin: origin, Message: "MIME: multipart nested too deeply"}
 	}
+	if li := h.Get("Launch-Index"); li != "" && !p.keepLaunch(li, p.partOrigin(nameOr(partFilename(h), len(p.parts)+1))) {
+		return nil
+	}
 	ctype := typePlain
 	var params map[string]string
 	if ct := h.Get("Content-Type"); ct != "" {
@@ -201,12 +221,7 @@ func (p *processor) walk(h textproto.MIMEHeader, body []byte, origin config.Orig
 			}
 		}
 	}
-	name := ""
-	if cd := h.Get("Content-Disposition"); cd != "" {
-		if _, dp, err := mime.ParseMediaType(cd); err == nil {
-			name = dp["filename"]
-		}
-	}
+	name := partFilename(h)
 	payload, err := decodeTransfer(h.Get("Content-Transfer-Encoding"), body)
 	if err != nil {
 		return &config.Error{Origin: p.partOrigin(nameOr(name, len(p.parts)+1)), Message: "MIME: " + err.Error()}
@@ -216,6 +231,16 @@ func (p *processor) walk(h textproto.MIMEHeader, body []byte, origin config.Orig
 		mt = h.Get("X-Merge-Type")
 	}
 	return p.handlePayload(ctype, payload, name, mt, origin, depth)
+}
+
+// partFilename is the file name a part's Content-Disposition gives, or "".
+func partFilename(h textproto.MIMEHeader) string {
+	if cd := h.Get("Content-Disposition"); cd != "" {
+		if _, dp, err := mime.ParseMediaType(cd); err == nil {
+			return dp["filename"]
+		}
+	}
+	return ""
 }
 
 func nameOr(name string, n int) string {
@@ -353,6 +378,9 @@ func (p *processor) archive(payload []byte, origin config.Origin) error {
 						mergeType = ent.vals[j].value
 					}
 				}
+			}
+			if li := ent.get("launch-index"); li != nil && li.isScalar() && !p.keepLaunch(li.value, li.origin) {
+				continue
 			}
 		default:
 			continue // cloud-init skips these silently
