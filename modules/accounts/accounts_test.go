@@ -365,7 +365,7 @@ func TestCreateHome(t *testing.T) {
 }
 
 func TestCrypt(t *testing.T) {
-	h, err := HashPassword("pw")
+	h, err := HashPassword(DefaultHashMethod, "pw")
 	if err != nil || !strings.HasPrefix(h, "$6$") || len(strings.Split(h, "$")[2]) != 16 {
 		t.Fatalf("%q %v", h, err)
 	}

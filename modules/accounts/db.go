@@ -22,6 +22,8 @@ type DB struct {
 	Passwd, Group, Shadow, Gshadow, SubUID, SubGID *File
 	Defs                                           *LoginDefs
 	Defaults                                       UseraddDefaults
+	// Hash is how the target's chpasswd would hash a plain password.
+	Hash HashMethod
 	// Now gives "today" for last-change days; time.Now when nil.
 	Now func() time.Time
 
@@ -53,6 +55,9 @@ func Open(root *rootfs.Root) (*DB, error) {
 		return nil, err
 	}
 	if db.Defaults, err = ReadUseraddDefaults(root); err != nil {
+		return nil, err
+	}
+	if db.Hash, err = ReadHashMethod(root, db.Defs); err != nil {
 		return nil, err
 	}
 	return db, nil

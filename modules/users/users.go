@@ -302,9 +302,10 @@ func userSpec(u config.User) (accounts.UserSpec, error) {
 	return s, nil
 }
 
-// passwordOp sets pw for user: a hash as given, plain text hashed with
-// SHA-512-crypt (skipped when the current hash already matches it), RANDOM
-// generated and printed to the console.
+// passwordOp sets pw for user: a hash as given, plain text hashed with the
+// target's own method (skipped when the current hash already matches it),
+// RANDOM generated and printed to the console. A method we cannot hash with
+// (yescrypt) falls back to SHA-512, and the plan line says so.
 //
 // With lock set (lock_passwd), a current hash that is the wanted one behind
 // the "!" of an earlier lock counts as already set, so a second run plans
@@ -328,14 +329,16 @@ func passwordOp(user string, pw config.Password, expire, lock bool) op {
 				hash = cur
 				break
 			}
+			detail = withHashNote(detail, db.Hash, env)
 			if env == nil {
 				hash = "$6$planned"
 				break
 			}
-			if hash, err = accounts.HashPassword(pw.Value); err != nil {
+			if hash, err = accounts.HashPassword(db.Hash, pw.Value); err != nil {
 				return false, "", err
 			}
 		case config.PasswordRandom:
+			detail = withHashNote(detail, db.Hash, env)
 			if env == nil {
 				hash = "$6$planned"
 				break
@@ -344,7 +347,7 @@ func passwordOp(user string, pw config.Password, expire, lock bool) op {
 			if err != nil {
 				return false, "", err
 			}
-			if hash, err = accounts.HashPassword(plain); err != nil {
+			if hash, err = accounts.HashPassword(db.Hash, plain); err != nil {
 				return false, "", err
 			}
 			// The one place a secret is shown, as cloud-init does: the
@@ -375,6 +378,19 @@ func passwordOp(user string, pw config.Password, expire, lock bool) op {
 		}
 		return changed, detail, nil
 	}
+}
+
+// withHashNote adds the fallback warning of a method we cannot hash with to
+// the plan line and, when applying, to the console.
+func withHashNote(detail string, m accounts.HashMethod, env *modules.Env) string {
+	note := m.Fallback()
+	if note == "" {
+		return detail
+	}
+	if env != nil && env.Console != nil {
+		fmt.Fprintln(env.Console, note)
+	}
+	return detail + "; " + note
 }
 
 func (p *planner) passwords() error {
