@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/provision-dev/provision/provision/cloudinit"
 	"github.com/provision-dev/provision/provision/combustion"
 	"github.com/provision-dev/provision/provision/config"
 	"github.com/provision-dev/provision/provision/ignition"
 	"github.com/provision-dev/provision/sources"
+	"github.com/provision-dev/provision/sources/fetch"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -21,6 +24,69 @@ type ParseOptions struct {
 	Strict       bool
 	DefaultUser  *config.User
 	FetchInclude func(ctx context.Context, url string) ([]byte, error)
+}
+
+// Bounds on what the #include URLs of one run may fetch: included data can
+// include more, so a loop or a fan-out must end at a count and a size, and
+// everything at one deadline (the depth is the parser's own limit).
+const (
+	maxIncludes     = 32
+	maxIncludeBytes = 16 << 20
+)
+
+// includeFetcher is the FetchInclude of a run: #include and
+// text/x-include-url URLs fetched with the sources' HTTP client (timeouts,
+// retries, size limits; http and https only, a #sha256= pin verified),
+// bounded per run by maxIncludes, maxIncludeBytes and one overall deadline.
+// A dry run (validate, --dry-run) fetches nothing: checking a config must
+// not reach out to the URLs it names, and the warning says so.
+func includeFetcher(dryRun bool) func(ctx context.Context, url string) ([]byte, error) {
+	if dryRun {
+		return func(context.Context, string) ([]byte, error) {
+			return nil, fmt.Errorf("%w: a dry run (validate, --dry-run) does not fetch included user-data, so its content is not checked; the boot fetches it", cloudinit.ErrNotFetched)
+		}
+	}
+	f := &includes{client: fetch.New("include", fetch.Options{})}
+	return f.get
+}
+
+// includes counts one run's fetches.
+type includes struct {
+	client   *fetch.Client
+	mu       sync.Mutex
+	count    int
+	bytes    int64
+	deadline time.Time // set by the first fetch
+}
+
+func (f *includes) get(ctx context.Context, url string) ([]byte, error) {
+	f.mu.Lock()
+	if f.count >= maxIncludes {
+		f.mu.Unlock()
+		return nil, fmt.Errorf("more than %d #include URLs in one run", maxIncludes)
+	}
+	f.count++
+	if f.deadline.IsZero() {
+		f.deadline = time.Now().Add(f.client.Deadline)
+	}
+	deadline, left := f.deadline, int64(maxIncludeBytes)-f.bytes
+	f.mu.Unlock()
+	if left <= 0 {
+		return nil, fmt.Errorf("included user-data exceeds %d bytes in one run", maxIncludeBytes)
+	}
+	ctx, cancel := context.WithDeadlineCause(ctx, deadline, &fetch.DeadlineError{Source: "include", Deadline: f.client.Deadline})
+	defer cancel()
+	body, err := f.client.GetPinned(ctx, url, left)
+	if err != nil {
+		if errors.Is(err, fetch.ErrTooLarge) {
+			return nil, fmt.Errorf("included user-data exceeds %d bytes in one run: %w", maxIncludeBytes, err)
+		}
+		return nil, err
+	}
+	f.mu.Lock()
+	f.bytes += int64(len(body))
+	f.mu.Unlock()
+	return body, nil
 }
 
 // ParseDocuments turns every document into one model. Documents are grouped

@@ -258,7 +258,7 @@ func Run(ctx context.Context, opts Options) *Result {
 
 	// Parsing, validation and planning each find their own errors; all of
 	// them are reported together, so one run shows everything to fix.
-	cfg, parseErr := ParseDocuments(ctx, docs, ParseOptions{Strict: opts.Strict, DefaultUser: defaultUser(opts.Root)})
+	cfg, parseErr := ParseDocuments(ctx, docs, ParseOptions{Strict: opts.Strict, DefaultUser: defaultUser(opts.Root), FetchInclude: includeFetcher(opts.DryRun)})
 	res.Config = cfg
 	for _, w := range cfg.Warnings {
 		res.Warnings = append(res.Warnings, w.String())
@@ -420,7 +420,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	rep := res.Report
 	fail := func(err error) *Result {
 		res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
-		fmt.Fprintf(console, "[FAILED] %v\n", err)
+		fmt.Fprintf(console, "[FAILED] %s\n", modules.PrintableLines(err.Error()))
 		return res
 	}
 	// Combustion's prepare stage comes first: in the initrd, before the
@@ -432,7 +432,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 					res.FailedAt = sc.Origin.String()
 					return fail(err)
 				}
-				fmt.Fprintf(console, "[ OK ] scripts: %s --prepare [%s]\n", sc.Name, sc.Origin)
+				fmt.Fprintf(console, "[ OK ] scripts: %s --prepare [%s]\n", modules.Printable(sc.Name), modules.Printable(sc.Origin.String()))
 			}
 		}
 	}
@@ -444,7 +444,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err != nil {
 		return fail(fmt.Errorf("beginning transaction: %w", err))
 	}
-	fmt.Fprintf(console, "[ OK ] transaction: applying into %s\n", txn.Root())
+	fmt.Fprintf(console, "[ OK ] transaction: applying into %s\n", modules.Printable(txn.Root()))
 	var chroot Chroot
 	closeChroot := func() error {
 		if chroot == nil {
@@ -538,7 +538,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		if err != nil {
 			sr.Status, sr.Error = StatusFailed, err.Error()
 			res.Steps = append(res.Steps, sr)
-			fmt.Fprintf(console, "[FAILED] %s: %v\n", s, err)
+			fmt.Fprintf(console, "[FAILED] %s: %s\n", s, modules.PrintableLines(err.Error()))
 			res.FailedAt = s.Origin.String()
 			if !strings.Contains(err.Error(), s.Origin.String()) {
 				err = fmt.Errorf("%s: %w", s.Origin, err)
@@ -606,7 +606,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			w := fmt.Sprintf("boot entries: %v: the next boot starts the old snapshot's entry (the btrfs default is the new one)", berr)
 			res.Warnings = append(res.Warnings, w)
 			rep.AddWarning(w)
-			fmt.Fprintf(console, "[WARN] %s\n", w)
+			fmt.Fprintf(console, "[WARN] %s\n", modules.PrintableLines(w))
 		}
 	}
 	res.Status = StatusDone

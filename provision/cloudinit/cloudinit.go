@@ -50,13 +50,19 @@ type Options struct {
 	// DefaultUserFromCloudCfg); nil means the target has none.
 	DefaultUser *config.User
 	// FetchInclude fetches an #include / text/x-include-url URL. Nil makes
-	// an include an error.
+	// an include an error; an error matching ErrNotFetched skips the URL
+	// with a warning (a dry run that does not fetch).
 	FetchInclude func(ctx context.Context, url string) ([]byte, error)
 	// MaxDecompressed limits the bytes gunzipped during one Parse call;
 	// 0 means DefaultMaxDecompressed. Exceeding it is an error naming the
 	// origin; decompression stops there, so memory stays bounded.
 	MaxDecompressed int64
 }
+
+// ErrNotFetched, returned (wrapped) by a FetchInclude that chose not to
+// fetch, makes the include a warning saying so instead of an error: its
+// content is simply not checked.
+var ErrNotFetched = errors.New("not fetched")
 
 // parser holds one Parse call's state.
 type parser struct {

@@ -326,6 +326,10 @@ func (p *processor) include(payload []byte, origin config.Origin, depth int) err
 			return &config.Error{Origin: lo, Message: fmt.Sprintf("%s (%s)", includeUnsupported, url)}
 		}
 		data, err := p.opts.FetchInclude(p.ctx, url)
+		if errors.Is(err, ErrNotFetched) {
+			p.warn(lo, fmt.Sprintf("#include %s: %v", url, err))
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%s: #include %s: %w", lo, url, err)
 		}

@@ -6,6 +6,16 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/provision-dev/provision/modules"
+)
+
+// esc and escLines are the one escaping of what a config or a target
+// controls (paths, names, origins, messages naming them): a newline in a
+// path must not forge a line of the log or of status.
+var (
+	esc      = modules.Printable
+	escLines = modules.PrintableLines
 )
 
 // Status is `provision status --json`: cloud-init status's keys that apply,
@@ -100,10 +110,10 @@ func FormatStatus(w io.Writer, r *Report, long bool) {
 		fmt.Fprintf(w, "result: %s\n", s.Result)
 	}
 	if s.Path != "" {
-		fmt.Fprintf(w, "report: %s\n", s.Path)
+		fmt.Fprintf(w, "report: %s\n", esc(s.Path))
 	}
 	if s.InstanceID != "" {
-		fmt.Fprintf(w, "instance_id: %s\n", s.InstanceID)
+		fmt.Fprintf(w, "instance_id: %s\n", esc(s.InstanceID))
 	}
 	if s.Started != "" {
 		fmt.Fprintf(w, "started: %s\n", s.Started)
@@ -115,7 +125,7 @@ func FormatStatus(w io.Writer, r *Report, long bool) {
 		fmt.Fprintf(w, "last_update: %s\n", s.LastUpdate)
 	}
 	if s.Detail != "" {
-		fmt.Fprintf(w, "detail: %s\n", s.Detail)
+		fmt.Fprintf(w, "detail: %s\n", escLines(s.Detail))
 	}
 	writeList(w, "errors", s.Errors)
 	writeList(w, "warnings", s.Warnings)
@@ -126,7 +136,7 @@ func FormatStatus(w io.Writer, r *Report, long bool) {
 			if m.Steps == 1 {
 				unit = "step"
 			}
-			fmt.Fprintf(w, "  %-16s %-13s %9.3fs (%d %s)\n", m.Name, m.Result, time.Duration(m.Duration).Seconds(), m.Steps, unit)
+			fmt.Fprintf(w, "  %-16s %-13s %9.3fs (%d %s)\n", esc(m.Name), m.Result, time.Duration(m.Duration).Seconds(), m.Steps, unit)
 		}
 	}
 	writeFailedOutput(w, r)
@@ -137,6 +147,7 @@ func FormatStatus(w io.Writer, r *Report, long bool) {
 // finished and which file says so.
 func shortStatus(s Status) string {
 	line := "status: " + s.Status
+	s.Path = esc(s.Path)
 	if s.Path == "" || s.Path == RunPath {
 		return line
 	}
@@ -160,9 +171,9 @@ func writeFailedOutput(w io.Writer, r *Report) {
 			}
 			// Output holds the first and last lines (see Tail), and says
 			// how many were left out between them.
-			fmt.Fprintf(w, "output of %s %s:\n", m.Name, st.Target)
+			fmt.Fprintf(w, "output of %s %s:\n", esc(m.Name), esc(st.Target))
 			for _, l := range st.Output {
-				fmt.Fprintf(w, "  | %s\n", l)
+				fmt.Fprintf(w, "  | %s\n", esc(l))
 			}
 		}
 	}
@@ -175,7 +186,7 @@ func writeList(w io.Writer, name string, items []string) {
 	}
 	fmt.Fprintf(w, "%s:\n", name)
 	for _, it := range items {
-		fmt.Fprintf(w, "  - %s\n", it)
+		fmt.Fprintf(w, "  - %s\n", escLines(it))
 	}
 }
 
@@ -190,7 +201,7 @@ func FormatBlame(w io.Writer, r *Report) {
 	r = r.safe()
 	for _, m := range r.Modules {
 		for _, s := range m.Steps {
-			es = append(es, entry{time.Duration(s.Duration), m.Name + "/" + strings.TrimSpace(s.Action+" "+s.Target)})
+			es = append(es, entry{time.Duration(s.Duration), esc(m.Name + "/" + strings.TrimSpace(s.Action+" "+s.Target))})
 		}
 	}
 	sort.SliceStable(es, func(i, j int) bool { return es[i].d > es[j].d })
@@ -221,26 +232,26 @@ func FormatLog(w io.Writer, r *Report) {
 	}
 	fmt.Fprintln(w)
 	if r.Reason != "" {
-		fmt.Fprintf(w, "reason: %s\n", r.Reason)
+		fmt.Fprintf(w, "reason: %s\n", escLines(r.Reason))
 	}
 	if r.InstanceID != "" {
-		fmt.Fprintf(w, "instance-id: %s\n", r.InstanceID)
+		fmt.Fprintf(w, "instance-id: %s\n", esc(r.InstanceID))
 	}
 	if r.Snapshot != "" {
-		fmt.Fprintf(w, "snapshot: %s\n", r.Snapshot)
+		fmt.Fprintf(w, "snapshot: %s\n", esc(r.Snapshot))
 	}
 	if len(r.Sources) > 0 {
 		fmt.Fprintln(w, "sources:")
 		for _, s := range r.Sources {
-			fmt.Fprintf(w, "  %s: %s", s.Name, s.Presence)
+			fmt.Fprintf(w, "  %s: %s", esc(s.Name), s.Presence)
 			if s.Location != "" {
-				fmt.Fprintf(w, " at %s", s.Location)
+				fmt.Fprintf(w, " at %s", esc(s.Location))
 			}
 			if s.Documents > 0 {
 				fmt.Fprintf(w, ", %d documents", s.Documents)
 			}
 			if s.Error != "" {
-				fmt.Fprintf(w, ", error: %s", s.Error)
+				fmt.Fprintf(w, ", error: %s", escLines(s.Error))
 			}
 			fmt.Fprintln(w)
 		}
@@ -248,11 +259,11 @@ func FormatLog(w io.Writer, r *Report) {
 	if len(r.Documents) > 0 {
 		fmt.Fprintln(w, "documents:")
 		for _, d := range r.Documents {
-			fmt.Fprintf(w, "  %s (%s, %d bytes, sha256 %s)\n", d.Origin, d.Kind, d.Size, d.SHA256)
+			fmt.Fprintf(w, "  %s (%s, %d bytes, sha256 %s)\n", esc(d.Origin), d.Kind, d.Size, d.SHA256)
 		}
 	}
 	for _, wn := range r.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", wn)
+		fmt.Fprintf(w, "warning: %s\n", escLines(wn))
 	}
 	for _, m := range r.Modules {
 		for _, s := range m.Steps {
@@ -260,22 +271,22 @@ func FormatLog(w io.Writer, r *Report) {
 			if mark == "" {
 				mark = "[" + s.Result + "]"
 			}
-			line := fmt.Sprintf("%s %s: %s %s", mark, m.Name, s.Action, s.Target)
+			line := fmt.Sprintf("%s %s: %s %s", mark, esc(m.Name), esc(s.Action), esc(s.Target))
 			if s.Detail != "" {
-				line += " (" + s.Detail + ")"
+				line += " (" + esc(s.Detail) + ")"
 			}
 			line += fmt.Sprintf(" %.3fs", time.Duration(s.Duration).Seconds())
 			if s.Origin != "" {
-				line += " [" + s.Origin + "]"
+				line += " [" + esc(s.Origin) + "]"
 			}
 			fmt.Fprintln(w, line)
 			if s.Error != nil {
-				fmt.Fprintf(w, "       error: %s\n", s.Error.Message)
+				fmt.Fprintf(w, "       error: %s\n", escLines(s.Error.Message))
 			}
 		}
 	}
 	if r.Error != nil {
-		fmt.Fprintf(w, "error: %s\n", r.Error.Message)
+		fmt.Fprintf(w, "error: %s\n", escLines(r.Error.Message))
 	}
 	if r.Finished != nil {
 		fmt.Fprintf(w, "finished %s after %.3fs\n", r.Finished.UTC().Format(time.RFC3339), time.Duration(r.Duration).Seconds())
