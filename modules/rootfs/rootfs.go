@@ -8,6 +8,7 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -18,6 +19,16 @@ import (
 
 // ErrEscape is returned when a path would resolve outside the root.
 var ErrEscape = errors.New("path escapes the target root")
+
+// ErrNotRegular is returned when a file the modules read or append to is
+// not a regular file: a FIFO planted in the target would block the read
+// forever, a device (/dev/zero) would never end it.
+var ErrNotRegular = errors.New("not a regular file")
+
+// MaxReadSize bounds every read of a target file: the files modules read
+// (account databases, configuration) are small, and a huge one is a
+// mistake or an attack that must not cost the initrd its memory.
+const MaxReadSize = 64 << 20
 
 // Journal is told about every path before it is changed, so a transaction can
 // keep the original and restore it on abort. The path is the host path.
@@ -137,13 +148,64 @@ func (r *Root) Stat(p string) (fs.FileInfo, error) {
 	return os.Stat(h)
 }
 
-// ReadFile reads a file inside the root, following symlinks within the root.
+// ReadFile reads a regular file inside the root, following symlinks within
+// the root; anything else (a FIFO, a device) is ErrNotRegular, and a file
+// over MaxReadSize an error.
 func (r *Root) ReadFile(p string) ([]byte, error) {
 	h, err := r.ResolveFollow(p)
 	if err != nil {
 		return nil, err
 	}
-	return os.ReadFile(h)
+	return readRegular(p, h)
+}
+
+// readRegular opens host without blocking (a FIFO's open waits for a
+// writer otherwise) and without following a final symlink (resolution
+// already did, inside the root), checks the type on the open file, and
+// reads at most MaxReadSize bytes.
+func readRegular(p, host string) ([]byte, error) {
+	f, err := os.OpenFile(host, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s: %w (a symbolic link)", p, ErrNotRegular)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (%s)", p, ErrNotRegular, fileType(st.Mode()))
+	}
+	if st.Size() > MaxReadSize {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d MiB a target file may have here", p, st.Size(), MaxReadSize>>20)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxReadSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if len(data) > MaxReadSize {
+		return nil, fmt.Errorf("%s: more than the %d MiB a target file may have here", p, MaxReadSize>>20)
+	}
+	return data, nil
+}
+
+func fileType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "mode " + m.String()
 }
 
 // Exists reports whether p exists (a dangling final symlink counts).
@@ -191,7 +253,7 @@ func (r *Root) AppendFile(p string, data []byte, mode fs.FileMode, owner Owner) 
 	if err != nil {
 		return err
 	}
-	old, err := os.ReadFile(host)
+	old, err := readRegular(p, host)
 	switch {
 	case err == nil:
 		st, serr := os.Stat(host)
@@ -239,6 +301,12 @@ func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner) error 
 		if err := tmp.Chown(owner.UID, owner.GID); err != nil && !tolerableChownError(err) {
 			return err
 		}
+	}
+	// The replaced file's label, ACL and user xattrs carry over (xattr.go);
+	// after chown, which drops some, before chmod, which then sets an ACL's
+	// mask to the mode asked for.
+	if err := copyXattrs(host, tmp); err != nil {
+		return err
 	}
 	// Chmod after chown: chown clears setuid/setgid bits.
 	if err := tmp.Chmod(toSyscallMode(mode)); err != nil {
