@@ -17,9 +17,16 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Origin.String() + ": " + e.Message }
 
-// userNameRE is shadow-utils' default accepted name (useradd's is_valid_user_name
-// without --badname), plus the trailing '$' it allows for machine accounts.
-var userNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]*\$?$`)
+// userNameRE is the character rule of shadow-utils' is_valid_user_name
+// (lib/chkname.c, useradd without --badname, since shadow 4.9): a letter of
+// either case, digit, '_' or '.' first, then those or '-', and a trailing '$'
+// for Samba machine accounts. ValidName adds the rest of that rule.
+var userNameRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$`)
+
+// maxNameLen is shadow's USER_NAME_MAX_LENGTH (utmp's ut_user) that
+// useradd of shadow 4.13 enforces; later releases allow up to
+// LOGIN_NAME_MAX, so a longer name would work on some targets only.
+const maxNameLen = 32
 
 // hostnameLabelRE is one RFC 1123 label.
 var hostnameLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
@@ -27,8 +34,18 @@ var hostnameLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z
 // unitNameRE accepts what systemd calls a valid unit name with a known suffix.
 var unitNameRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)$`)
 
-// ValidName reports whether s is acceptable as a user or group name.
-func ValidName(s string) bool { return len(s) <= 32 && userNameRE.MatchString(s) }
+// ValidName reports whether s is acceptable as a user or group name, by
+// upstream shadow-utils' rule: userNameRE, at most maxNameLen bytes, not
+// all digits (it would read as a UID), not "." or "..". Debian patches its
+// useradd to accept more (any name without ':', ',', white space or a
+// leading '-', '+', '~'); those names are refused here, as MicroOS's and
+// Fedora's useradd refuse them, and "..", "a/b" would make odd homes.
+func ValidName(s string) bool {
+	if len(s) > maxNameLen || s == "." || s == ".." || !userNameRE.MatchString(s) {
+		return false
+	}
+	return strings.Trim(s, "0123456789") != ""
+}
 
 // ValidHostname reports whether s is a valid host name or FQDN.
 func ValidHostname(s string) bool {
