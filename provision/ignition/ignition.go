@@ -1,4 +1,4 @@
-// Package ignition translates Ignition spec 3.x configs (3.0.0 to 3.5.0) into
+// Package ignition translates Ignition spec 3.x configs (3.0.0 to 3.6.0) into
 // the one model: passwd users and groups, storage files, directories and
 // links, and systemd units. Sections that would repartition or reformat the
 // machine (disks, raid, luks, filesystems) and those this release has no
@@ -26,8 +26,14 @@ var ErrUnsupported = errors.New("not supported by this release")
 // config cannot expand into a memory-filling bomb.
 const MaxDecompressed = 64 << 20
 
-// Supported spec versions are 3.0.0 to maxMinor.0.
-const maxMinor = 5
+// Supported spec versions are 3.0.0 to maxMinor.0. Spec 3.6.0 adds no
+// key over 3.5.0: its mode fields apply setuid, setgid and sticky bits
+// (specialBitsMinor), and it no longer restricts clevis custom pins (luks
+// is refused anyway).
+const (
+	maxMinor         = 6
+	specialBitsMinor = 6
+)
 
 var versionRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 

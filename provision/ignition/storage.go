@@ -132,8 +132,14 @@ func (p *parser) mode(f map[string]*node, path string) *fs.FileMode {
 		p.failf(f["mode"].off, join(path, "mode"), "%d is not a valid mode (0 to 4095, i.e. 07777, written in decimal)", *m)
 		return nil
 	}
-	if *m&0o7000 != 0 {
-		p.warn(f["mode"].off, join(path, "mode"), "setuid/setgid/sticky bits (%#o) are set; Ignition warns about these too", *m)
+	if *m&0o7000 != 0 && p.minor < specialBitsMinor {
+		// Ignition applies these bits from spec 3.6.0 on; an older config
+		// is translated with them masked off (after it had applied
+		// nothing of them), so a config written for it never gets a
+		// setuid file it did not get there.
+		masked := *m &^ 0o7000
+		p.warn(f["mode"].off, join(path, "mode"), "setuid/setgid/sticky bits of %#o ignored as Ignition ignores them in spec 3.%d.0 (mode %#o applied); spec 3.6.0 applies them", *m, p.minor, masked)
+		*m = masked
 	}
 	fm := fs.FileMode(*m)
 	return &fm
