@@ -365,6 +365,11 @@ func (p *parser) consume(o config.Origin, data []byte) (*consumed, error) {
 				p.warnf(tree.origin, "cloud-config part ignored: not a mapping (got %s)", tree.describe())
 				continue
 			}
+			// cloud-init reads a cloud-config part's own launch-index as
+			// the part's Launch-Index header.
+			if li := tree.get("launch-index"); li != nil && li.kind == kInt && !pr.keepLaunch(li.value, li.origin) {
+				continue
+			}
 			m, err := extractMergers(tree, pt.mergeType)
 			if err != nil {
 				fail(err)

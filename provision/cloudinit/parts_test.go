@@ -143,3 +143,19 @@ func TestVendorDataPrefixWarns(t *testing.T) {
 		t.Error("--strict accepted vendor_data.prefix")
 	}
 }
+
+// A cloud-config part's own top-level launch-index filters it like the
+// Launch-Index header, and passes without the "not supported" warning.
+func TestCloudConfigLaunchIndexKey(t *testing.T) {
+	ud := "#cloud-config-archive\n" +
+		"- \"#cloud-config\\nlaunch-index: 2\\nhostname: two\\n\"\n" +
+		"- \"#cloud-config\\nlaunch-index: 3\\ntimezone: UTC\\n\"\n"
+	meta := &Blob{Data: []byte("instance-id: i-1\nami-launch-index: 2\n")}
+	cfg, err := Parse(context.Background(), DataSet{UserData: &Blob{Data: []byte(ud)}, MetaData: meta}, Options{Strict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.System.Hostname.Value != "two" || cfg.System.Timezone.Value != "" || len(cfg.Warnings) != 0 {
+		t.Errorf("hostname %q timezone %q warnings %v", cfg.System.Hostname.Value, cfg.System.Timezone.Value, cfg.Warnings)
+	}
+}

@@ -48,7 +48,7 @@ const ignoredKeys = `ansible apk_repos apt_pipelining
 	apt_reboot_if_required autoinstall byobu_by_default ca-certs ca_certs chef
 	cloud_config_modules cloud_final_modules cloud_init_modules create_hostname_file
 	device_aliases disable_ec2_metadata disk_setup drivers fan final_message fs_setup
-	growpart grub-dpkg grub_dpkg landscape launch-index locale_configfile lxd
+	growpart grub-dpkg grub_dpkg landscape locale_configfile lxd
 	manage_resolv_conf mcollective migrate mount_default_fields no_ssh_fingerprints
 	output package_reboot_if_required phone_home power_state puppet random_seed
 	reporting resize_rootfs resolv_conf rh_subscription rpi rsyslog salt_minion snap
@@ -101,6 +101,7 @@ func buildKeyTable() map[string]keySpec {
 	i := keyInternal
 	add(i, "How this part merges with the others: a string or a list of mergers.", ref("mergeHow"), "merge_how", "merge_type")
 	add(i, "Whether vendor data is used (enabled) and which of its handlers are not.", vendorDataSchema(), "vendor_data", "vendor_data2")
+	add(i, "This part is for the instance whose ami-launch-index (meta-data) is this number; parts for other instances are skipped (a value that is not an integer is ignored, as cloud-init ignores it).", js{}, "launch-index")
 	for _, k := range strings.Fields(ignoredKeys) {
 		t[k] = keySpec{status: keyIgnored, desc: "cloud-init's " + k + ": not supported by provision; ignored with a warning (an error with --strict)."}
 	}
