@@ -299,12 +299,9 @@ func (i *Interface) checkGateways() error {
 	if i.Gateway6.IsValid() && !i.hasIPv6() {
 		return fmt.Errorf("%s: gateway6 %s without IPv6 addressing", i.ID, i.Gateway6)
 	}
-	for _, d := range i.DNS.Servers {
-		if d.Is4() && !i.hasIPv4() || d.Is6() && !i.hasIPv6() {
-			// NetworkManager refuses resolvers in a disabled family.
-			return fmt.Errorf("%s: nameserver %s without %s addressing on this interface", i.ID, d, family(d.Is4()))
-		}
-	}
+	// A nameserver of a family the interface does not configure is valid:
+	// networkd uses it, cloud-init writes it; the NetworkManager renderer
+	// decides what its profiles can carry (nmIPv6, nmIPv4).
 	if len(i.DNS.Search) > 0 && !i.hasIPv4() && !i.hasIPv6() && !i.isPort() {
 		return fmt.Errorf("%s: search domains without IP configuration", i.ID)
 	}
@@ -405,8 +402,9 @@ func family(v4 bool) string {
 }
 
 // placeDNS adds the global resolvers to every IP interface of the matching
-// family: that is what a global resolv.conf means, and NetworkManager
-// refuses resolvers in a family whose method is disabled.
+// family: that is what a global resolv.conf means. A resolver of a family
+// no interface configures goes on every IP interface, as an interface's own
+// one would (see checkGateways).
 func (m *Model) placeDNS() error {
 	if len(m.DNS.Servers) == 0 && len(m.DNS.Search) == 0 {
 		return nil
@@ -424,7 +422,9 @@ func (m *Model) placeDNS() error {
 			}
 		}
 		if !placed {
-			return fmt.Errorf("nameserver %s: no interface has %s configured", s, family(s.Is4()))
+			for _, i := range l3 {
+				i.DNS.add(DNS{Servers: []netip.Addr{s}})
+			}
 		}
 	}
 	for _, i := range l3 {

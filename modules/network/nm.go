@@ -225,12 +225,26 @@ func searchFamilyV4(i *Interface) bool {
 	return i.hasIPv4()
 }
 
+// hasDNS reports whether the interface has a resolver of the family.
+func hasDNS(i *Interface, v4 bool) bool {
+	for _, a := range i.DNS.Servers {
+		if a.Is4() == v4 {
+			return true
+		}
+	}
+	return false
+}
+
 func nmIPv4(s *section, i *Interface) error {
 	switch {
 	case i.DHCP4:
 		s.set("method", "auto")
 	case i.hasIPv4():
 		s.set("method", "manual")
+	case hasDNS(i, true):
+		// NetworkManager takes ipv4.dns only with IPv4 enabled, and auto
+		// would start DHCPv4 nobody asked for; networkd has no such limit.
+		return fmt.Errorf("%s: NetworkManager keeps an IPv4 nameserver only on an interface with IPv4 configured (add dhcp4 or an IPv4 address)", i.ID)
 	default:
 		// Without this NetworkManager would run DHCPv4 (the default
 		// method is auto) — cloud-init's bug.
@@ -256,6 +270,13 @@ func nmIPv6(s *section, i *Interface) error {
 		s.set("method", "auto")
 	case has6:
 		s.set("method", "manual")
+	case hasDNS(i, false) && (i.AcceptRA == nil || *i.AcceptRA):
+		// An IPv6 nameserver without IPv6 settings: NetworkManager refuses
+		// ipv6.dns with method ignore, and "auto" is what the kernel does
+		// by default anyway (router advertisements), as cloud-init writes.
+		s.set("method", "auto")
+	case hasDNS(i, false):
+		return fmt.Errorf("%s: NetworkManager keeps an IPv6 nameserver only with IPv6 enabled, and accept-ra: false leaves none (add an IPv6 address)", i.ID)
 	case i.AcceptRA != nil && !*i.AcceptRA:
 		s.set("method", "link-local")
 		return nil

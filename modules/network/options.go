@@ -150,7 +150,9 @@ func setBridgeOption(b *BridgeParams, key string, v any, path string) error {
 	case "stp":
 		b.STP, err = boolPtr(v, path)
 	case "forward_delay":
-		b.ForwardDelay, err = intPtr(v, path, 2, 30)
+		// 0-30: NetworkManager's range; 2-30 only with STP on (checkBridge),
+		// as the kernel and NetworkManager's verify step have it.
+		b.ForwardDelay, err = intPtr(v, path, 0, 30)
 	case "hello_time":
 		b.HelloTime, err = intPtr(v, path, 1, 10)
 	case "max_age":
@@ -163,4 +165,14 @@ func setBridgeOption(b *BridgeParams, key string, v any, path string) error {
 		return errAt(path, "unsupported bridge option")
 	}
 	return err
+}
+
+// checkBridge refuses what the kernel rejects once STP is decided: with STP
+// on the forward delay must be 2-30 s; with it off any delay from 0 is
+// applied (the usual "bridge_fd 0" of a bridge without STP).
+func checkBridge(b *BridgeParams, path string) error {
+	if b.STP != nil && *b.STP && b.ForwardDelay != nil && *b.ForwardDelay < 2 {
+		return errAt(path, "forward delay %d needs STP off (2-30 with STP on)", *b.ForwardDelay)
+	}
+	return nil
 }

@@ -44,8 +44,9 @@ func TestParseErrors(t *testing.T) {
 		{"v1 duplicate", FormatV1, "version: 1\nconfig:\n  - {type: physical, name: eth0}\n  - {type: physical, name: eth0}\n", "eth0: defined twice"},
 		{"v1 bond mode", FormatV1, "version: 1\nconfig:\n  - {type: physical, name: eth0}\n  - {type: bond, name: bond0, bond_interfaces: [eth0], params: {bond-mode: fastest}}\n", "unknown bond mode \"fastest\""},
 		{"v1 global route ambiguous", FormatV1, "version: 1\nconfig:\n  - {type: physical, name: eth0, subnets: [{type: dhcp}]}\n  - {type: physical, name: eth1, subnets: [{type: dhcp}]}\n  - {type: route, destination: 10.0.0.0/8, gateway: 192.168.9.1}\n", "route to 10.0.0.0/8 (gateway 192.168.9.1): no interface has a static subnet containing the gateway, and 2 interfaces"},
-		{"v1 nameserver family", FormatV1, "version: 1\nconfig:\n  - {type: physical, name: eth0, subnets: [{type: dhcp6}]}\n  - {type: nameserver, address: 8.8.8.8}\n", "nameserver 8.8.8.8: no interface has IPv4 configured"},
-		{"v2 v4 nameserver on v6-only", FormatV2, "version: 2\nethernets:\n  eth0:\n    dhcp6: true\n    nameservers: {addresses: [8.8.8.8]}\n", "eth0: nameserver 8.8.8.8 without IPv4 addressing"},
+		{"v2 forward delay 0 with STP on", FormatV2, "version: 2\nethernets:\n  eth0: {}\nbridges:\n  br0:\n    interfaces: [eth0]\n    parameters: {forward-delay: 0}\n", "forward delay 0 needs STP off"},
+		{"v1 forward delay 0 with STP on", FormatV1, "version: 1\nconfig:\n  - {type: physical, name: eth0}\n  - {type: bridge, name: br0, bridge_interfaces: [eth0], params: {bridge_stp: 'on', bridge_fd: 1}}\n", "forward delay 1 needs STP off"},
+		{"v1 forward delay over 30", FormatV1, "version: 1\nconfig:\n  - {type: physical, name: eth0}\n  - {type: bridge, name: br0, bridge_interfaces: [eth0], params: {bridge_fd: 31}}\n", "out of range"},
 		{"v1 version", FormatV1, "version: 3\nconfig: []\n", "version: 3 out of range"},
 		{"unknown format", "ifupdown", "{}", "unknown network config format"},
 	} {

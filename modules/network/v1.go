@@ -181,6 +181,9 @@ func v1Interface(typ string, em map[string]any, path string) (*Interface, []stri
 			off := false // ifupdown's default (bridge_stp off)
 			i.Bridge.STP = &off
 		}
+		if err := checkBridge(i.Bridge, pp); err != nil {
+			return nil, nil, err
+		}
 	case "vlan":
 		if err := readVLAN(i, em, path, "vlan_id", "vlan_link"); err != nil {
 			return nil, nil, err

@@ -179,6 +179,9 @@ func v2Interface(id string, kind Kind, im map[string]any, path string) (*Interfa
 				on := true // netplan's default
 				i.Bridge.STP = &on
 			}
+			if err := checkBridge(i.Bridge, join(path, "parameters")); err != nil {
+				return nil, nil, err
+			}
 		}
 	case VLAN:
 		if err := readVLAN(i, im, path, "id", "link"); err != nil {
