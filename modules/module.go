@@ -8,10 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/config"
@@ -26,6 +22,10 @@ type Step struct {
 	Origin config.Origin `json:"-"`
 	// Apply performs the step. It is idempotent and confined to env.Root.
 	Apply func(ctx context.Context, env *Env) error `json:"-"`
+	// Batch names state that consecutive steps share through Env (see
+	// Env.Batch): the account databases are locked, read and written once
+	// for a run of users steps instead of once per step. "" is none.
+	Batch string `json:"-"`
 }
 
 // String is the plan line: "users: create user alice (uid 1000) [nocloud:user-data:3:5]".
@@ -39,58 +39,15 @@ func (s Step) String() string {
 	return line + " [" + Printable(s.Origin.String()) + "]"
 }
 
-// Printable escapes what would let a string taken from a config or a
-// target (a path, a name, an origin) break or fake a line of the console,
-// the journal or the report text: control characters (newline, carriage
-// return, terminal escape sequences), invalid UTF-8 and the bidirectional
-// overrides, in Go's quoted-string notation (\n, \x1b, \u202e). Other text
-// is returned unchanged, so ordinary paths print as they are.
-func Printable(s string) string {
-	if !needsEscape(s) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case escapeRune(r):
-			q := strconv.QuoteRuneToASCII(r)
-			b.WriteString(q[1 : len(q)-1])
-		default:
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
-}
+// Printable escapes what would let a string from a config or a target
+// break or fake a line of the console, the journal or the report text
+// (rootfs.Printable, the one implementation: rootfs is below every package
+// that prints).
+var Printable = rootfs.Printable
 
-// PrintableLines is Printable for a message that may rightly span lines
-// (errors joined with errors.Join): each line is escaped and every line
-// after the first is indented, so none can pass for a status line.
-func PrintableLines(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = Printable(l)
-	}
-	return strings.Join(lines, "\n    ")
-}
-
-func needsEscape(s string) bool {
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if (r == utf8.RuneError && n == 1) || escapeRune(r) {
-			return true
-		}
-		i += n
-	}
-	return false
-}
-
-func escapeRune(r rune) bool {
-	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029'
-}
+// PrintableLines is rootfs.PrintableLines: for a message that may rightly
+// span lines, each line escaped and the later ones indented.
+var PrintableLines = rootfs.PrintableLines
 
 // Env is what a step applies against. External effects sit behind it so unit
 // tests run unprivileged.
@@ -104,6 +61,80 @@ type Env struct {
 	// Secret, when set, registers a value made during the run (a random
 	// password) that the console may show once but reports must mask.
 	Secret func(value string)
+
+	// batches are the open batches' states, in the order they opened.
+	batches []openBatch
+}
+
+// BatchState is what a run of steps of one batch shares: Flush writes it
+// out once they are done, Release gives it up unwritten (the run failed).
+type BatchState interface {
+	Flush() error
+	Release()
+}
+
+type openBatch struct {
+	name  string
+	state BatchState
+}
+
+// Batch returns the open state of batch name, or nil.
+func (e *Env) Batch(name string) BatchState {
+	for _, b := range e.batches {
+		if b.name == name {
+			return b.state
+		}
+	}
+	return nil
+}
+
+// OpenBatch records the state of batch name, for the following steps of
+// the batch and for EndBatches.
+func (e *Env) OpenBatch(name string, s BatchState) {
+	e.batches = append(e.batches, openBatch{name, s})
+}
+
+// EndBatches flushes every open batch but keep (the batch of the step
+// about to run), in the order they opened: whoever applies steps calls it
+// before each step and, with "", after the last one.
+func (e *Env) EndBatches(keep string) error {
+	var errs []error
+	rest := e.batches[:0]
+	for _, b := range e.batches {
+		if b.name == keep && keep != "" {
+			rest = append(rest, b)
+			continue
+		}
+		if err := b.state.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", b.name, err))
+		}
+	}
+	e.batches = rest
+	return errors.Join(errs...)
+}
+
+// ReleaseBatches gives up every open batch without writing it.
+func (e *Env) ReleaseBatches() {
+	for _, b := range e.batches {
+		b.state.Release()
+	}
+	e.batches = nil
+}
+
+// ApplyAll applies steps in order on env, ending batches as they end: what
+// the engine does, for dry-run simulations and tests.
+func ApplyAll(ctx context.Context, env *Env, steps []Step) error {
+	for _, s := range steps {
+		if err := env.EndBatches(s.Batch); err != nil {
+			env.ReleaseBatches()
+			return err
+		}
+		if err := s.Apply(ctx, env); err != nil {
+			env.ReleaseBatches()
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return env.EndBatches("")
 }
 
 // ErrNoExecutor is wrapped by a step that must run a program in the

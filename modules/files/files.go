@@ -106,10 +106,16 @@ func (p Planner) PlanDeferred(cfg *config.Config, root *rootfs.Root) ([]modules.
 
 func cleanPath(p string) string { return rootfs.Join(p) }
 
-// checkTargetPath refuses a path with "..", and, when a target is given,
-// one that a symlink planted in the target would lead out of the root.
+// checkTargetPath refuses a path with "..", one under the API filesystems
+// (/proc, /sys, /dev, /run, /tmp: the running kernel's and the host's while
+// provisioning, gone at boot — refused rather than reported done), and,
+// when a target is given, one that a symlink planted in the target would
+// lead out of the root. rootfs enforces the same at write time by mount.
 func checkTargetPath(root *rootfs.Root, p string) error {
 	if err := config.CheckPath(p); err != nil {
+		return err
+	}
+	if err := rootfs.CheckPersistentPath(p); err != nil {
 		return err
 	}
 	if root != nil {
@@ -178,7 +184,7 @@ type fileItem struct {
 
 func (p Planner) planFile(cfg *config.Config, root *rootfs.Root, f config.File) ([]modules.Step, error) {
 	fail := func(err error) ([]modules.Step, error) {
-		return nil, fmt.Errorf("%s: file %s: %w", f.Origin, f.Path, err)
+		return nil, fmt.Errorf("%s: file %s: %w", f.Origin, rootfs.Printable(f.Path), err)
 	}
 	if err := checkTargetPath(root, f.Path); err != nil {
 		return fail(err)
@@ -266,7 +272,7 @@ func (p Planner) planFile(cfg *config.Config, root *rootfs.Root, f config.File) 
 		Origin: f.Origin,
 		Apply: func(ctx context.Context, env *modules.Env) error {
 			if err := p.applyFile(ctx, env, it); err != nil {
-				return fmt.Errorf("%s: file %s: %w", f.Origin, f.Path, err)
+				return fmt.Errorf("%s: file %s: %w", f.Origin, rootfs.Printable(f.Path), err)
 			}
 			return nil
 		},
@@ -375,7 +381,7 @@ func (p Planner) applyFile(ctx context.Context, env *modules.Env, it fileItem) e
 
 func (p Planner) planDirectory(cfg *config.Config, root *rootfs.Root, d config.Directory) ([]modules.Step, error) {
 	fail := func(err error) ([]modules.Step, error) {
-		return nil, fmt.Errorf("%s: directory %s: %w", d.Origin, d.Path, err)
+		return nil, fmt.Errorf("%s: directory %s: %w", d.Origin, rootfs.Printable(d.Path), err)
 	}
 	if err := checkTargetPath(root, d.Path); err != nil {
 		return fail(err)
@@ -416,7 +422,7 @@ func (p Planner) planDirectory(cfg *config.Config, root *rootfs.Root, d config.D
 		Origin: d.Origin,
 		Apply: func(ctx context.Context, env *modules.Env) error {
 			if err := applyDirectory(env.Root, d.Path, mode, spec); err != nil {
-				return fmt.Errorf("%s: directory %s: %w", d.Origin, d.Path, err)
+				return fmt.Errorf("%s: directory %s: %w", d.Origin, rootfs.Printable(d.Path), err)
 			}
 			return nil
 		},
@@ -450,7 +456,7 @@ func (p Planner) planLink(cfg *config.Config, root *rootfs.Root, l config.Link) 
 		kind = "hard link"
 	}
 	fail := func(err error) ([]modules.Step, error) {
-		return nil, fmt.Errorf("%s: %s %s: %w", l.Origin, kind, l.Path, err)
+		return nil, fmt.Errorf("%s: %s %s: %w", l.Origin, kind, rootfs.Printable(l.Path), err)
 	}
 	if err := checkTargetPath(root, l.Path); err != nil {
 		return fail(err)
@@ -495,7 +501,7 @@ func (p Planner) planLink(cfg *config.Config, root *rootfs.Root, l config.Link) 
 		Origin: l.Origin,
 		Apply: func(ctx context.Context, env *modules.Env) error {
 			if err := applyLink(env.Root, l, spec); err != nil {
-				return fmt.Errorf("%s: %s %s: %w", l.Origin, kind, l.Path, err)
+				return fmt.Errorf("%s: %s %s: %w", l.Origin, kind, rootfs.Printable(l.Path), err)
 			}
 			return nil
 		},

@@ -103,7 +103,7 @@ func sampleConfig() *config.Config {
 		Directories: []config.Directory{
 			{Origin: origin(30), Path: "/srv/data/sub", Mode: mode(0o700)},
 			{Origin: origin(31), Path: "/srv/data", Mode: mode(0o2770), Owner: "alice", Group: "wheel"},
-			{Origin: origin(32), Path: "/tmp", Mode: mode(0o1777)},
+			{Origin: origin(32), Path: "/srv/shared", Mode: mode(0o1777)},
 		},
 		Links: []config.Link{
 			{Origin: origin(40), Path: "/etc/alias", Target: "../usr/local/bin/tool", Owner: "alice"},
@@ -232,6 +232,15 @@ func TestHostile(t *testing.T) {
 		{"bad base64", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/etc/x", Source: "data:;base64,!!!"}}}, "invalid base64"},
 		{"unsupported scheme", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/etc/x", Source: "tftp://h/x"}}}, "not supported"},
 		{"no scheme", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/etc/x", Source: "just-a-name"}}}, "no URL scheme"},
+		// The API filesystems: the running kernel's and the host's while
+		// provisioning, tmpfs at boot; refused by name, at plan time.
+		{"sysctl via /proc", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/proc/sys/kernel/hostname", Contents: []byte("x")}}}, "/proc/sys/kernel/hostname is under /proc"},
+		{"file in /sys", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/sys/kernel/x", Contents: []byte("x")}}}, "is under /sys"},
+		{"device node", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/dev/sda", Contents: []byte("x"), Append: true}}}, "/dev/sda is under /dev"},
+		{"directory in /dev/shm", base, config.Config{Directories: []config.Directory{{Origin: origin(3), Path: "/dev/shm/d"}}}, "is under /dev"},
+		{"file in /tmp", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/tmp/x", Contents: []byte("x")}}}, "/tmp/x is under /tmp, a tmpfs"},
+		{"link in /run", base, config.Config{Links: []config.Link{{Origin: origin(3), Path: "/run/l", Target: "/etc/passwd"}}}, "is under /run"},
+		{"hard link to /proc", base, config.Config{Links: []config.Link{{Origin: origin(3), Path: "/etc/l", Target: "/proc/self/environ", Hard: true}}}, "is under /proc"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -164,6 +164,7 @@ func (r *Root) ReadFile(p string) ([]byte, error) {
 // already did, inside the root), checks the type on the open file, and
 // reads at most MaxReadSize bytes.
 func readRegular(p, host string) ([]byte, error) {
+	p = Printable(p)
 	f, err := os.OpenFile(host, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
@@ -214,7 +215,15 @@ func (r *Root) Exists(p string) bool {
 	return err == nil
 }
 
+// preserve is called before every change of host: the change must stay on
+// the target's own filesystems (checkMount), and the journal keeps the
+// original. The check comes first, so nothing foreign is ever journaled and
+// a rollback never has to restore a path on /proc or /dev.
 func (r *Root) preserve(host string) error {
+	rel := strings.TrimPrefix(host, r.Dir)
+	if err := r.checkMount(Join(rel), host); err != nil {
+		return err
+	}
 	if r.Journal == nil {
 		return nil
 	}

@@ -1,0 +1,204 @@
+package rootfs
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrForeignMount is returned for a write that would land on a filesystem
+// that is not the target's own: the API filesystems the agent mounted into
+// the chroot (/proc, /sys, /dev, /run, /tmp — the running kernel's, the
+// host's devices, throwaway tmpfs) or any other mount that does not persist
+// with the target.
+var ErrForeignMount = errors.New("not on the target's own filesystems")
+
+// apiDirs are the trees the booted system mounts itself (kernel interfaces
+// and tmpfs): nothing a provisioner writes there is ever seen after boot,
+// and while provisioning they are the running kernel's and the host's.
+var apiDirs = []struct{ dir, why string }{
+	{"/proc", "the kernel's process filesystem"},
+	{"/sys", "the kernel's sysfs"},
+	{"/dev", "the device filesystem"},
+	{"/run", "a tmpfs the booted system mounts empty (use a tmpfiles.d entry to create files there at boot)"},
+	{"/tmp", "a tmpfs the booted system mounts empty (use /var/tmp, or a tmpfiles.d entry)"},
+}
+
+// CheckPersistentPath refuses a path (inside the target) under one of the
+// API filesystems. Writing there would reach the running kernel or the
+// host's devices while provisioning, or land on a tmpfs and vanish, yet be
+// reported done; it is refused at plan time, naming the path. cloud-init
+// runs in the booted system, where /run and /tmp writes last until the
+// next reboot; a first-boot agent in the initrd cannot offer that.
+func CheckPersistentPath(p string) error {
+	clean := Join(p)
+	for _, a := range apiDirs {
+		if clean == a.dir || strings.HasPrefix(clean, a.dir+"/") {
+			return fmt.Errorf("%s is under %s, %s: %w", Printable(p), a.dir, a.why, ErrForeignMount)
+		}
+	}
+	return nil
+}
+
+// ScratchDir is the agent's own scratch space in the chroot's /run tmpfs
+// (scripts are written there to be run), the one place on a foreign
+// mount where rootfs writes.
+const ScratchDir = "/run/provision"
+
+// virtualFS are filesystem types that never hold the target's data.
+var virtualFS = map[string]bool{
+	"proc": true, "sysfs": true, "devtmpfs": true, "devpts": true, "tmpfs": true,
+	"ramfs": true, "mqueue": true, "cgroup": true, "cgroup2": true, "securityfs": true,
+	"debugfs": true, "tracefs": true, "bpf": true, "hugetlbfs": true, "configfs": true,
+	"pstore": true, "efivarfs": true, "binfmt_misc": true, "autofs": true, "fusectl": true,
+	"selinuxfs": true, "rpc_pipefs": true, "nsfs": true, "nfsd": true,
+}
+
+// checkMount refuses to change host (a resolved path inside the root) when
+// the filesystem it is on — that of its nearest existing ancestor, where a
+// new file would be created — is not the target's own: the root's mount,
+// or a persistent filesystem mounted below the root (the target's /var,
+// /home..., an overlay /etc). Mount identity comes from statx's mount id,
+// so a bind mount of the host's /dev is told apart from the tree it sits
+// in even where st_dev would not tell.
+func (r *Root) checkMount(p, host string) error {
+	p = Printable(p)
+	near := host
+	for {
+		if _, err := os.Lstat(near); err == nil {
+			break
+		}
+		parent := filepath.Dir(near)
+		if parent == near || !within(parent, r.Dir) {
+			return nil // nothing of the tree exists: nothing to judge
+		}
+		near = parent
+	}
+	rootID, ok1 := mountID(r.Dir)
+	id, ok2 := mountID(near)
+	if ok1 && ok2 && rootID == id {
+		return nil
+	}
+	if within(host, filepath.Join(r.Dir, ScratchDir)) {
+		return nil
+	}
+	mounts, err := readMounts()
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	// The mount holding near has its mount point at near or above: inside
+	// the tree it is one of the tree's mounts, above it the tree's own
+	// (when the ids could not be compared).
+	m, found := mountFor(mounts, id, ok2, near)
+	switch {
+	case !found:
+		return fmt.Errorf("%s: the filesystem of %s is not in the mount table: %w", p, Printable(near), ErrForeignMount)
+	case !within(m.point, r.Dir) && !ok2:
+		return nil
+	case !within(m.point, r.Dir):
+		return fmt.Errorf("%s: %s is on %s mounted at %s, outside the target: %w", p, Printable(near), m.fstype, m.point, ErrForeignMount)
+	case CheckPersistentPath(Join(strings.TrimPrefix(m.point, r.Dir))) != nil:
+		// The agent's API mounts (a bind of the host's /dev, /sys) are
+		// known by where they sit, whatever their type.
+		return fmt.Errorf("%s: %s is on the %s mounted at %s by the agent, the running system's, not the target's: %w", p, Printable(Join(strings.TrimPrefix(near, r.Dir))), m.fstype, Join(strings.TrimPrefix(m.point, r.Dir)), ErrForeignMount)
+	case virtualFS[m.fstype]:
+		return fmt.Errorf("%s: %s is on the %s mounted at %s, which does not persist with the target: %w", p, Printable(Join(strings.TrimPrefix(near, r.Dir))), m.fstype, Join(strings.TrimPrefix(m.point, r.Dir)), ErrForeignMount)
+	}
+	return nil
+}
+
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/") || dir == "/"
+}
+
+// mountID is statx's STATX_MNT_ID of p (not following a final symlink);
+// false on kernels before 5.8.
+func mountID(p string) (uint64, bool) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, false
+	}
+	return stx.Mnt_id, stx.Mask&unix.STATX_MNT_ID != 0
+}
+
+type mountEntry struct {
+	id     uint64
+	point  string
+	fstype string
+}
+
+// mountFor finds the mount by id, or without one the deepest mount point
+// holding p.
+func mountFor(mounts []mountEntry, id uint64, byID bool, p string) (mountEntry, bool) {
+	var best mountEntry
+	found := false
+	for _, m := range mounts {
+		if byID {
+			if m.id == id {
+				best, found = m, true // the last is the one on top
+			}
+			continue
+		}
+		if within(p, m.point) && (!found || len(m.point) >= len(best.point)) {
+			best, found = m, true
+		}
+	}
+	return best, found
+}
+
+// readMounts reads this process's mount table: "ID PARENT MAJ:MIN ROOT
+// POINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS" (proc(5)).
+func readMounts() ([]mountEntry, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("reading the mount table: %w", err)
+	}
+	var out []mountEntry
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		sep := -1
+		for i := 6; i < len(f); i++ {
+			if f[i] == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || len(f) < sep+2 {
+			continue
+		}
+		id, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, mountEntry{id: id, point: unescapeOctal(f[4]), fstype: f[sep+1]})
+	}
+	return out, sc.Err()
+}
+
+// unescapeOctal undoes mountinfo's \040-style escapes.
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
