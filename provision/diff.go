@@ -102,6 +102,9 @@ func planDiff(ctx context.Context, steps []modules.Step, cfg *config.Config, dir
 		if s.Apply == nil || s.Module == "scripts" {
 			continue
 		}
+		if err := env.EndBatches(s.Batch); err != nil {
+			notes = append(notes, fmt.Sprintf("# would fail: %v", err))
+		}
 		switch err := s.Apply(ctx, env); {
 		case err == nil:
 		case errors.Is(err, modules.ErrNoExecutor):
@@ -109,6 +112,9 @@ func planDiff(ctx context.Context, steps []modules.Step, cfg *config.Config, dir
 		default:
 			notes = append(notes, fmt.Sprintf("# would fail: %s: %v", s, err))
 		}
+	}
+	if err := env.EndBatches(""); err != nil {
+		notes = append(notes, fmt.Sprintf("# would fail: %v", err))
 	}
 	var b strings.Builder
 	paths := append([]string(nil), j.order...)

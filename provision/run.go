@@ -523,6 +523,12 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			fmt.Fprintf(console, "[SKIP] %s (not executed by this release)\n", s)
 			continue
 		}
+		// A step of another batch (or none) may read what the open batch
+		// holds in memory (the account databases): write it out first.
+		if err := env.EndBatches(s.Batch); err != nil {
+			env.ReleaseBatches()
+			return abort(fmt.Errorf("writing %w", err))
+		}
 		rs := rep.BeginStep(s.Module, s.Action, s.Target, s.Detail, s.Origin.String())
 		start := time.Now()
 		// What the step's programs print goes to the console as it comes,
@@ -543,10 +549,15 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			if !strings.Contains(err.Error(), s.Origin.String()) {
 				err = fmt.Errorf("%s: %w", s.Origin, err)
 			}
+			env.ReleaseBatches()
 			return abort(fmt.Errorf("%s %s: %w", s.Module, s.Target, err))
 		}
 		res.Steps = append(res.Steps, sr)
 		fmt.Fprintf(console, "[ OK ] %s\n", s)
+	}
+	if err := env.EndBatches(""); err != nil {
+		env.ReleaseBatches()
+		return abort(fmt.Errorf("writing %w", err))
 	}
 	if err := firstBootChores(root, rep, console); err != nil {
 		return abort(err)

@@ -333,10 +333,8 @@ func TestDifferentialAgainstShadowUtils(t *testing.T) {
 			must(t, err)
 			var console bytes.Buffer
 			env := &modules.Env{Root: root, Console: &console}
-			for _, s := range steps {
-				if err := s.Apply(context.Background(), env); err != nil {
-					t.Fatalf("%s: %v", s, err)
-				}
+			if err := modules.ApplyAll(context.Background(), env, steps); err != nil {
+				t.Fatal(err)
 			}
 			for _, f := range []string{"passwd", "group", "shadow", "gshadow", "subuid", "subgid"} {
 				compareDB(t, f, ours, ref, tc.plain)

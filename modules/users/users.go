@@ -84,11 +84,12 @@ func (p *planner) add(action, target string, origin config.Origin, o op) error {
 	now := p.now
 	p.steps = append(p.steps, modules.Step{
 		Module: "users", Action: action, Target: target, Detail: detail, Origin: origin,
+		Batch: accountsBatch,
 		Apply: func(ctx context.Context, env *modules.Env) error {
-			err := accounts.Update(env.Root, now, func(db *accounts.DB) error {
-				_, _, err := o(db, env)
-				return err
-			})
+			db, err := openAccounts(env, now)
+			if err == nil {
+				_, _, err = o(db, env)
+			}
 			if err != nil {
 				return wrap(origin, err)
 			}
@@ -96,6 +97,47 @@ func (p *planner) add(action, target string, origin config.Origin, o op) error {
 		},
 	})
 	return nil
+}
+
+// accountsBatch is the batch of the steps that change the account
+// databases: locked and read by the first, changed in memory by each, and
+// written once (one atomic replace per file) when the run of them ends.
+const accountsBatch = "account databases"
+
+type accountsState struct {
+	root   *rootfs.Root
+	db     *accounts.DB
+	unlock func() error
+}
+
+func (s *accountsState) Flush() error {
+	err := s.db.Save(s.root)
+	if uerr := s.unlock(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+func (s *accountsState) Release() { _ = s.unlock() }
+
+// openAccounts returns the batch's databases, taking the lock and reading
+// them when the batch opens.
+func openAccounts(env *modules.Env, now func() time.Time) (*accounts.DB, error) {
+	if s, ok := env.Batch(accountsBatch).(*accountsState); ok {
+		return s.db, nil
+	}
+	unlock, err := accounts.Lock(env.Root)
+	if err != nil {
+		return nil, err
+	}
+	db, err := accounts.Open(env.Root)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	db.Now = now
+	env.OpenBatch(accountsBatch, &accountsState{root: env.Root, db: db, unlock: unlock})
+	return db, nil
 }
 
 // addFS appends a step that writes outside the account databases.

@@ -47,10 +47,8 @@ func apply(t *testing.T, r *rootfs.Root, steps []modules.Step) string {
 	t.Helper()
 	var out bytes.Buffer
 	env := &modules.Env{Root: r, Console: &out}
-	for _, s := range steps {
-		if err := s.Apply(context.Background(), env); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
+	if err := modules.ApplyAll(context.Background(), env, steps); err != nil {
+		t.Fatal(err)
 	}
 	return out.String()
 }
