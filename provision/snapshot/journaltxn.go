@@ -144,6 +144,12 @@ func cleanJournalParent(root string, times *dirTimes) {
 // transaction left in root.
 func recoverJournalBackend(root string) error {
 	parent := filepath.Join(root, JournalDirName)
+	// The journals are in the target, which may carry planted ones: the
+	// directory must be a real one, and each journal is recovered only
+	// when every path it names lies inside root (journal.RecoverWithin).
+	if st, err := os.Lstat(parent); err == nil && !st.IsDir() {
+		return fmt.Errorf("snapshot: recover: %s is not a directory (a symbolic link?): refusing it", parent)
+	}
 	ents, err := os.ReadDir(parent)
 	if isNotExist(err) {
 		return nil
@@ -163,7 +169,7 @@ func recoverJournalBackend(root string) error {
 				times = t
 			}
 		}
-		if err := journal.Recover(dir, nil); err != nil {
+		if err := journal.RecoverWithin(dir, root, nil); err != nil {
 			errs = append(errs, fmt.Errorf("snapshot: recover %s: %w", dir, err))
 		}
 	}

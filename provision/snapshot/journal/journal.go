@@ -380,6 +380,69 @@ func Recover(dir string, hook func(string)) error {
 	return rollback(dir, hook)
 }
 
+// RecoverWithin is Recover for a journal found inside the tree it
+// changed (the journal backend's .provision-journal in the target): such a
+// journal may have been planted, so before anything is restored every path
+// of its manifest must lie inside root, with no symbolic link on the way
+// to it (the journal records resolved host paths, so a legitimate one has
+// none), and its data directory must be a real directory. Anything else
+// refuses the whole journal, naming the path, with nothing touched.
+func RecoverWithin(dir, root string, hook func(string)) error {
+	dir = filepath.Clean(dir)
+	if strings.HasSuffix(dir, SuffixCommitted) || strings.HasSuffix(dir, SuffixDone) {
+		return Recover(dir, hook)
+	}
+	entries, err := readManifest(dir)
+	if err != nil {
+		return err
+	}
+	if err := checkWithin(dir, root, entries); err != nil {
+		return err
+	}
+	return rollback(dir, hook)
+}
+
+func checkWithin(dir, root string, entries []entry) error {
+	root = filepath.Clean(root)
+	if st, err := os.Lstat(filepath.Join(dir, "data")); err == nil && !st.IsDir() {
+		return fmt.Errorf("journal: %s/data is not a directory: refusing the journal", dir)
+	}
+	for _, e := range entries {
+		if err := insideRoot(root, e.Path); err != nil {
+			return fmt.Errorf("journal: %s/manifest: entry %d: %w: refusing the journal, nothing restored", dir, e.Seq, err)
+		}
+	}
+	return nil
+}
+
+// insideRoot checks that p is root or below it and that no directory between
+// root and p is a symbolic link.
+func insideRoot(root, p string) error {
+	rel, err := filepath.Rel(root, p)
+	if rel == "." {
+		return nil // the root itself (its times)
+	}
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+		return fmt.Errorf("path %q is outside the root %s", p, root)
+	}
+	cur := root
+	parts := strings.Split(rel, "/")
+	for _, c := range parts[:len(parts)-1] {
+		cur = filepath.Join(cur, c)
+		st, err := os.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // nothing below exists to lead anywhere
+		}
+		if err != nil {
+			return fmt.Errorf("path %q: %w", p, err)
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("path %q leads through the symbolic link %s, outside the root's own tree", p, cur)
+		}
+	}
+	return nil
+}
+
 // Discard deletes an open journal without restoring anything: used when the
 // transaction it belongs to committed by other means (a btrfs default
 // subvolume switch).
