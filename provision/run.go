@@ -503,6 +503,10 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if opts.Chroot != nil {
 		chroot, err = opts.Chroot(ctx, txn.Root())
 		if err != nil {
+			// A failed preparation undid its own mounts; what came back
+			// with the error may be a typed nil (*chroot.Env in the
+			// interface), which abort must not Close.
+			chroot = nil
 			return abort(fmt.Errorf("preparing the chroot: %w", err))
 		}
 		env.Exec = chroot

@@ -443,8 +443,13 @@ func envValue(env []string, key string) string {
 
 // Close kills every process whose root is in the tree, then unmounts every
 // mount below the tree made since Setup (its own, and any a script left),
-// deepest first, lazily as a last resort. It is safe to call more than once.
+// deepest first, lazily as a last resort. It is safe to call more than
+// once, and on a nil *Env (a failed Setup's result, possibly held in an
+// interface), where there is nothing to close.
 func (e *Env) Close() error {
+	if e == nil {
+		return nil
+	}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()

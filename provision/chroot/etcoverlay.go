@@ -143,6 +143,9 @@ func (e *Env) onOutsideMount(host string) bool {
 // layers of a new snapshot on a /var of its own filesystem), for a
 // transaction that is thrown away. Call it before Close.
 func (e *Env) Discard() error {
+	if e == nil {
+		return nil
+	}
 	var errs []error
 	for _, p := range e.layers {
 		if p == "" {
