@@ -64,6 +64,13 @@ func (r *pathRecorder) Preserve(host string) error {
 	return r.next.Preserve(host)
 }
 
+// Paths returns the host paths recorded so far, in the order first seen.
+func (r *pathRecorder) Paths() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.paths...)
+}
+
 // relabelModule is openSUSE's initrd relabel (microos-tools).
 const relabelModule = "/usr/lib/dracut/modules.d/98selinux-microos"
 

@@ -485,6 +485,9 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	// Every path the modules change passes the recorder, for labelling.
 	rec := newPathRecorder(txn.Journal())
 	root.Journal = rec
+	// Durability comes from the commit, which flushes every filesystem
+	// the run wrote (syncWritten) before its commit point.
+	root.NoSync = true
 	applyStart := time.Now()
 	env := &modules.Env{Root: root, Console: console, Secret: func(v string) { rep.AddSecret(v) }}
 	// The target's /var, /home... are mounted before planning (SPEC §2.5),
@@ -602,7 +605,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	// Make what was applied durable before the commit, so the commit is
 	// only the switch: its cost then does not depend on how much was
 	// written or how big the tree is.
-	if err := syncTree(txn.Root()); err != nil {
+	if err := syncWritten(txn.Root(), rec.Paths()); err != nil {
 		return abort(fmt.Errorf("syncing the applied changes: %w", err))
 	}
 	if err := txn.Commit(ctx); err != nil {
@@ -805,6 +808,40 @@ func secrets(cfg *config.Config) []string {
 		}
 	}
 	return out
+}
+
+// syncWritten flushes every filesystem the run wrote: the one holding
+// root, and each other one a written path lies on (a /var of its own, the
+// snapshots of /var and /home mounted below root), one syncfs each.
+func syncWritten(root string, paths []string) error {
+	seen := map[uint64]bool{}
+	for _, p := range append([]string{root}, paths...) {
+		dir := nearestDir(p)
+		var st unix.Stat_t
+		if unix.Stat(dir, &st) != nil || seen[st.Dev] {
+			continue
+		}
+		seen[st.Dev] = true
+		if err := syncTree(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nearestDir is p when it is a directory, else its closest existing
+// ancestor directory (a removed file's parent).
+func nearestDir(p string) string {
+	for {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			return p
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return p
+		}
+		p = parent
+	}
 }
 
 // syncTree flushes the filesystem holding root (syncfs).

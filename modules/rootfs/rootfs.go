@@ -40,6 +40,13 @@ type Journal interface {
 type Root struct {
 	Dir     string
 	Journal Journal // may be nil
+	// NoSync leaves durability to the transaction: no fsync per file or
+	// directory. The engine sets it when the commit flushes every
+	// filesystem the run wrote (one syncfs each) before the commit point:
+	// until then a btrfs snapshot is invisible, and the undo journal has
+	// made each original durable before it is changed, so a per-file
+	// flush buys no safety and costs most of a run on a disk.
+	NoSync bool
 }
 
 // New returns a Root for dir, which must exist.
@@ -252,7 +259,7 @@ func (r *Root) WriteFile(p string, data []byte, mode fs.FileMode, owner Owner) e
 	if err := r.preserve(host); err != nil {
 		return err
 	}
-	return writeAtomic(host, data, mode, owner)
+	return writeAtomic(host, data, mode, owner, !r.NoSync)
 }
 
 // AppendFile appends data to p (created with mode and owner when missing).
@@ -286,10 +293,12 @@ func (r *Root) AppendFile(p string, data []byte, mode fs.FileMode, owner Owner) 
 	if err := r.preserve(host); err != nil {
 		return err
 	}
-	return writeAtomic(host, append(old, data...), mode, owner)
+	return writeAtomic(host, append(old, data...), mode, owner, !r.NoSync)
 }
 
-func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner) error {
+// writeAtomic replaces host with data through a temporary file and a
+// rename; durable flushes the file and its directory before returning.
+func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner, durable bool) error {
 	dir := filepath.Dir(host)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(host)+".provision-*")
 	if err != nil {
@@ -321,8 +330,10 @@ func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner) error 
 	if err := tmp.Chmod(toSyscallMode(mode)); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -331,6 +342,9 @@ func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner) error 
 		return err
 	}
 	ok = true
+	if !durable {
+		return nil
+	}
 	return syncDir(dir)
 }
 
@@ -508,6 +522,9 @@ func (r *Root) replaceWithLink(p string, create func(tmp string) error) error {
 	if err := os.Rename(tmp, host); err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if r.NoSync {
+		return nil
 	}
 	return syncDir(filepath.Dir(host))
 }
