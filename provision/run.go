@@ -430,7 +430,11 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			if sc.Kind == config.ScriptCombustion && sc.Prepare {
 				if err := opts.Prepare(ctx, sc); err != nil {
 					res.FailedAt = sc.Origin.String()
-					return fail(err)
+					fail(err)
+					if errors.Is(err, ErrInvalid) {
+						res.Status = StatusInvalid // refused, not attempted
+					}
+					return res
 				}
 				fmt.Fprintf(console, "[ OK ] scripts: %s --prepare [%s]\n", modules.Printable(sc.Name), modules.Printable(sc.Origin.String()))
 			}

@@ -97,8 +97,14 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 			// NICs nothing configured yet, in the initrd only.
 			if sc.InInitrd {
 				opts.Network = initrdNetwork(orDiscard(sc.Console))
+				opts.Prepare = prepareCombustion(orDiscard(sc.Console))
 			}
-			opts.Prepare = prepareCombustion(orDiscard(sc.Console))
+		}
+		if !sc.InInitrd {
+			// The prepare stage runs before the snapshot exists, so
+			// nothing confines it: on a workstation it would run as
+			// root on the host itself.
+			opts.Prepare = refusePrepare
 		}
 	}
 	for _, spec := range sc.SourceSpec {
@@ -376,6 +382,21 @@ func scriptTimeout(cmdline []string) time.Duration {
 		}
 	}
 	return 30 * time.Minute
+}
+
+// refusePrepare turns down a Combustion script's --prepare stage outside
+// the initrd. Combustion runs that stage in the initrd before the root is
+// writable, with the initrd's own /etc and network as its world (its
+// README's example writes a NetworkManager profile into the initrd's /etc);
+// confining it to the target would give it a different world than the one
+// it was written for, and running it as it is would change the host. Only
+// the boot can run it, so a run elsewhere refuses the config, before
+// anything is written.
+func refusePrepare(_ context.Context, script config.Script) error {
+	return fmt.Errorf("%w: %s: the Combustion script asks for the prepare stage (`# combustion: prepare`), "+
+		"which runs only in the initrd, before the root is mounted: refusing to run it on this host; "+
+		"apply this configuration on the machine's first boot, or drop `prepare` from the script's magic comment",
+		ErrInvalid, script.Origin)
 }
 
 // prepareCombustion runs a script's --prepare stage in a private copy of its
