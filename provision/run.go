@@ -188,7 +188,7 @@ func Collect(ctx context.Context, srcs []sources.Source) ([]sources.Document, []
 
 // Run performs a whole provisioning run. The returned error is also in
 // Result.Err; errors.Is(err, ErrInvalid) tells bad input from a failed apply.
-func Run(ctx context.Context, opts Options) *Result {
+func Run(ctx context.Context, opts Options) (out *Result) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -199,14 +199,19 @@ func Run(ctx context.Context, opts Options) *Result {
 	}
 	res := &Result{Started: now(), Steps: []StepResult{}, Sources: []SourceResult{}, Documents: []DocumentInfo{}}
 	res.Report = report.New(now)
-	defer func() {
-		res.Duration = now().Sub(res.Started)
-		finishReport(res)
-	}()
 	fail := func(status string, err error) *Result {
 		res.Status, res.Err, res.Error = status, err, err.Error()
 		return res
 	}
+	defer func() {
+		// apply recovers its own panics (it has a transaction to roll
+		// back); one before it (a parser) fails the run all the same.
+		if v := recover(); v != nil {
+			out = fail(StatusFailed, recovered(v))
+		}
+		res.Duration = now().Sub(res.Started)
+		finishReport(res)
+	}()
 
 	if opts.Recover != nil && !opts.DryRun {
 		if err := opts.Recover(ctx, opts.Root); err != nil {
@@ -416,7 +421,7 @@ func dryRun(res *Result, cfg *config.Config, root string, diff bool) *Result {
 	return res
 }
 
-func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, console io.Writer) *Result {
+func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, console io.Writer) (out *Result) {
 	rep := res.Report
 	fail := func(err error) *Result {
 		res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
@@ -482,6 +487,42 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		}
 		return fail(cause)
 	}
+	// From here on a panic (a bug in a module, a parser, the transaction)
+	// is a failed run like any other: rolled back, unmounted, reported.
+	// In `provision init` it would otherwise be PID 1's death, a kernel
+	// panic.
+	var env *modules.Env
+	committed := false
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		perr := recovered(v)
+		if origin := endRunningSteps(rep, perr); origin != "" {
+			res.FailedAt = origin
+		}
+		if committed {
+			// Past the commit point the new root is the system: what
+			// is left (the boot entries) fails as it would by error.
+			w := fmt.Sprintf("after the commit: %v", perr)
+			res.Warnings = append(res.Warnings, w)
+			rep.AddWarning(w)
+			fmt.Fprintf(console, "[WARN] %s\n", modules.PrintableLines(w))
+			res.Status = StatusDone
+			out = res
+			return
+		}
+		if env != nil {
+			env.ReleaseBatches()
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				out = fail(fmt.Errorf("%w (and rolling back panicked too: %w)", perr, recovered(v)))
+			}
+		}()
+		out = abort(perr)
+	}()
 	root, err := rootfs.New(txn.Root())
 	if err != nil {
 		return abort(err)
@@ -493,7 +534,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	// the run wrote (syncWritten) before its commit point.
 	root.NoSync = true
 	applyStart := time.Now()
-	env := &modules.Env{Root: root, Console: console, Secret: func(v string) { rep.AddSecret(v) }}
+	env = &modules.Env{Root: root, Console: console, Secret: func(v string) { rep.AddSecret(v) }}
 	// The target's /var, /home... are mounted before planning (SPEC §2.5),
 	// so modules see and write them where the booted system will, not
 	// into the empty mount points of the root snapshot.
@@ -522,6 +563,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err != nil {
 		return abort(fmt.Errorf("%w: %w", ErrInvalid, err))
 	}
+	steps = panicPoint(steps)
 	res.Plan = steps
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -615,6 +657,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err := txn.Commit(ctx); err != nil {
 		return abort(fmt.Errorf("commit: %w", err))
 	}
+	committed = true
 	fmt.Fprintf(console, "[ OK ] transaction: committed\n")
 	if boot != nil {
 		// After the commit point, as sdbootutil acts on
