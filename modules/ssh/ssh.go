@@ -2,7 +2,9 @@
 // authorized keys (cloud-init ssh_authorized_keys and meta-data public-keys,
 // Ignition sshAuthorizedKeys), validated line by line and merged into each
 // user's ~/.ssh/authorized_keys, and sshd's PasswordAuthentication
-// (cloud-init ssh_pwauth).
+// (cloud-init ssh_pwauth), and the host keys: the image's deleted, then
+// supplied ones written or fresh ones generated (cloud-init ssh_deletekeys,
+// ssh_keys, ssh_genkeytypes).
 package ssh
 
 import (
@@ -18,10 +20,11 @@ import (
 // first); planning accepts a user the target lacks only when this config
 // creates it. root may be nil (a dry run without a target tree).
 func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
+	host, herr := planHostKeys(cfg, root)
 	keys, kerr := planKeys(cfg, root)
 	pw, perr := planPwauth(cfg, root)
-	if err := errors.Join(kerr, perr); err != nil {
+	if err := errors.Join(herr, kerr, perr); err != nil {
 		return nil, err
 	}
-	return append(keys, pw...), nil
+	return append(append(host, keys...), pw...), nil
 }

@@ -156,6 +156,7 @@ func (p *parser) readKeys(root *node) map[string]bool {
 	if n := get("ssh_pwauth"); n != nil {
 		p.sshPwauth(n)
 	}
+	p.sshHostKeys(root.origin, get("ssh_deletekeys"), get("ssh_genkeytypes"), get("ssh_keys"))
 	p.writeFiles(get("write_files"))
 	p.commands(get("bootcmd"), "bootcmd", config.ScriptBootcmd)
 	p.commands(get("runcmd"), "runcmd", config.ScriptRuncmd)

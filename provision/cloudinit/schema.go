@@ -52,8 +52,8 @@ const ignoredKeys = `ansible apk_repos apt_pipelining
 	manage_resolv_conf mcollective migrate mount_default_fields no_ssh_fingerprints
 	output package_reboot_if_required phone_home power_state puppet random_seed
 	reporting resize_rootfs resolv_conf rh_subscription rpi rsyslog salt_minion snap
-	spacewalk ssh ssh_deletekeys ssh_fp_console_blacklist ssh_genkeytypes ssh_import_id
-	ssh_key_console_blacklist ssh_keys ssh_publish_hostkeys ssh_quiet_keygen swap
+	spacewalk ssh ssh_fp_console_blacklist ssh_import_id
+	ssh_key_console_blacklist ssh_publish_hostkeys ssh_quiet_keygen swap
 	system_info ubuntu_advantage ubuntu_pro updates version wireguard yum_repo_dir
 	authkey_hash datasource datasource_list network seed_random write_metadata`
 
@@ -76,6 +76,9 @@ func buildKeyTable() map[string]keySpec {
 	add(a, "SSH public keys for the default user (and root, behind disable_root's prefix).", ref("sshKeys"), "ssh_authorized_keys")
 	add(a, "Keep root's keys behind a refusal prefix (default true).", ref("boolean"), "disable_root")
 	add(a, "The prefix root's keys get when disable_root is true.", ref("string"), "disable_root_opts")
+	add(a, "Delete the image's host keys, /etc/ssh/ssh_host_*key* (default true): a cloned image must not share them.", ref("boolean"), "ssh_deletekeys")
+	add(a, "Host key types to generate when ssh_keys gives none (default rsa, ecdsa, ed25519); a type whose key exists is kept.", ref("stringOrList"), "ssh_genkeytypes")
+	add(a, "Host keys to install instead of generating: <rsa|dsa|ecdsa|ed25519>_<private|public|certificate>.", hostKeysSchema(), "ssh_keys")
 	add(a, "Give meta-data's public keys to the default user (default true).", ref("boolean"), "allow_public_ssh_keys")
 	add(a, "Passwords: users (name, password, type hash|text|RANDOM), the legacy list of user:password lines, expire.", chpasswdSchema(), "chpasswd")
 	add(a, "The default user's password (when chpasswd sets none).", nullable(ref("string")), "password")

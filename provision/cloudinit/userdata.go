@@ -214,7 +214,7 @@ func (p *processor) walk(h textproto.MIMEHeader, body []byte, origin config.Orig
 				return &config.Error{Origin: origin, Message: "MIME: " + err.Error()}
 			}
 			if len(p.parts) > maxParts {
-				return &config.Error{Origin: origin, Message: "MIME: too many parts"}
+				return &config.Error{Origin: origin, Message: fmt.Sprintf("MIME: more than %d parts, the limit", maxParts)}
 			}
 			if err := p.walk(mp.Header, pb, origin, depth, nest+1); err != nil {
 				return err
@@ -360,6 +360,10 @@ func (p *processor) archive(payload []byte, origin config.Origin) error {
 	}
 	if tree.kind != kSeq {
 		return &config.Error{Origin: tree.origin, Message: "cloud-config-archive: expected a list, got " + tree.describe()}
+	}
+	// Archive entries are parts too, under the same limit as MIME's.
+	if n := len(p.parts) + len(tree.items); n > maxParts {
+		return &config.Error{Origin: tree.origin, Message: fmt.Sprintf("cloud-config-archive: %d entries and parts, more than the limit of %d", n, maxParts)}
 	}
 	for i, ent := range tree.items {
 		var content *node

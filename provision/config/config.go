@@ -52,6 +52,9 @@ type Config struct {
 	Passwords []PasswordChange // chpasswd: may name users not defined here (root)
 	SSHKeys   []AuthorizedKey
 	SSHPwauth *BoolSetting
+	// SSHHostKeys is cloud-init's host key handling; nil when no document
+	// says anything about host keys (Ignition, Combustion).
+	SSHHostKeys *SSHHostKeys
 
 	Files       []File
 	Directories []Directory
@@ -174,6 +177,31 @@ type AuthorizedKey struct {
 	Key    string // the line, verbatim (options and comment kept)
 	// Prefix is prepended to the line (cloud-init's disable_root refusal).
 	Prefix string
+}
+
+// SSHHostKeys is cloud-init's cc_ssh host key part: the image's keys are
+// deleted (ssh_deletekeys, default true) so a cloned image never shares
+// them, then either the supplied keys are written (ssh_keys) or a fresh
+// pair of each of GenTypes is made (ssh_genkeytypes).
+type SSHHostKeys struct {
+	Origin   Origin // the ssh_deletekeys key, or the document for the default
+	Delete   bool
+	GenTypes []string // "rsa", "ecdsa", "ed25519", ...
+	// GenOrigin is where GenTypes were given (the document for the default).
+	GenOrigin Origin
+	// Supplied are ssh_keys' entries; when any is given (even none that
+	// is recognised), nothing is generated, as in cloud-init.
+	Supplied    []HostKeyFile
+	HasSupplied bool
+}
+
+// HostKeyFile is one ssh_keys entry: the private key, public key or
+// certificate of one key type.
+type HostKeyFile struct {
+	Origin Origin
+	Type   string // "rsa", "ecdsa", "ed25519", "dsa"
+	Part   string // "private", "public" or "certificate"
+	Data   string
 }
 
 // File is a regular file to write in the target. Modes in the model are Unix

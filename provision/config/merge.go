@@ -15,6 +15,9 @@ func (c *Config) Merge(lower *Config) {
 	if c.SSHPwauth == nil {
 		c.SSHPwauth = lower.SSHPwauth
 	}
+	if c.SSHHostKeys == nil {
+		c.SSHHostKeys = lower.SSHHostKeys
+	}
 	c.Files = append(c.Files, lower.Files...)
 	c.Directories = append(c.Directories, lower.Directories...)
 	c.Links = append(c.Links, lower.Links...)
