@@ -14,17 +14,28 @@ import (
 	"github.com/provision-dev/provision/provision"
 )
 
-// mountPoints lists the mount points of this mount namespace.
-func mountPoints(t *testing.T) []string {
+// mountPoints lists the mount points of this mount namespace that belong
+// to the image img: mounted from its loop device, or below such a mount
+// (the chroot's /proc, /sys, /dev). Other tests on the machine mount
+// their own things meanwhile; those are not ours to judge.
+func mountPoints(t *testing.T, img string) []string {
 	t.Helper()
+	dev := strings.TrimSpace(strings.SplitN(sh(t, "losetup", "-j", img), ":", 2)[0])
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if f := strings.Fields(l); len(f) > 4 {
-			out = append(out, f[4])
+		f := strings.Fields(l)
+		sep := slices.Index(f, "-")
+		if len(f) < 5 || sep < 0 || sep+2 >= len(f) {
+			continue
+		}
+		mp := f[4]
+		below := slices.ContainsFunc(out, func(m string) bool { return strings.HasPrefix(mp, m+"/") })
+		if (dev != "" && f[sep+2] == dev) || below {
+			out = append(out, mp)
 		}
 	}
 	return out
@@ -60,7 +71,7 @@ func runBinary(t *testing.T, root, seed string, env ...string) (*exec.Cmd, *byte
 func TestRootTierPanicBinary(t *testing.T) {
 	requireRootTier(t, "mkfs.btrfs", "btrfs")
 	b := newBtrfsTarget(t, true)
-	mounts := mountPoints(t)
+	mounts := mountPoints(t, b.img)
 	cmd, out, rep := runBinary(t, b.root, okSeed(t, "iid-panic"), provision.PanicPointEnv+"=step:scripts")
 	err := cmd.Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
@@ -78,7 +89,7 @@ func TestRootTierPanicBinary(t *testing.T) {
 	if r["status"] != "error" {
 		t.Errorf("report status %v, want error", r["status"])
 	}
-	if left := newMounts(mounts, mountPoints(t)); len(left) > 0 {
+	if left := newMounts(mounts, mountPoints(t, b.img)); len(left) > 0 {
 		t.Errorf("mounts left behind: %v", left)
 	}
 	b.expectOld(t)

@@ -145,6 +145,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		f.root = "/sysroot"
 	}
+	if !f.dry && os.Geteuid() == 0 && ownCommandLine(args) {
+		// The run's mounts live and die with it (see runInPrivateMounts).
+		if code, ok := runInPrivateMounts(stdout, stderr); ok {
+			return code
+		}
+	}
 	if f.dry && f.root != "" {
 		// A dry run may plan against a disk image's root, read-only.
 		root, release, err := openRoot(ctx, f.root)
