@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/provision-dev/provision/modules"
+	"github.com/provision-dev/provision/modules/certs"
 	"github.com/provision-dev/provision/modules/files"
 	"github.com/provision-dev/provision/modules/network"
 	"github.com/provision-dev/provision/modules/packages"
@@ -29,6 +30,7 @@ var moduleOrder = []planner{
 	{"users", users.Plan}, // groups, users, passwords, sudo
 	{"ssh", ssh.Plan},
 	{"files", files.Plan}, // non-deferred files, directories, links
+	{"certs", certs.Plan}, // ca_certs: after write_files, before packages fetch over TLS
 	{"system", system.Plan},
 	{"network", network.Plan},
 	{"packages", packages.Plan}, // repositories, then packages

@@ -45,7 +45,7 @@ type js = map[string]any
 // ignoredKeys are cloud-config keys cloud-init knows that provision accepts
 // but does not implement: a warning names them, --strict makes them errors.
 const ignoredKeys = `ansible apk_repos apt_pipelining
-	apt_reboot_if_required autoinstall byobu_by_default ca-certs ca_certs chef
+	apt_reboot_if_required autoinstall byobu_by_default chef
 	cloud_config_modules cloud_final_modules cloud_init_modules create_hostname_file
 	device_aliases disable_ec2_metadata disk_setup drivers fan final_message fs_setup
 	growpart grub-dpkg grub_dpkg landscape locale_configfile lxd
@@ -91,6 +91,7 @@ func buildKeyTable() map[string]keySpec {
 	add(a, "zypper repositories (repos: id, baseurl, ...).", zypperSchema(), "zypper")
 	add(a, "yum/dnf repositories by id; one of baseurl, metalink or mirrorlist each.", yumReposSchema(), "yum_repos")
 	add(a, "apt sources (sources: by name; source, key or keyid each); other apt keys draw a warning.", aptSchema(), "apt")
+	add(a, "Trusted CA certificates (trusted) added to the target's trust store, after removing the distribution's with remove_defaults; the target's update-ca-certificates or update-ca-trust runs.", caCertsSchema(), "ca_certs", "ca-certs")
 	add(a, "The host name; with a dot, the fqdn.", nullable(ref("string")), "hostname", "fqdn")
 	add(a, "Write the fqdn to /etc/hostname.", nullable(ref("boolean")), "prefer_fqdn_over_hostname")
 	add(a, "Leave the host name alone.", ref("boolean"), "preserve_hostname")

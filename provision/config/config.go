@@ -62,6 +62,9 @@ type Config struct {
 
 	System System
 
+	// CACerts is cloud-init's ca_certs; nil when not given.
+	CACerts *CACerts
+
 	Network        []NetworkDoc
 	Repositories   []Repository
 	Packages       []Package
@@ -258,6 +261,21 @@ type System struct {
 	Timezone       Setting
 	Locale         Setting
 	Keyboard       Keyboard
+}
+
+// CACerts is cloud-init's ca_certs: trusted CA certificates added to the
+// target's trust store, optionally after removing the distribution's.
+type CACerts struct {
+	Origin         Origin
+	RemoveDefaults bool
+	Trusted        []CACert
+}
+
+// CACert is one trusted certificate as given (PEM text, not checked: the
+// target's update tool reads it as cloud-init leaves it).
+type CACert struct {
+	Origin Origin
+	PEM    string
 }
 
 // Keyboard is the console keymap and X11 layout.

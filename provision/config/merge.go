@@ -22,6 +22,9 @@ func (c *Config) Merge(lower *Config) {
 	c.Directories = append(c.Directories, lower.Directories...)
 	c.Links = append(c.Links, lower.Links...)
 
+	if c.CACerts == nil {
+		c.CACerts = lower.CACerts
+	}
 	s, l := &c.System, &lower.System
 	setIfEmpty(&s.Hostname, l.Hostname)
 	setIfEmpty(&s.FQDN, l.FQDN)
