@@ -274,6 +274,12 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 	if parseErr != nil {
 		problems = append(problems, parseErr)
 	}
+	if err := cfg.CheckLimits(); err != nil {
+		// Before validation and planning, whose work grows with the
+		// counts a hostile config inflates.
+		res.Plan, res.Steps, res.Target = nil, nil, nil
+		return fail(StatusInvalid, invalidConfig(append(problems, err), nil))
+	}
 	if err := cfg.Validate(); err != nil {
 		problems = append(problems, err)
 	}

@@ -181,7 +181,7 @@ func (p *processor) process(data []byte, origin config.Origin, depth int) error 
 // walk visits a MIME entity and its children in order.
 func (p *processor) walk(h textproto.MIMEHeader, body []byte, origin config.Origin, depth, nest int) error {
 	if nest > maxMIMEDepth {
-		return &config.Error{Origin: origin, Message: "MIME: multipart nested too deeply"}
+		return &config.Error{Origin: origin, Message: fmt.Sprintf("MIME: multipart nested too deeply (more than %d levels, the limit)", maxMIMEDepth)}
 	}
 	if li := h.Get("Launch-Index"); li != "" && !p.keepLaunch(li, p.partOrigin(nameOr(partFilename(h), len(p.parts)+1))) {
 		return nil
@@ -302,7 +302,7 @@ func (p *processor) handlePayload(ctype string, payload []byte, name, mergeType 
 // include fetches each URL of an #include list and processes what it gets.
 func (p *processor) include(payload []byte, origin config.Origin, depth int) error {
 	if depth >= maxIncludeDepth {
-		return &config.Error{Origin: origin, Message: "#include nested too deeply"}
+		return &config.Error{Origin: origin, Message: fmt.Sprintf("#include nested too deeply (more than %d levels, the limit)", maxIncludeDepth)}
 	}
 	for i, line := range strings.Split(string(payload), "\n") {
 		line = strings.TrimRight(line, "\r")

@@ -56,12 +56,19 @@ func ParseFlags(script []byte) Flags {
 	return f
 }
 
+// MaxFiles is the most files one config directory may hold, the script
+// included: as many as a medium's walk reads (a real one has a handful).
+const MaxFiles = 4096
+
 // ErrNoScript means the directory has no `script`.
 var ErrNoScript = errors.New("combustion config has no script")
 
 // Parse builds the model from the files of one config directory. The script
 // is "script"; every other file travels with it and is the script's cwd.
 func Parse(files []File) (*config.Config, error) {
+	if len(files) > MaxFiles {
+		return nil, fmt.Errorf("%s: combustion config has %d files, more than the limit of %d", files[0].Origin.Source, len(files), MaxFiles)
+	}
 	var script *File
 	siblings := map[string][]byte{}
 	for i := range files {

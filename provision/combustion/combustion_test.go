@@ -2,6 +2,8 @@ package combustion
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/provision-dev/provision/provision/config"
@@ -75,4 +77,20 @@ func FuzzParseFlags(f *testing.F) {
 		ParseFlags(b)
 		_, _ = Parse([]File{{Path: "script", Data: b}})
 	})
+}
+
+// TestParseFilesLimit: a config directory with more files than MaxFiles is
+// refused naming the limit and the source.
+func TestParseFilesLimit(t *testing.T) {
+	files := []File{{Origin: config.Origin{Source: "drive:/dev/sdb", File: "combustion/script"}, Path: "script", Data: []byte("#!/bin/sh\ntrue\n")}}
+	for i := range MaxFiles {
+		files = append(files, File{Origin: config.Origin{Source: "drive:/dev/sdb"}, Path: fmt.Sprintf("f%d", i)})
+	}
+	_, err := Parse(files)
+	if err == nil || !strings.Contains(err.Error(), "drive:/dev/sdb: combustion config has 4097 files, more than the limit of 4096") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := Parse(files[:MaxFiles]); err != nil {
+		t.Fatal(err)
+	}
 }
