@@ -63,12 +63,16 @@ func planHostname(s *config.System, root *rootfs.Root) ([]modules.Step, error) {
 	}
 	// hostnamectl (SUSE) and Debian's writer both leave exactly the name.
 	data := []byte(name + "\n")
+	// create_hostname_file: false leaves a target without /etc/hostname
+	// without one (systemd then takes the name from elsewhere).
+	noCreate := s.CreateHostnameFile != nil && !s.CreateHostnameFile.Value
 	return edit{
-		action: "set hostname",
-		path:   "/etc/hostname",
-		origin: origin,
-		detail: name,
-		render: func([]byte, *rootfs.Root) ([]byte, error) { return data, nil },
+		action:       "set hostname",
+		path:         "/etc/hostname",
+		origin:       origin,
+		detail:       name,
+		onlyIfExists: noCreate,
+		render:       func([]byte, *rootfs.Root) ([]byte, error) { return data, nil },
 	}.plan(root)
 }
 

@@ -185,6 +185,11 @@ func (p *parser) readKeys(root *node) map[string]bool {
 			p.cfg.System.PreserveHostname = &config.BoolSetting{Value: b, Origin: n.origin}
 		}
 	}
+	if n := get("create_hostname_file"); n != nil {
+		if b, ok := p.boolean(n, "create_hostname_file"); ok {
+			p.cfg.System.CreateHostnameFile = &config.BoolSetting{Value: b, Origin: n.origin}
+		}
+	}
 	p.manageEtcHosts(get("manage_etc_hosts"))
 	p.setting(get("timezone"), "timezone", &p.cfg.System.Timezone)
 	if n := get("locale"); n != nil && !(n.kind == kBool && n.value == "false") {

@@ -46,7 +46,7 @@ type js = map[string]any
 // but does not implement: a warning names them, --strict makes them errors.
 const ignoredKeys = `ansible apk_repos apt_pipelining
 	apt_reboot_if_required autoinstall byobu_by_default chef
-	cloud_config_modules cloud_final_modules cloud_init_modules create_hostname_file
+	cloud_config_modules cloud_final_modules cloud_init_modules
 	device_aliases disable_ec2_metadata disk_setup drivers fan final_message fs_setup
 	growpart grub-dpkg grub_dpkg landscape locale_configfile lxd
 	manage_resolv_conf mcollective migrate mount_default_fields no_ssh_fingerprints
@@ -94,6 +94,7 @@ func buildKeyTable() map[string]keySpec {
 	add(a, "Trusted CA certificates (trusted) added to the target's trust store, after removing the distribution's with remove_defaults; the target's update-ca-certificates or update-ca-trust runs.", caCertsSchema(), "ca_certs", "ca-certs")
 	add(a, "The host name; with a dot, the fqdn.", nullable(ref("string")), "hostname", "fqdn")
 	add(a, "Write the fqdn to /etc/hostname.", nullable(ref("boolean")), "prefer_fqdn_over_hostname")
+	add(a, "false: do not create /etc/hostname when the target has none (default true).", ref("boolean"), "create_hostname_file")
 	add(a, "Leave the host name alone.", ref("boolean"), "preserve_hostname")
 	add(a, "Write /etc/hosts: true, \"localhost\" or \"template\".", anyOf(null(), typ("boolean"), js{"enum": []any{"localhost", "template"}}), "manage_etc_hosts")
 	add(a, "The time zone (checked against the target's zoneinfo with --root).", nullable(ref("string")), "timezone")

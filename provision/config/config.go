@@ -255,6 +255,10 @@ type System struct {
 	// PreferFQDN is cloud-init's prefer_fqdn_over_hostname: write the FQDN,
 	// not the short name, to /etc/hostname. nil = the distro default (false).
 	PreferFQDN *BoolSetting
+	// CreateHostnameFile is cloud-init's create_hostname_file (23.4):
+	// false writes /etc/hostname only if the target already has one.
+	// nil = true.
+	CreateHostnameFile *BoolSetting
 	// ManageEtcHosts is cloud-init's manage_etc_hosts: "true", "localhost",
 	// "template" or "" (off).
 	ManageEtcHosts Setting

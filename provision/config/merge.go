@@ -34,6 +34,9 @@ func (c *Config) Merge(lower *Config) {
 	if s.PreferFQDN == nil {
 		s.PreferFQDN = l.PreferFQDN
 	}
+	if s.CreateHostnameFile == nil {
+		s.CreateHostnameFile = l.CreateHostnameFile
+	}
 	setIfEmpty(&s.ManageEtcHosts, l.ManageEtcHosts)
 	setIfEmpty(&s.Timezone, l.Timezone)
 	setIfEmpty(&s.Locale, l.Locale)
