@@ -24,7 +24,7 @@ func TestChrootFailureTypedNil(t *testing.T) {
 	res := Run(context.Background(), Options{
 		Root: root, Sources: []sources.Source{dir.New(seed)}, Console: &console,
 		Begin: beginSnapshot(io.Discard, new(currentTxn)),
-		Chroot: func(ctx context.Context, root string) (Chroot, error) {
+		Chroot: func(ctx context.Context, root string, exec bool) (Chroot, error) {
 			var env *chroot.Env
 			return env, errors.New("chroot: /etc/fstab:3: /srv: device UUID=none not found")
 		},

@@ -68,8 +68,10 @@ type Options struct {
 	// does not show it: the target's own /var subvolume, not mounted on
 	// the root yet (the initrd, --root). nil: the root's file only.
 	RecordedInstance func(ctx context.Context, root string) string
-	// Chroot prepares Root for running programs; nil means none are run.
-	Chroot func(ctx context.Context, root string) (Chroot, error)
+	// Chroot prepares Root as the booted system mounts it (the target's
+	// own filesystems) and, when exec is true, for running programs (the
+	// API filesystems); nil means none are run.
+	Chroot func(ctx context.Context, root string, exec bool) (Chroot, error)
 	// Network brings the network up for scripts that ask for it
 	// (`# combustion: network`); nil means they get what is there.
 	Network func(ctx context.Context) error
@@ -555,7 +557,9 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		}
 	}
 	if opts.Chroot != nil {
-		chroot, err = opts.Chroot(ctx, txn.Root())
+		// /proc, /sys and /dev only when a program will run: most first
+		// boots write files only.
+		chroot, err = opts.Chroot(ctx, txn.Root(), needsChroot(cfg))
 		if err != nil {
 			// A failed preparation undid its own mounts; what came back
 			// with the error may be a typed nil (*chroot.Env in the
@@ -563,7 +567,9 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			chroot = nil
 			return abort(fmt.Errorf("preparing the chroot: %w", err))
 		}
-		env.Exec = chroot
+		if needsChroot(cfg) {
+			env.Exec = chroot
+		}
 	}
 	steps, err := Plan(cfg, root)
 	if err != nil {

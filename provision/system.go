@@ -190,7 +190,8 @@ func recordedInstance(ctx context.Context, root string) string {
 	if root == "" || filepath.Clean(root) == "/" {
 		return ""
 	}
-	env, err := chroot.Setup(ctx, root, chroot.Options{})
+	// The target's own mounts only (its /var): nothing runs here.
+	env, err := chroot.Setup(ctx, root, chroot.Options{NoAPI: true})
 	if err != nil {
 		return ""
 	}
@@ -347,9 +348,9 @@ func beginSnapshot(console io.Writer, cur *currentTxn) func(ctx context.Context,
 // The target's /var, /home... subvolumes of the root's btrfs are snapshotted
 // into the transaction (cur) and those snapshots mounted, so even what
 // scripts write there directly is committed or undone with the root.
-func setupChroot(timeout time.Duration, console io.Writer, cur *currentTxn) func(ctx context.Context, root string) (Chroot, error) {
-	return func(ctx context.Context, root string) (Chroot, error) {
-		o := chroot.Options{Timeout: timeout, Log: console, EtcOverlay: true}
+func setupChroot(timeout time.Duration, console io.Writer, cur *currentTxn) func(ctx context.Context, root string, exec bool) (Chroot, error) {
+	return func(ctx context.Context, root string, exec bool) (Chroot, error) {
+		o := chroot.Options{Timeout: timeout, Log: console, EtcOverlay: true, NoAPI: !exec}
 		if sv, ok := cur.txn.(snapshot.SubvolumeSnapshotter); ok {
 			o.Subvolumes = sv
 		}

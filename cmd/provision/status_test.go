@@ -108,7 +108,7 @@ func failedRun(t *testing.T, path string) {
 		Root:    t.TempDir(),
 		Sources: []sources.Source{dir.New(seed)},
 		Force:   true,
-		Chroot:  func(context.Context, string) (provision.Chroot, error) { return failingScript{}, nil },
+		Chroot:  func(context.Context, string, bool) (provision.Chroot, error) { return failingScript{}, nil },
 	})
 	if res.Err == nil {
 		t.Fatal("the run with a failing runcmd succeeded")

@@ -50,6 +50,10 @@ type Options struct {
 	// NoFstab skips the target's fstab mounts (only the API filesystems,
 	// /run and /tmp are mounted).
 	NoFstab bool
+	// NoAPI skips /proc, /sys, /dev, /run and /tmp: the tree gets only the
+	// target's own filesystems (fstab), for a run that writes files but
+	// runs no program. Run refuses then.
+	NoAPI bool
 	// Log receives one line per mount decision that is not obvious (a
 	// skipped nofail entry, a lazy unmount). nil discards.
 	Log io.Writer
@@ -173,6 +177,9 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 		{Target: "/dev", Source: "/dev", FSType: "bind"},
 		{Target: "/run", Source: "tmpfs", FSType: "tmpfs", Data: "mode=0755"},
 		{Target: "/tmp", Source: "tmpfs", FSType: "tmpfs", Data: "mode=1777"},
+	}
+	if e.opts.NoAPI {
+		api = nil
 	}
 	for _, m := range api {
 		if err := e.mount(m, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
@@ -364,6 +371,9 @@ func (e *Env) Run(ctx context.Context, cmd modules.Command) (int, error) {
 	e.mu.Unlock()
 	if closed {
 		return -1, errors.New("chroot: run after Close")
+	}
+	if e.opts.NoAPI {
+		return -1, errors.New("chroot: prepared without /proc, /sys and /dev (Options.NoAPI): no program may run in it")
 	}
 	if len(cmd.Argv) == 0 {
 		return -1, errors.New("chroot: empty command")

@@ -1,0 +1,39 @@
+package chroot_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/provision-dev/provision/modules"
+	"github.com/provision-dev/provision/provision/chroot"
+)
+
+// NoAPI: the tree gets its own filesystems only (a tmpfs /var from its
+// fstab here), no /proc, /sys, /dev, /run or /tmp, and no program runs.
+func TestNoAPIMountsOnlyTheTargetsOwn(t *testing.T) {
+	requireRoot(t)
+	dir := tinyTree(t, "")
+	if err := os.WriteFile(filepath.Join(dir, "etc/fstab"), []byte("tmpfs /var tmpfs mode=0755 0 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := setup(t, dir, chroot.Options{NoAPI: true})
+	mounts := strings.Join(mountsUnder(t, dir), " ")
+	if !strings.Contains(mounts, filepath.Join(dir, "var")) {
+		t.Errorf("the target's own /var is not mounted: %s", mounts)
+	}
+	for _, api := range []string{"proc", "sys", "dev", "run", "tmp"} {
+		if strings.Contains(mounts, filepath.Join(dir, api)) {
+			t.Errorf("/%s mounted with NoAPI: %s", api, mounts)
+		}
+	}
+	if _, err := env.Run(context.Background(), modules.Command{Argv: []string{"/bin/true"}}); err == nil || !strings.Contains(err.Error(), "NoAPI") {
+		t.Errorf("a program ran in a NoAPI tree: %v", err)
+	}
+	if err := env.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkNoMounts(t, dir, 0)
+}
