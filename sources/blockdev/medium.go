@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"github.com/diskfs/go-diskfs/backend"
-	"github.com/diskfs/go-diskfs/filesystem/fat12"
-	"github.com/diskfs/go-diskfs/filesystem/fat16"
-	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 )
 
@@ -29,9 +26,23 @@ var ErrJolietDepth = errors.New("cannot read below the first directory level of 
 
 type Medium struct {
 	Volume
-	fsys    fs.FS
-	maxSize int64
-	closers []func() error
+	fsys   fs.FS        // a kernel mount
+	direct directReader // or a FAT or ISO read from the bytes
+	st     *rangeStorage
+	dirs   map[string]*listing // direct: every directory listed so far
+	// dirReads counts directories read from the bytes, for the tests that
+	// hold reading to once per directory.
+	dirReads int
+	maxSize  int64
+	closers  []func() error
+}
+
+// listing is one directory of a direct medium, read once: its entries
+// sorted by name, and an index by name (by folded name too on FAT, whose
+// names compare without case).
+type listing struct {
+	entries []fs.DirEntry
+	byName  map[string]fs.DirEntry
 }
 
 var (
@@ -92,6 +103,7 @@ func (e Env) OpenImage(ctx context.Context, path string) (*Medium, error) {
 
 func (m *Medium) openDirect(r io.ReaderAt) (err error) {
 	st := &rangeStorage{r: r, off: m.Offset, size: m.Size, path: m.File}
+	m.st, m.dirs = st, map[string]*listing{}
 	defer recoverCorrupt("read filesystem", &err)
 	switch m.Type {
 	case TypeISO9660:
@@ -104,7 +116,7 @@ func (m *Medium) openDirect(r io.ReaderAt) (err error) {
 		if err != nil {
 			return err
 		}
-		m.fsys = fs
+		m.direct = &isoReader{st: st, fs: fs, bs: int64(m.ISOBlockSize)}
 	case TypeVFAT:
 		bs := make([]byte, 512)
 		if !readAt(st, m.Size, 0, bs) {
@@ -114,18 +126,14 @@ func (m *Medium) openDirect(r io.ReaderAt) (err error) {
 		if !ok {
 			return errors.New("FAT boot sector is not valid")
 		}
-		if err := checkFATChains(st, m.Size, g); err != nil {
+		t, err := readFATTable(st, m.Size, g)
+		if err != nil {
 			return err
 		}
-		switch g.bits {
-		case 12:
-			m.fsys, err = fat12.Read(st, m.Size, 0, 0)
-		case 16:
-			m.fsys, err = fat16.Read(st, m.Size, 0, 0)
-		default:
-			m.fsys, err = fat32.Read(st, m.Size, 0, 0)
+		if err := checkFATChains(t); err != nil {
+			return err
 		}
-		return err
+		m.direct = &fatReader{st: st, g: g, fat: t}
 	}
 	return nil
 }
@@ -171,6 +179,9 @@ func (m *Medium) Open(name string) (f fs.File, err error) {
 		return nil, err
 	}
 	defer recoverCorrupt("open "+name, &err)
+	if m.direct != nil {
+		return m.openFromBytes(name)
+	}
 	f, err = m.fsys.Open(name)
 	if err != nil {
 		return nil, m.notExist("open", name, err)
@@ -204,6 +215,9 @@ func (m *Medium) Stat(name string) (fi fs.FileInfo, err error) {
 	if name == "." {
 		return rootInfo{}, nil
 	}
+	if m.direct != nil {
+		return m.lookup(name)
+	}
 	// Look the name up in its parent listing: go-diskfs's Stat differs per
 	// filesystem, a listing does not.
 	entries, err := m.ReadDir(path.Dir(name))
@@ -226,10 +240,22 @@ func (m *Medium) ReadDir(name string) (entries []fs.DirEntry, err error) {
 		return nil, err
 	}
 	defer recoverCorrupt("read directory "+name, &err)
+	if m.direct != nil {
+		l, err := m.list(name)
+		if err != nil {
+			return nil, err
+		}
+		return slices.Clone(l.entries), nil
+	}
 	entries, err = fs.ReadDir(m.fsys, name)
 	if err != nil {
 		return nil, m.notExist("readdir", name, err)
 	}
+	return tidyEntries(entries), nil
+}
+
+// tidyEntries drops what is not a name of this directory and sorts the rest.
+func tidyEntries(entries []fs.DirEntry) []fs.DirEntry {
 	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool {
 		n := e.Name()
 		return n == "" || n == "." || n == ".." || strings.Contains(n, "/")
@@ -238,7 +264,7 @@ func (m *Medium) ReadDir(name string) (entries []fs.DirEntry, err error) {
 	for i, e := range entries {
 		entries[i] = typedEntry{e}
 	}
-	return entries, nil
+	return entries
 }
 
 // ReadFile implements fs.ReadFileFS, refusing files over the size cap.
@@ -257,6 +283,9 @@ func (m *Medium) ReadFile(name string) (data []byte, err error) {
 	// go-diskfs cannot open; there is nothing to read anyway.
 	if fi.Size() == 0 {
 		return []byte{}, nil
+	}
+	if m.direct != nil {
+		return m.readDirect(name, fi)
 	}
 	f, err := m.Open(name)
 	if err != nil {
@@ -387,7 +416,9 @@ type rangeStorage struct {
 	off, size int64
 	pos       int64
 	path      string
-	patches   []patch // see isofix.go
+	read      int64 // bytes read so far, for the tests
+
+	patches []patch // see isofix.go
 }
 
 var _ backend.Storage = (*rangeStorage)(nil)
@@ -405,6 +436,7 @@ func (s *rangeStorage) ReadAt(p []byte, off int64) (int, error) {
 		short = true
 	}
 	n, err := s.r.ReadAt(p, s.off+off)
+	s.read += int64(n)
 	applyPatches(s.patches, p[:n], off)
 	if err == nil && short {
 		err = io.EOF

@@ -1,0 +1,6 @@
+package blockdev
+
+// DirReads and BytesRead let the tests hold a direct medium to reading
+// each directory once and its bytes about once.
+func DirReads(m *Medium) int    { return m.dirReads }
+func BytesRead(m *Medium) int64 { return m.st.read }
