@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -56,38 +57,26 @@ func (db *DB) newID(kind string, system bool, preferred *int64) (int64, error) {
 	} else {
 		f, idx = db.Group, GrGID
 	}
-	var used []int64
-	for _, l := range f.Entries() {
-		used = append(used, int64(l.Int(idx)))
-	}
-	inUse := map[int64]bool{}
-	for _, id := range used {
-		inUse[id] = true
-	}
-	if preferred != nil && *preferred >= pmin && *preferred <= hi && !inUse[*preferred] {
+	// The file's index answers both in constant time per new id: a run
+	// adding n accounts must not scan the file n times.
+	used := f.ids(idx)
+	inUse := func(id int64) bool { return id >= 0 && id <= math.MaxInt32 && used[int(id)] != nil }
+	if preferred != nil && *preferred >= pmin && *preferred <= hi && !inUse(*preferred) {
 		return *preferred, nil
 	}
-	lowest, highest := hi, lo
-	for _, id := range used {
-		if id <= lowest && id >= lo {
-			lowest = id - 1
-		}
-		if id >= highest && id <= hi {
-			highest = id + 1
-		}
-	}
+	lowest, highest := f.idEnds(idx, lo, hi)
 	if system {
 		if lowest < lo {
 			lowest = hi
 		}
 		for id := lowest; id >= lo; id-- {
-			if !inUse[id] {
+			if !inUse(id) {
 				return id, nil
 			}
 		}
 		if lowest != hi {
 			for id := hi; id >= lo; id-- {
-				if !inUse[id] {
+				if !inUse(id) {
 					return id, nil
 				}
 			}
@@ -97,13 +86,13 @@ func (db *DB) newID(kind string, system bool, preferred *int64) (int64, error) {
 			highest = lo
 		}
 		for id := highest; id <= hi; id++ {
-			if !inUse[id] {
+			if !inUse(id) {
 				return id, nil
 			}
 		}
 		if highest != lo {
 			for id := lo; id <= hi; id++ {
-				if !inUse[id] {
+				if !inUse(id) {
 					return id, nil
 				}
 			}
@@ -198,6 +187,7 @@ func sortSubFile(f *File) []subRange {
 	sorted := append([]*Line(nil), head...)
 	glibcMsort(sorted, subCmp)
 	f.Lines = append(sorted, nis...)
+	f.ix = nil // the first entry of a name or id may have changed
 	return subRanges(sorted)
 }
 

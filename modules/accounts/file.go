@@ -109,7 +109,61 @@ type File struct {
 	// noFinalNewline records that the last line had no newline, so a round
 	// trip stays byte-identical.
 	noFinalNewline bool
+	// ix indexes the entries by name and id, so a run adding thousands of
+	// accounts does not scan the file for each lookup and each new id.
+	ix *index
 }
+
+// index is built on first use and kept up to date by Append; it is
+// rebuilt when Lines no longer has the length it was built for (Lines
+// changed otherwise). Names and ids of entries are never edited in place.
+type index struct {
+	lines  int
+	byName map[string][]*Line     // every entry of a name, in file order
+	byID   map[int]map[int]*Line  // field → id → first entry with it
+	ends   map[idRangeKey]*idEnds // newID's scan of the ids in a range
+}
+
+type idRangeKey struct{ field, lo, hi int64 }
+
+// idEnds is the lowest and highest id in use within a range, as newID
+// computes them (lowest-1 and highest+1, starting at hi and lo).
+type idEnds struct{ lowest, highest int64 }
+
+func (f *File) index() *index {
+	if f.ix != nil && f.ix.lines == len(f.Lines) {
+		return f.ix
+	}
+	ix := &index{lines: len(f.Lines), byName: map[string][]*Line{}, byID: map[int]map[int]*Line{}, ends: map[idRangeKey]*idEnds{}}
+	for _, l := range f.Lines {
+		if l.Fields != nil {
+			ix.byName[l.Fields[0]] = append(ix.byName[l.Fields[0]], l)
+		}
+	}
+	f.ix = ix
+	return ix
+}
+
+// ids returns the first entry of each id in field idx.
+func (f *File) ids(idx int) map[int]*Line {
+	ix := f.index()
+	if m, ok := ix.byID[idx]; ok {
+		return m
+	}
+	m := map[int]*Line{}
+	for _, l := range f.Lines {
+		if l.Fields != nil && idx < len(l.Fields) {
+			if id := parseID(l.Fields[idx]); m[id] == nil {
+				m[id] = l
+			}
+		}
+	}
+	ix.byID[idx] = m
+	return m
+}
+
+// Named returns every entry named name, in file order.
+func (f *File) Named(name string) []*Line { return f.index().byName[name] }
 
 // Parse splits data into lines and recognizes entries. It never fails: what
 // it does not understand it keeps.
@@ -170,22 +224,18 @@ func (f *File) Bytes() []byte {
 // Lookup returns the first entry named name, or nil. Like getpwnam on a
 // files database, the first match wins.
 func (f *File) Lookup(name string) *Line {
-	for _, l := range f.Lines {
-		if l.Fields != nil && l.Fields[0] == name {
-			return l
-		}
+	if ls := f.Named(name); len(ls) > 0 {
+		return ls[0]
 	}
 	return nil
 }
 
 // LookupID returns the first entry whose numeric field idx equals id, or nil.
 func (f *File) LookupID(idx, id int) *Line {
-	for _, l := range f.Lines {
-		if l.Fields != nil && idx < len(l.Fields) && parseID(l.Fields[idx]) == id {
-			return l
-		}
+	if id < 0 {
+		return nil // parseID's "not a number"
 	}
-	return nil
+	return f.ids(idx)[id]
 }
 
 // Entries returns the entries in file order.
@@ -210,9 +260,16 @@ func (f *File) Append(fields []string) *Line {
 			break
 		}
 	}
+	ix := f.ix
+	if ix != nil && ix.lines != len(f.Lines) {
+		ix = nil
+	}
 	f.Lines = append(f.Lines, nil)
 	copy(f.Lines[at+1:], f.Lines[at:])
 	f.Lines[at] = l
+	if ix != nil {
+		ix.add(l)
+	}
 	return l
 }
 
@@ -276,4 +333,54 @@ func Members(field string) []string {
 		return nil
 	}
 	return strings.Split(field, ",")
+}
+
+// add records an entry appended after every other entry.
+func (ix *index) add(l *Line) {
+	ix.lines++
+	ix.byName[l.Fields[0]] = append(ix.byName[l.Fields[0]], l)
+	for idx, m := range ix.byID {
+		if idx < len(l.Fields) {
+			if id := parseID(l.Fields[idx]); m[id] == nil {
+				m[id] = l
+			}
+		}
+	}
+	for k, e := range ix.ends {
+		if int64(len(l.Fields)) <= k.field {
+			continue
+		}
+		id := int64(parseID(l.Fields[k.field]))
+		if id <= e.lowest && id >= k.lo {
+			e.lowest = id - 1
+		}
+		if id >= e.highest && id <= k.hi {
+			e.highest = id + 1
+		}
+	}
+}
+
+// idEnds returns newID's lowest and highest for ids of field idx in
+// [lo, hi], scanning the file once per range and run.
+func (f *File) idEnds(idx int, lo, hi int64) (lowest, highest int64) {
+	ix := f.index()
+	k := idRangeKey{int64(idx), lo, hi}
+	if e, ok := ix.ends[k]; ok {
+		return e.lowest, e.highest
+	}
+	e := &idEnds{lowest: hi, highest: lo}
+	for _, l := range f.Lines {
+		if l.Fields == nil {
+			continue
+		}
+		id := int64(l.Int(idx))
+		if id <= e.lowest && id >= lo {
+			e.lowest = id - 1
+		}
+		if id >= e.highest && id <= hi {
+			e.highest = id + 1
+		}
+	}
+	ix.ends[k] = e
+	return e.lowest, e.highest
 }

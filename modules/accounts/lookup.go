@@ -37,6 +37,11 @@ func LookupUser(root *rootfs.Root, name string) (uid, gid int, home string, err 
 	return lookupUser(f, name)
 }
 
+// LookupUserIn is LookupUser on a passwd already loaded.
+func LookupUserIn(f *File, name string) (uid, gid int, home string, err error) {
+	return lookupUser(f, name)
+}
+
 func lookupUser(f *File, name string) (uid, gid int, home string, err error) {
 	if l := f.Lookup(name); l != nil {
 		return l.Int(PwUID), l.Int(PwGID), l.Fields[PwDir], nil

@@ -69,10 +69,7 @@ func (db *DB) AddMember(group, user string) (bool, error) {
 		return false, fmt.Errorf("group %q: %w", group, ErrNotFound)
 	}
 	changed := false
-	for _, l := range db.Group.Entries() {
-		if l.Name() != group {
-			continue
-		}
+	for _, l := range db.Group.Named(group) {
 		db.Group.Pad(l)
 		if m, ok := addMember(l.Fields[GrMem], user); ok {
 			l.Fields[GrMem], changed = m, true
@@ -80,10 +77,7 @@ func (db *DB) AddMember(group, user string) (bool, error) {
 		}
 	}
 	if db.Gshadow != nil {
-		for _, l := range db.Gshadow.Entries() {
-			if l.Name() != group {
-				continue
-			}
+		for _, l := range db.Gshadow.Named(group) {
 			if m, ok := addMember(l.Fields[SgMem], user); ok {
 				l.Fields[SgMem], changed = m, true
 				db.mark(db.Gshadow)

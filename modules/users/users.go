@@ -580,13 +580,14 @@ func (p *planner) homeDirs() error {
 		name := u.Name
 		p.addFS("create home", home, fmt.Sprintf("owner %d:%d, mode %04o", uid, gid, mode), u.Origin, func(env *modules.Env) error {
 			// Re-read the owner: the uid is what the create step wrote.
-			uid, gid, home, err := accounts.LookupUser(env.Root, name)
+			uid, gid, home, err := homesPasswd(env).LookupUser(name)
 			if err != nil {
 				return err
 			}
 			_, err = accounts.CreateHome(env.Root, home, uid, gid, mode, skel)
 			return err
 		})
+		p.steps[len(p.steps)-1].Batch = homesBatch
 	}
 	return nil
 }
@@ -630,4 +631,35 @@ func (p *planner) aging() error {
 		}
 	}
 	return nil
+}
+
+// homesBatch is the batch of the create-home steps: /etc/passwd is read
+// once for all of them (as the databases' batch wrote it), not once per
+// home, which made a run of n new users read n copies of an n-line file.
+const homesBatch = "home directories"
+
+type homesState struct {
+	passwd *accounts.File
+	err    error
+}
+
+func (*homesState) Flush() error { return nil }
+func (*homesState) Release()     {}
+
+// LookupUser is accounts.LookupUser on the passwd the batch read.
+func (s *homesState) LookupUser(name string) (uid, gid int, home string, err error) {
+	if s.err != nil {
+		return -1, -1, "", s.err
+	}
+	return accounts.LookupUserIn(s.passwd, name)
+}
+
+func homesPasswd(env *modules.Env) *homesState {
+	if s, ok := env.Batch(homesBatch).(*homesState); ok {
+		return s
+	}
+	f, err := accounts.Load(env.Root, accounts.PasswdKind)
+	s := &homesState{passwd: f, err: err}
+	env.OpenBatch(homesBatch, s)
+	return s
 }
