@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/provision-dev/provision/provision/config"
 	"github.com/provision-dev/provision/sources"
@@ -14,8 +13,8 @@ import (
 )
 
 // TestUsersLimitBeforeWork: a cloud-config with more users than the limit
-// is refused as invalid in well under a second of engine work, naming the
-// limit and the line of the first user past it, the tree untouched.
+// is refused as invalid before any work, naming the limit and the line of
+// the first user past it, the tree untouched.
 func TestUsersLimitBeforeWork(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("#cloud-config\nusers:\n")
@@ -25,7 +24,6 @@ func TestUsersLimitBeforeWork(t *testing.T) {
 	root := newTarget(t)
 	before := treeState(t, root)
 	seed := seedDir(t, b.String())
-	start := time.Now()
 	res := Run(context.Background(), Options{Root: root, Sources: []sources.Source{dir.New(seed)}, Begin: beginSnapshot(nil, new(currentTxn))})
 	if res.Err == nil || !errors.Is(res.Err, ErrInvalid) || res.Status != StatusInvalid {
 		t.Fatalf("got %s %v", res.Status, res.Err)
@@ -33,9 +31,6 @@ func TestUsersLimitBeforeWork(t *testing.T) {
 	want := fmt.Sprintf("user-data:%d:5: %d users, more than the limit of %d", config.MaxUsers+3, config.MaxUsers+1, config.MaxUsers)
 	if !strings.Contains(res.Err.Error(), want) {
 		t.Errorf("error %q lacks %q", res.Err, want)
-	}
-	if d := time.Since(start); d > 20*time.Second {
-		t.Errorf("took %v", d)
 	}
 	if !equalState(before, treeState(t, root)) {
 		t.Error("the tree changed")

@@ -3,7 +3,6 @@ package accounts
 import (
 	"fmt"
 	"testing"
-	"time"
 )
 
 // scaleDB is a small Debian-like database for adding many users to.
@@ -29,23 +28,21 @@ func addUsers(tb testing.TB, n int) *DB {
 
 // Adding n users is linear: lookups by name and id and the next free id
 // come from the file's index, built once (20,000 users took minutes when
-// each lookup and each new id scanned the files).
+// each lookup and each new id scanned the files). The index checks are
+// the test; the time is measured by BenchmarkAddUsers20000 (make bench),
+// never asserted here.
 func TestAddManyUsersIndexedOnce(t *testing.T) {
-	const n = 20000
-	start := time.Now()
+	const n = 5000
 	db := addUsers(t, n)
 	if db.Passwd.ix == nil || db.Passwd.ix.lines != len(db.Passwd.Lines) || db.Group.ix.lines != len(db.Group.Lines) {
 		t.Fatal("the index was not kept up to date by Append: lookups rebuild it")
 	}
-	if l := db.Passwd.Lookup("u19999"); l == nil || l.Int(PwUID) != 1000+n-1 {
+	last := fmt.Sprintf("u%05d", n-1)
+	if l := db.Passwd.Lookup(last); l == nil || l.Int(PwUID) != 1000+n-1 {
 		t.Errorf("last user: %v", l)
 	}
-	if l := db.Group.LookupID(GrGID, 1000+n-1); l == nil || l.Name() != "u19999" {
+	if l := db.Group.LookupID(GrGID, 1000+n-1); l == nil || l.Name() != last {
 		t.Errorf("last group: %v", l)
-	}
-	// A sanity bound only; the index checks above are the test.
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("%d users took %s", n, took)
 	}
 }
 

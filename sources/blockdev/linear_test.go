@@ -71,10 +71,6 @@ func TestManySiblingsReadOnce(t *testing.T) {
 			if got, size := blockdev.BytesRead(m), fileSize(t, img); got > 2*size {
 				t.Errorf("read %d bytes of a %d-byte medium: something is read again", got, size)
 			}
-			// A sanity bound only: the counts above are the test.
-			if took > 10*time.Second {
-				t.Errorf("reading %d files took %s", n, took)
-			}
 			t.Logf("%d files in %s, %d bytes read of %d", n, took.Round(time.Millisecond), blockdev.BytesRead(m), fileSize(t, img))
 		})
 	}
