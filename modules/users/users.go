@@ -86,6 +86,12 @@ func (p *planner) add(action, target string, origin config.Origin, o op) error {
 		Module: "users", Action: action, Target: target, Detail: detail, Origin: origin,
 		Batch: accountsBatch,
 		Apply: func(ctx context.Context, env *modules.Env) error {
+			// A run of thousands of users stops at the next one once the
+			// context is done (SIGTERM); the batch is then released
+			// unwritten, so no account file is half changed.
+			if err := ctx.Err(); err != nil {
+				return wrap(origin, err)
+			}
 			db, err := openAccounts(env, now)
 			if err == nil {
 				_, _, err = o(db, env)
@@ -145,6 +151,9 @@ func (p *planner) addFS(action, target, detail string, origin config.Origin, app
 	p.steps = append(p.steps, modules.Step{
 		Module: "users", Action: action, Target: target, Detail: detail, Origin: origin,
 		Apply: func(ctx context.Context, env *modules.Env) error {
+			if err := ctx.Err(); err != nil {
+				return wrap(origin, err)
+			}
 			if err := apply(env); err != nil {
 				return wrap(origin, err)
 			}

@@ -91,6 +91,9 @@ func (m *Medium) list(name string) (*listing, error) {
 		}
 		self = fi
 	}
+	if err := m.alive("readdir", name); err != nil {
+		return nil, err
+	}
 	m.dirReads++
 	raw, err := m.direct.readDir(name, self)
 	if err != nil {

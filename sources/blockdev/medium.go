@@ -33,8 +33,15 @@ type Medium struct {
 	// dirReads counts directories read from the bytes, for the tests that
 	// hold reading to once per directory.
 	dirReads int
-	maxSize  int64
-	closers  []func() error
+	// ctx is the context the medium was opened with: listing and reading
+	// stop with its error once it is done (SIGTERM during a medium of
+	// thousands of files), checked before every directory and file read
+	// and every entry of a walk.
+	ctx context.Context
+	// onRead, when set (tests), is called before each file is read.
+	onRead  func()
+	maxSize int64
+	closers []func() error
 }
 
 // listing is one directory of a direct medium, read once: its entries
@@ -54,7 +61,7 @@ var (
 // Open reads the filesystem of v: FAT and ISO9660 directly from the bytes,
 // other filesystems through the Mounter (the kernel by default).
 func (e Env) Open(ctx context.Context, v Volume) (m *Medium, err error) {
-	m = &Medium{Volume: v, maxSize: e.maxFileSize()}
+	m = &Medium{Volume: v, maxSize: e.maxFileSize(), ctx: ctx}
 	switch v.Type {
 	case TypeVFAT, TypeISO9660:
 		var f *os.File
@@ -144,6 +151,18 @@ func recoverCorrupt(op string, err *error) {
 	if r := recover(); r != nil {
 		*err = fmt.Errorf("%s: corrupt filesystem (reader failed: %v)", op, r)
 	}
+}
+
+// alive is nil while the medium's context is not done, and the
+// context's error once it is.
+func (m *Medium) alive(op, name string) error {
+	if m.ctx == nil {
+		return nil
+	}
+	if err := m.ctx.Err(); err != nil {
+		return &fs.PathError{Op: op, Path: name, Err: err}
+	}
+	return nil
 }
 
 // Close releases the medium (closes the device, unmounts a kernel mount).
@@ -240,6 +259,9 @@ func (m *Medium) ReadDir(name string) (entries []fs.DirEntry, err error) {
 		return nil, err
 	}
 	defer recoverCorrupt("read directory "+name, &err)
+	if err := m.alive("readdir", name); err != nil {
+		return nil, err
+	}
 	if m.direct != nil {
 		l, err := m.list(name)
 		if err != nil {
@@ -278,6 +300,12 @@ func (m *Medium) ReadFile(name string) (data []byte, err error) {
 	}
 	if fi.Size() > m.maxSize {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("file is %d bytes, more than the %d-byte limit", fi.Size(), m.maxSize)}
+	}
+	if m.onRead != nil {
+		m.onRead()
+	}
+	if err := m.alive("read", name); err != nil {
+		return nil, err
 	}
 	// An empty FAT file has no cluster chain (start cluster 0), which
 	// go-diskfs cannot open; there is nothing to read anyway.
@@ -338,6 +366,9 @@ func (m *Medium) Walk(root string, fn fs.WalkDirFunc) error {
 	seen := 0
 	var walk func(p string, d fs.DirEntry, depth int) error
 	walk = func(p string, d fs.DirEntry, depth int) error {
+		if err := m.alive("walk", p); err != nil {
+			return err
+		}
 		if seen++; seen > maxWalkEntries {
 			return fmt.Errorf("%s: more than %d entries below %s, giving up", m.Name, maxWalkEntries, root)
 		}

@@ -137,6 +137,9 @@ func FromVolumes(ctx context.Context, env blockdev.Env, vols []blockdev.Volume) 
 	var ignitionOnly []sources.Document
 	var errs []error
 	for _, v := range blockdev.SelectByLabel(vols, Labels) {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("drive: %w", err)
+		}
 		m, err := env.Open(ctx, v)
 		if err != nil {
 			errs = append(errs, err)
