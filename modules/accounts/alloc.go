@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -138,16 +139,30 @@ func (db *DB) newSubRange(f *File, prefix string) (start, count uint64, err erro
 	if lo > hi || count >= hi || lo+count-1 > hi {
 		return 0, 0, fmt.Errorf("invalid login.defs: SUB_%s_MIN %d, SUB_%s_MAX %d, SUB_%s_COUNT %d", prefix, lo, prefix, hi, prefix, count)
 	}
-	ranges := sortSubFile(f)
+	ranges, st := sortedSub(f)
 	db.mark(f)
-	low := lo
-	for _, r := range ranges {
+	// Resume the scan where the last one found its hole: the ranges before
+	// it are unchanged (a new range goes into that hole or after it), so
+	// their gaps are still too small and low is what the scan had there.
+	key := subScanKey{lo, hi, count}
+	i, low := 0, lo
+	if st != nil && st.scan == key && st.scanAt <= len(ranges) {
+		i, low = st.scanAt, st.scanLow
+	}
+	save := func(at int, l uint64) {
+		if st != nil {
+			st.scan, st.scanAt, st.scanLow = key, at, l
+		}
+	}
+	for ; i < len(ranges); i++ {
+		r := ranges[i]
 		first, last := r.start, r.start+r.count-1
 		high := first
 		if high > hi+1 {
 			high = hi + 1
 		}
 		if high > low && high-low >= count {
+			save(i, low)
 			return low, count, nil
 		}
 		if low < last+1 {
@@ -158,9 +173,93 @@ func (db *DB) newSubRange(f *File, prefix string) (start, count uint64, err erro
 		}
 	}
 	if hi-low+1 >= count {
+		save(len(ranges), low)
 		return low, count, nil
 	}
 	return 0, 0, fmt.Errorf("/etc/sub%sid: %w", lowerID(prefix), ErrNoFreeID)
+}
+
+// subSorted is a subuid/subgid file as newSubRange last left it: sorted,
+// its lines ranges[i].line in order followed by the NIS lines, and where
+// its last scan for a hole stopped.
+type subSorted struct {
+	lines   int
+	ranges  []subRange
+	scan    subScanKey
+	scanAt  int
+	scanLow uint64
+	// sorts counts full sorts, for the tests.
+	sorts int
+}
+
+type subScanKey struct{ lo, hi, count uint64 }
+
+// sortedSub sorts f as sortSubFile does, incrementally: when the only
+// change since the last sort is one entry appended (the range the last
+// useradd got), that entry is moved to where the stable merge sort would
+// put it, instead of sorting every entry again for every user. A file
+// with lines that are not entries (whose order the sort's quirk changes on
+// every sort) or otherwise changed is sorted in full. The state is nil for
+// such a file.
+func sortedSub(f *File) ([]subRange, *subSorted) {
+	st := f.sub
+	if st != nil && !st.valid(f) {
+		st = nil
+	}
+	if st != nil && len(f.Lines) == st.lines {
+		return st.ranges, st
+	}
+	if st != nil && len(f.Lines) == st.lines+1 && f.Lines[len(st.ranges)].Fields != nil {
+		head := len(st.ranges)
+		l := f.Lines[head]
+		r := subRange{l, subNum(l.Fields[SubStart]), subNum(l.Fields[SubCount])}
+		// After every entry that is not greater (the merge sort is stable).
+		p := sort.Search(head, func(i int) bool { return subCmp(st.ranges[i].line, l) > 0 })
+		copy(f.Lines[p+1:head+1], f.Lines[p:head])
+		f.Lines[p] = l
+		st.ranges = append(st.ranges, subRange{})
+		copy(st.ranges[p+1:], st.ranges[p:head])
+		st.ranges[p] = r
+		st.lines++
+		if p < st.scanAt {
+			st.scan = subScanKey{} // the scanned prefix changed
+		}
+		// The line moved among the entries: the index's file order of
+		// its name (and first entries of ids) may be off.
+		if ix := f.ix; ix != nil && (len(ix.byName[l.Name()]) > 1 || len(ix.byID) > 0 || len(ix.ends) > 0) {
+			f.ix = nil
+		}
+		return st.ranges, st
+	}
+	sorts := 0
+	if f.sub != nil {
+		sorts = f.sub.sorts
+	}
+	ranges := sortSubFile(f)
+	f.sub = nil
+	if len(ranges) == len(f.Lines)-nisCount(f.Lines) {
+		f.sub = &subSorted{lines: len(f.Lines), ranges: ranges, sorts: sorts + 1}
+	}
+	return ranges, f.sub
+}
+
+// valid reports whether f's lines are still in the order st recorded
+// (nothing but an append may have happened since).
+func (st *subSorted) valid(f *File) bool {
+	n := len(st.ranges)
+	if len(f.Lines) < st.lines || len(f.Lines) > st.lines+1 {
+		return false
+	}
+	return n == 0 || (f.Lines[0] == st.ranges[0].line && f.Lines[n-1] == st.ranges[n-1].line)
+}
+
+func nisCount(lines []*Line) int {
+	for i, l := range lines {
+		if l.Fields == nil && isNIS(l.Text) {
+			return len(lines) - i
+		}
+	}
+	return 0
 }
 
 func lowerID(prefix string) string {

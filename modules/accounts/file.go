@@ -112,6 +112,64 @@ type File struct {
 	// ix indexes the entries by name and id, so a run adding thousands of
 	// accounts does not scan the file for each lookup and each new id.
 	ix *index
+	// members holds the member lists AddMember is growing, by line, so n
+	// users added to one group cost n set inserts instead of n splits and
+	// joins of an ever longer list. The field itself is rewritten from it
+	// when the file is serialized, cloned or listed (syncMembers).
+	members      map[*Line]*memberSet
+	dirtyMembers bool
+	// memberParses counts member fields split into a set, for the tests.
+	memberParses int
+	// sub is the sorted state of a subuid/subgid file (see sortedSub).
+	sub *subSorted
+}
+
+// memberSet is one member field (group's or gshadow's) being added to.
+type memberSet struct {
+	field  int
+	names  []string
+	set    map[string]struct{}
+	synced string // the field's text when last read or written from here
+	dirty  bool   // names has members the field does not show yet
+}
+
+// addMember adds user to the comma-separated member list in field idx of
+// entry l unless it is there, reporting whether it was added. The list is
+// split once; later adds look the name up in a set and append.
+func (f *File) addMember(l *Line, idx int, user string) bool {
+	ms := f.members[l]
+	if ms == nil || ms.field != idx || (!ms.dirty && l.Fields[idx] != ms.synced) {
+		f.memberParses++
+		ms = &memberSet{field: idx, names: Members(l.Fields[idx]), set: map[string]struct{}{}, synced: l.Fields[idx]}
+		for _, n := range ms.names {
+			ms.set[n] = struct{}{}
+		}
+		if f.members == nil {
+			f.members = map[*Line]*memberSet{}
+		}
+		f.members[l] = ms
+	}
+	if _, ok := ms.set[user]; ok {
+		return false
+	}
+	ms.set[user] = struct{}{}
+	ms.names = append(ms.names, user)
+	ms.dirty, f.dirtyMembers = true, true
+	return true
+}
+
+// syncMembers writes the member lists grown by addMember into their fields.
+func (f *File) syncMembers() {
+	if f == nil || !f.dirtyMembers {
+		return
+	}
+	for l, ms := range f.members {
+		if ms.dirty {
+			l.Fields[ms.field] = strings.Join(ms.names, ",")
+			ms.synced, ms.dirty = l.Fields[ms.field], false
+		}
+	}
+	f.dirtyMembers = false
 }
 
 // index is built on first use and kept up to date by Append; it is
@@ -119,6 +177,7 @@ type File struct {
 // changed otherwise). Names and ids of entries are never edited in place.
 type index struct {
 	lines  int
+	nisAt  int                    // the first NIS line, where Append inserts (lines when none)
 	byName map[string][]*Line     // every entry of a name, in file order
 	byID   map[int]map[int]*Line  // field → id → first entry with it
 	ends   map[idRangeKey]*idEnds // newID's scan of the ids in a range
@@ -134,8 +193,11 @@ func (f *File) index() *index {
 	if f.ix != nil && f.ix.lines == len(f.Lines) {
 		return f.ix
 	}
-	ix := &index{lines: len(f.Lines), byName: map[string][]*Line{}, byID: map[int]map[int]*Line{}, ends: map[idRangeKey]*idEnds{}}
-	for _, l := range f.Lines {
+	ix := &index{lines: len(f.Lines), nisAt: len(f.Lines), byName: map[string][]*Line{}, byID: map[int]map[int]*Line{}, ends: map[idRangeKey]*idEnds{}}
+	for i, l := range f.Lines {
+		if l.Fields == nil && isNIS(l.Text) && ix.nisAt == len(f.Lines) {
+			ix.nisAt = i
+		}
 		if l.Fields != nil {
 			ix.byName[l.Fields[0]] = append(ix.byName[l.Fields[0]], l)
 		}
@@ -211,6 +273,7 @@ func (f *File) Pad(l *Line) {
 
 // Bytes serializes the file.
 func (f *File) Bytes() []byte {
+	f.syncMembers()
 	var b strings.Builder
 	for i, l := range f.Lines {
 		b.WriteString(l.text())
@@ -240,6 +303,7 @@ func (f *File) LookupID(idx, id int) *Line {
 
 // Entries returns the entries in file order.
 func (f *File) Entries() []*Line {
+	f.syncMembers()
 	var out []*Line
 	for _, l := range f.Lines {
 		if l.Fields != nil {
@@ -253,23 +317,14 @@ func (f *File) Entries() []*Line {
 // regular line but before the first NIS line, so "+" stays last.
 func (f *File) Append(fields []string) *Line {
 	l := &Line{Fields: append([]string(nil), fields...)}
-	at := len(f.Lines)
-	for i, x := range f.Lines {
-		if x.Fields == nil && isNIS(x.Text) {
-			at = i
-			break
-		}
-	}
-	ix := f.ix
-	if ix != nil && ix.lines != len(f.Lines) {
-		ix = nil
-	}
+	// The index (built once, then kept by ix.add) knows where the NIS
+	// lines begin: no scan of the whole file per entry added.
+	ix := f.index()
+	at := ix.nisAt
 	f.Lines = append(f.Lines, nil)
 	copy(f.Lines[at+1:], f.Lines[at:])
 	f.Lines[at] = l
-	if ix != nil {
-		ix.add(l)
-	}
+	ix.add(l)
 	return l
 }
 
@@ -278,6 +333,7 @@ func (f *File) Clone() *File {
 	if f == nil {
 		return nil
 	}
+	f.syncMembers()
 	c := &File{Kind: f.Kind, noFinalNewline: f.noFinalNewline, Lines: make([]*Line, len(f.Lines))}
 	for i, l := range f.Lines {
 		n := &Line{Text: l.Text}
@@ -338,6 +394,7 @@ func Members(field string) []string {
 // add records an entry appended after every other entry.
 func (ix *index) add(l *Line) {
 	ix.lines++
+	ix.nisAt++ // l went in before the NIS lines, or at the end
 	ix.byName[l.Fields[0]] = append(ix.byName[l.Fields[0]], l)
 	for idx, m := range ix.byID {
 		if idx < len(l.Fields) {

@@ -3,7 +3,6 @@ package accounts
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,28 +70,20 @@ func (db *DB) AddMember(group, user string) (bool, error) {
 	changed := false
 	for _, l := range db.Group.Named(group) {
 		db.Group.Pad(l)
-		if m, ok := addMember(l.Fields[GrMem], user); ok {
-			l.Fields[GrMem], changed = m, true
+		if db.Group.addMember(l, GrMem, user) {
+			changed = true
 			db.mark(db.Group)
 		}
 	}
 	if db.Gshadow != nil {
 		for _, l := range db.Gshadow.Named(group) {
-			if m, ok := addMember(l.Fields[SgMem], user); ok {
-				l.Fields[SgMem], changed = m, true
+			if db.Gshadow.addMember(l, SgMem, user) {
+				changed = true
 				db.mark(db.Gshadow)
 			}
 		}
 	}
 	return changed, nil
-}
-
-func addMember(list, user string) (string, bool) {
-	ms := Members(list)
-	if slices.Contains(ms, user) {
-		return list, false
-	}
-	return strings.Join(append(ms, user), ","), true
 }
 
 // UserSpec is a useradd request, in useradd's terms.
@@ -277,8 +268,8 @@ func hasSubRange(f *File, owner string, start, count uint64) bool {
 	end := start + count - 1
 	for {
 		var found *subRange
-		for _, r := range subRanges(f.Lines) {
-			if r.line.Name() == owner && r.count > 0 && start >= r.start && start <= r.start+r.count-1 {
+		for _, r := range subRanges(f.Named(owner)) {
+			if r.count > 0 && start >= r.start && start <= r.start+r.count-1 {
 				found = &r
 				break
 			}
