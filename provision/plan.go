@@ -27,7 +27,8 @@ type planner struct {
 // moduleOrder is SPEC §2 step 6: users exist before files are written so
 // `owner:` works without `defer`; scripts run last, on the finished tree.
 var moduleOrder = []planner{
-	{"users", users.Plan}, // groups, users, passwords, sudo
+	{"random seed", system.PlanRandomSeed}, // random_seed: first, as cloud-init's init stage
+	{"users", users.Plan},                  // groups, users, passwords, sudo
 	{"ssh", ssh.Plan},
 	{"files", files.Plan}, // non-deferred files, directories, links
 	{"certs", certs.Plan}, // ca_certs: after write_files, before packages fetch over TLS

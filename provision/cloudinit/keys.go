@@ -159,6 +159,7 @@ func (p *parser) readKeys(root *node) map[string]bool {
 	p.sshHostKeys(root.origin, get("ssh_deletekeys"), get("ssh_genkeytypes"), get("ssh_keys"))
 	p.writeFiles(get("write_files"))
 	p.caCerts(get("ca_certs"), get("ca-certs"))
+	p.randomSeed(get("random_seed"))
 	p.commands(get("bootcmd"), "bootcmd", config.ScriptBootcmd)
 	p.commands(get("runcmd"), "runcmd", config.ScriptRuncmd)
 	p.packages(get("packages"))

@@ -50,7 +50,7 @@ const ignoredKeys = `ansible apk_repos apt_pipelining
 	device_aliases disable_ec2_metadata disk_setup drivers fan final_message fs_setup
 	growpart grub-dpkg grub_dpkg landscape locale_configfile lxd
 	manage_resolv_conf mcollective migrate mount_default_fields no_ssh_fingerprints
-	output package_reboot_if_required phone_home power_state puppet random_seed
+	output package_reboot_if_required phone_home power_state puppet
 	reporting resize_rootfs resolv_conf rh_subscription rpi rsyslog salt_minion snap
 	spacewalk ssh ssh_fp_console_blacklist ssh_import_id
 	ssh_key_console_blacklist ssh_publish_hostkeys ssh_quiet_keygen swap
@@ -92,6 +92,7 @@ func buildKeyTable() map[string]keySpec {
 	add(a, "yum/dnf repositories by id; one of baseurl, metalink or mirrorlist each.", yumReposSchema(), "yum_repos")
 	add(a, "apt sources (sources: by name; source, key or keyid each); other apt keys draw a warning.", aptSchema(), "apt")
 	add(a, "Trusted CA certificates (trusted) added to the target's trust store, after removing the distribution's with remove_defaults; the target's update-ca-certificates or update-ca-trust runs.", caCertsSchema(), "ca_certs", "ca-certs")
+	add(a, "Seed data (data, decoded per encoding) appended to file (default /dev/urandom, which provision leaves to the kernel), then command run in the target with RANDOM_SEED_FILE; command_required makes a missing command an error.", randomSeedSchema(), "random_seed")
 	add(a, "The host name; with a dot, the fqdn.", nullable(ref("string")), "hostname", "fqdn")
 	add(a, "Write the fqdn to /etc/hostname.", nullable(ref("boolean")), "prefer_fqdn_over_hostname")
 	add(a, "false: do not create /etc/hostname when the target has none (default true).", ref("boolean"), "create_hostname_file")

@@ -65,6 +65,9 @@ type Config struct {
 	// CACerts is cloud-init's ca_certs; nil when not given.
 	CACerts *CACerts
 
+	// RandomSeed is cloud-init's random_seed; nil when not given.
+	RandomSeed *RandomSeed
+
 	Network        []NetworkDoc
 	Repositories   []Repository
 	Packages       []Package
@@ -273,6 +276,19 @@ type CACerts struct {
 	Origin         Origin
 	RemoveDefaults bool
 	Trusted        []CACert
+}
+
+// RandomSeed is cloud-init's random_seed: Data (already decoded from its
+// encoding) appended to File, then Command run in the target with
+// RANDOM_SEED_FILE=File.
+type RandomSeed struct {
+	Origin Origin
+	// File defaults to /dev/urandom (the kernel's device, left alone).
+	File    string
+	Data    []byte
+	Command []string
+	// CommandRequired makes a missing command (or none given) an error.
+	CommandRequired bool
 }
 
 // CACert is one trusted certificate as given (PEM text, not checked: the

@@ -25,6 +25,9 @@ func (c *Config) Merge(lower *Config) {
 	if c.CACerts == nil {
 		c.CACerts = lower.CACerts
 	}
+	if c.RandomSeed == nil {
+		c.RandomSeed = lower.RandomSeed
+	}
 	s, l := &c.System, &lower.System
 	setIfEmpty(&s.Hostname, l.Hostname)
 	setIfEmpty(&s.FQDN, l.FQDN)
