@@ -37,7 +37,8 @@ var moduleOrder = []planner{
 	{"packages", packages.Plan}, // repositories, then packages
 	{"units", units.Plan},
 	{"deferred files", files.PlanDeferred},
-	{"scripts", scripts.Plan}, // bootcmd, Combustion script, runcmd, user scripts
+	{"scripts", scripts.Plan},                  // bootcmd, Combustion script, runcmd, user scripts
+	{"final message", system.PlanFinalMessage}, // final_message: printed last, writes nothing
 }
 
 // Plan returns every step a run would perform on root, in apply order.

@@ -160,6 +160,7 @@ func (p *parser) readKeys(root *node) map[string]bool {
 	p.writeFiles(get("write_files"))
 	p.caCerts(get("ca_certs"), get("ca-certs"))
 	p.randomSeed(get("random_seed"))
+	p.finalMessage(get("final_message"))
 	p.commands(get("bootcmd"), "bootcmd", config.ScriptBootcmd)
 	p.commands(get("runcmd"), "runcmd", config.ScriptRuncmd)
 	p.packages(get("packages"))

@@ -47,7 +47,7 @@ type js = map[string]any
 const ignoredKeys = `ansible apk_repos apt_pipelining
 	apt_reboot_if_required autoinstall byobu_by_default chef
 	cloud_config_modules cloud_final_modules cloud_init_modules
-	device_aliases disable_ec2_metadata disk_setup drivers fan final_message fs_setup
+	device_aliases disable_ec2_metadata disk_setup drivers fan fs_setup
 	growpart grub-dpkg grub_dpkg landscape locale_configfile lxd
 	manage_resolv_conf mcollective migrate mount_default_fields no_ssh_fingerprints
 	output package_reboot_if_required phone_home power_state puppet
@@ -93,6 +93,7 @@ func buildKeyTable() map[string]keySpec {
 	add(a, "apt sources (sources: by name; source, key or keyid each); other apt keys draw a warning.", aptSchema(), "apt")
 	add(a, "Trusted CA certificates (trusted) added to the target's trust store, after removing the distribution's with remove_defaults; the target's update-ca-certificates or update-ca-trust runs.", caCertsSchema(), "ca_certs", "ca-certs")
 	add(a, "Seed data (data, decoded per encoding) appended to file (default /dev/urandom, which provision leaves to the kernel), then command run in the target with RANDOM_SEED_FILE; command_required makes a missing command an error.", randomSeedSchema(), "random_seed")
+	add(a, "A message printed to the console at the end of a successful run ($UPTIME, $TIMESTAMP, $DATASOURCE, $VERSION substituted) and kept in the report.", nullable(ref("string")), "final_message")
 	add(a, "The host name; with a dot, the fqdn.", nullable(ref("string")), "hostname", "fqdn")
 	add(a, "Write the fqdn to /etc/hostname.", nullable(ref("boolean")), "prefer_fqdn_over_hostname")
 	add(a, "false: do not create /etc/hostname when the target has none (default true).", ref("boolean"), "create_hostname_file")

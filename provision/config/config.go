@@ -67,6 +67,10 @@ type Config struct {
 
 	// RandomSeed is cloud-init's random_seed; nil when not given.
 	RandomSeed *RandomSeed
+	// FinalMessage is cloud-init's final_message: printed to the console
+	// at the end of a successful run ($UPTIME, $TIMESTAMP, $DATASOURCE and
+	// $VERSION substituted then). Zero when not given.
+	FinalMessage Setting
 
 	Network        []NetworkDoc
 	Repositories   []Repository

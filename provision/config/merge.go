@@ -28,6 +28,7 @@ func (c *Config) Merge(lower *Config) {
 	if c.RandomSeed == nil {
 		c.RandomSeed = lower.RandomSeed
 	}
+	setIfEmpty(&c.FinalMessage, lower.FinalMessage)
 	s, l := &c.System, &lower.System
 	setIfEmpty(&s.Hostname, l.Hostname)
 	setIfEmpty(&s.FQDN, l.FQDN)
