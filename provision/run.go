@@ -547,7 +547,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	// so modules see and write them where the booted system will, not
 	// into the empty mount points of the root snapshot.
 	if needsChroot(cfg) && opts.Chroot == nil {
-		return abort(errors.New("the configuration has scripts or packages, but no chroot is available to run them (run as root)"))
+		return abort(errors.New("the configuration runs programs in the target (scripts, packages, the trust store's update tool, a random_seed command), but no chroot is available to run them (run as root)"))
 	}
 	if needsNetwork(cfg) && opts.Network != nil {
 		// Combustion brings the initrd network up before the script runs
@@ -714,8 +714,13 @@ func firstBootChores(root *rootfs.Root, rep *report.Report, console io.Writer) e
 }
 
 // needsChroot reports whether cfg runs programs in the target.
+// needsChroot reports whether the run executes programs in the target:
+// scripts, package managers, the trust store's update tool (ca_certs) and
+// random_seed's command. Only then does the chroot get /proc, /sys, /dev.
 func needsChroot(cfg *config.Config) bool {
-	return len(cfg.Scripts) > 0 || installsPackages(cfg)
+	return len(cfg.Scripts) > 0 || installsPackages(cfg) ||
+		cfg.CACerts != nil ||
+		(cfg.RandomSeed != nil && len(cfg.RandomSeed.Command) > 0)
 }
 
 func installsPackages(cfg *config.Config) bool {
