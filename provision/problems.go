@@ -24,18 +24,22 @@ type problem struct {
 func problemLines(err error) []problem {
 	var out []problem
 	for _, l := range strings.Split(err.Error(), "\n") {
-		if strings.TrimSpace(l) == "" {
-			continue
+		if strings.TrimSpace(l) != "" {
+			out = append(out, parseProblem(l))
 		}
-		p := problem{text: l}
-		if m := originRe.FindStringSubmatch(l); m != nil {
-			p.doc, p.located = m[1], true
-			p.line, _ = strconv.Atoi(m[2])
-			p.col, _ = strconv.Atoi(m[3])
-		}
-		out = append(out, p)
 	}
 	return out
+}
+
+// parseProblem finds the origin line l starts with, if it has one.
+func parseProblem(l string) problem {
+	p := problem{text: l}
+	if m := originRe.FindStringSubmatch(l); m != nil {
+		p.doc, p.located = m[1], true
+		p.line, _ = strconv.Atoi(m[2])
+		p.col, _ = strconv.Atoi(m[3])
+	}
+	return p
 }
 
 func (p problem) origin() string { return fmt.Sprintf("%s:%d:%d", p.doc, p.line, p.col) }
@@ -101,8 +105,8 @@ func (e *invalidError) Unwrap() error { return ErrInvalid }
 // LineOrigin returns the origin ("source:file:line:col") a problem line
 // starts with, or "".
 func LineOrigin(line string) string {
-	if p := problemLines(errors.New(line)); len(p) == 1 && p[0].located {
-		return p[0].origin()
+	if p := parseProblem(line); p.located {
+		return p.origin()
 	}
 	return ""
 }

@@ -943,11 +943,8 @@ func assumeImageUnits(dir string, cfg *config.Config) ([]string, error) {
 		if u.Enabled == nil || !*u.Enabled || u.Mask || defined[u.Name] {
 			continue
 		}
-		file := u.Name
-		if at := strings.IndexByte(file, '@'); at >= 0 {
-			file = file[:at+1] + file[strings.LastIndexByte(file, '.'):] // foo@bar.service: foo@.service
-		}
-		if !units.ValidName(file) {
+		file, ok := units.FileName(u.Name)
+		if !ok {
 			continue // the units module reports it
 		}
 		p := filepath.Join(dir, "usr/lib/systemd/system", file)

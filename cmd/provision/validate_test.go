@@ -15,7 +15,8 @@ import (
 const imageUnitsIgnition = `{"ignition":{"version":"3.4.0"},"systemd":{"units":[
 {"name":"sshd.service","enabled":true},
 {"name":"podman.socket","enabled":true},
-{"name":"chronyd.service","enabled":true}]}}
+{"name":"chronyd.service","enabled":true},
+{"name":"serial-getty@ttyS1.service","enabled":true}]}}
 `
 
 func writeFile(t *testing.T, dir, name, data string) string {
@@ -40,7 +41,7 @@ func TestValidateImageUnits(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "valid") {
 		t.Fatalf("offline: exit %d\n%s%s", code, out, errs)
 	}
-	for _, u := range []string{"sshd.service", "podman.socket", "chronyd.service"} {
+	for _, u := range []string{"sshd.service", "podman.socket", "chronyd.service", "serial-getty@ttyS1.service"} {
 		if !strings.Contains(errs, "warning: file:"+ign+":") || !strings.Contains(errs, "unit "+u+" is not defined by this config; assumed to exist in the image (checked only with --root)") {
 			t.Errorf("offline: no warning for %s:\n%s", u, errs)
 		}
@@ -64,6 +65,7 @@ func TestValidateImageUnits(t *testing.T) {
 
 	writeFile(t, bare, "usr/lib/systemd/system/sshd.service", "[Install]\nWantedBy=multi-user.target\n")
 	writeFile(t, bare, "usr/lib/systemd/system/podman.socket", "[Install]\nWantedBy=sockets.target\n")
+	writeFile(t, bare, "usr/lib/systemd/system/serial-getty@.service", "[Install]\nWantedBy=getty.target\n")
 	if code, out, errs := runArgs("validate", "--root", bare, ign); code != exitOK || errs != "" {
 		t.Errorf("--root with the units: exit %d\n%s%s", code, out, errs)
 	}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 
@@ -128,11 +127,7 @@ func removeStep(cc *config.CACerts, st store) modules.Step {
 // cloud-init's delete_dir_contents; each removal goes through the root
 // so the run can still be undone.
 func removeContents(root *rootfs.Root, dir string) error {
-	host, err := root.Resolve(dir)
-	if err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(host)
+	entries, err := root.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

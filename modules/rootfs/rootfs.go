@@ -163,19 +163,31 @@ func (r *Root) ReadFile(p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readRegular(p, h)
+	return ReadRegular(p, h, MaxReadSize)
 }
 
-// readRegular opens host without blocking (a FIFO's open waits for a
-// writer otherwise) and without following a final symlink (resolution
-// already did, inside the root), checks the type on the open file, and
-// reads at most MaxReadSize bytes.
-func readRegular(p, host string) ([]byte, error) {
-	p = Printable(p)
+// ReadDir lists the directory p inside the root, following symlinks within
+// the root.
+func (r *Root) ReadDir(p string) ([]fs.DirEntry, error) {
+	h, err := r.ResolveFollow(p)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadDir(h)
+}
+
+// ReadRegular reads the regular file at host (name is how errors call it)
+// without blocking (a FIFO's open waits for a writer otherwise) and without
+// following a final symlink (resolution already did, inside the root), checks
+// the type on the open file, and reads at most limit bytes. Anything else
+// than a regular file is ErrNotRegular. Files outside a target root (an ESP,
+// efivarfs) are read with it too.
+func ReadRegular(name, host string, limit int64) ([]byte, error) {
+	name = Printable(name)
 	f, err := os.OpenFile(host, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("%s: %w (a symbolic link)", p, ErrNotRegular)
+			return nil, fmt.Errorf("%s: %w (a symbolic link)", name, ErrNotRegular)
 		}
 		return nil, err
 	}
@@ -185,19 +197,27 @@ func readRegular(p, host string) ([]byte, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w (%s)", p, ErrNotRegular, fileType(st.Mode()))
+		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotRegular, fileType(st.Mode()))
 	}
-	if st.Size() > MaxReadSize {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d MiB a target file may have here", p, st.Size(), MaxReadSize>>20)
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: larger than %s (%d bytes)", name, sizeName(limit), st.Size())
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxReadSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if len(data) > MaxReadSize {
-		return nil, fmt.Errorf("%s: more than the %d MiB a target file may have here", p, MaxReadSize>>20)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %s", name, sizeName(limit))
 	}
 	return data, nil
+}
+
+// sizeName writes a read limit as a person reads it: "64 MiB", "65536 bytes".
+func sizeName(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func fileType(m fs.FileMode) string {
@@ -269,7 +289,7 @@ func (r *Root) AppendFile(p string, data []byte, mode fs.FileMode, owner Owner) 
 	if err != nil {
 		return err
 	}
-	old, err := readRegular(p, host)
+	old, err := ReadRegular(p, host, MaxReadSize)
 	switch {
 	case err == nil:
 		st, serr := os.Stat(host)

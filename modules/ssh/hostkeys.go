@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
 	"strings"
@@ -93,11 +92,7 @@ func hasKeygen(root *rootfs.Root) bool {
 
 // imageHostKeys lists the target's files matching ssh_host_*key*.
 func imageHostKeys(root *rootfs.Root) ([]string, error) {
-	host, err := root.ResolveFollow(HostKeyDir)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(host)
+	entries, err := root.ReadDir(HostKeyDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
 	"strings"
@@ -137,11 +136,7 @@ func planDropIn(root *rootfs.Root, value, mainPath string, main []byte) (sshdCha
 
 // earlierDropIns lists the *.conf drop-ins sshd reads before ours.
 func earlierDropIns(root *rootfs.Root) ([]string, error) {
-	host, err := root.ResolveFollow(DropInDir)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(host)
+	entries, err := root.ReadDir(DropInDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -231,9 +231,16 @@ func unescape(s string) string {
 	return b.String()
 }
 
-// ValidName reports whether s is a unit name systemd accepts
-// (unit_name_is_valid), template names included.
-func ValidName(s string) bool {
-	_, ok := parseUnitName(s)
-	return ok
+// FileName is the unit file that defines the unit name: the name itself,
+// or for an instance (foo@bar.service) its template (foo@.service). ok is
+// false for a name systemd does not accept (unit_name_is_valid).
+func FileName(name string) (file string, ok bool) {
+	n, ok := parseUnitName(name)
+	if !ok {
+		return "", false
+	}
+	if n.instanced {
+		return n.templateName(), true
+	}
+	return name, true
 }

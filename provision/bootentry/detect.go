@@ -4,14 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"github.com/provision-dev/provision/provision/fstab"
-	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/provision-dev/provision/modules/rootfs"
 )
@@ -283,40 +280,11 @@ func readTarget(r *rootfs.Root, p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readRegular(host, maxTargetFile)
-}
-
-// readRegular reads at most limit bytes of a regular file, without following
-// a final symlink and without blocking on a FIFO.
-func readRegular(host string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(host, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", host)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", host, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", host, limit)
-	}
-	return data, nil
+	return rootfs.ReadRegular(host, host, maxTargetFile)
 }
 
 func readTargetDir(r *rootfs.Root, p string) ([]string, error) {
-	host, err := r.ResolveFollow(p)
-	if err != nil {
-		return nil, err
-	}
-	ents, err := os.ReadDir(host)
+	ents, err := r.ReadDir(p)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/provision-dev/provision/modules/rootfs"
 )
 
 // initialSuffix ends the title of snapshot 1's entries on transactional
@@ -213,7 +215,7 @@ func Undo(esp string, c Change) error {
 	if c.EFIVar != "" {
 		if filepath.Base(c.EFIVar) != LoaderEntryDefaultVar {
 			errs = append(errs, fmt.Errorf("undo: %q is not the LoaderEntryDefault variable", c.EFIVar))
-		} else if cur, err := readRegular(c.EFIVar, 4096); err == nil && bytes.Equal(cur, EncodeEFIString(c.NewDefault)) {
+		} else if cur, err := rootfs.ReadRegular(c.EFIVar, c.EFIVar, 4096); err == nil && bytes.Equal(cur, EncodeEFIString(c.NewDefault)) {
 			if err := WriteEFIVar(c.EFIVar, c.EFIVarBefore); err != nil {
 				errs = append(errs, err)
 			}
@@ -243,7 +245,7 @@ func (c *Change) undoDefaultFile(esp string) error {
 		return fmt.Errorf("undo: %q is not a boot loader default file", c.DefaultFile)
 	}
 	host := filepath.Join(esp, filepath.FromSlash(c.DefaultFile))
-	cur, err := readRegular(host, MaxFileSize)
+	cur, err := rootfs.ReadRegular(host, host, MaxFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -302,7 +304,7 @@ func (c *Change) setDefault(esp string, l *Loader, id string) error {
 		rel = "EFI/" + l.OSName + "/grubenv"
 	}
 	host := filepath.Join(esp, filepath.FromSlash(rel))
-	before, err := readRegular(host, MaxFileSize)
+	before, err := rootfs.ReadRegular(host, host, MaxFileSize)
 	created := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !created {
 		return err
@@ -338,7 +340,7 @@ func (c *Change) setDefault(esp string, l *Loader, id string) error {
 		return nil
 	}
 	p := filepath.Join(l.EFIVars, LoaderEntryDefaultVar)
-	cur, err := readRegular(p, 4096)
+	cur, err := rootfs.ReadRegular(p, p, 4096)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -399,7 +401,7 @@ func scanEntries(dir string) ([]*scanned, error) {
 			s.err = fmt.Errorf("%s: not a regular file", p)
 			continue
 		}
-		data, err := readRegular(p, MaxFileSize)
+		data, err := rootfs.ReadRegular(p, p, MaxFileSize)
 		if err != nil {
 			s.err = err
 			continue

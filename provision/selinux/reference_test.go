@@ -161,23 +161,8 @@ func TestReferenceMatchpathcon(t *testing.T) {
 	compared, mismatches := 0, 0
 	for ty, list := range byType {
 		sort.Strings(list)
-		want := matchpathcon(t, fc, matchpathconType[ty], list)
-		for _, p := range list {
-			w, known := want[p]
-			if !known {
-				t.Errorf("matchpathcon printed nothing for %q", p)
-				continue
-			}
-			got, ok := pol.Lookup(p, goMode[ty])
-			if !ok {
-				got = "<<none>>"
-			}
-			compared++
-			if got != w {
-				mismatches++
-				t.Errorf("Lookup(%q, %s) = %q, matchpathcon says %q", p, matchpathconType[ty], got, w)
-			}
-		}
+		c, m := compareLookups(t, pol, fc, ty, list, len(list))
+		compared, mismatches = compared+c, mismatches+m
 	}
 	t.Logf("compared %d lookups with matchpathcon: %d mismatches", compared, mismatches)
 	// The comparison only means something if the reference honoured the
@@ -206,6 +191,37 @@ func TestReferenceMatchpathcon(t *testing.T) {
 
 // matchpathcon runs the reference tool for paths of one type and returns
 // path -> context ("<<none>>" when it prints that).
+// compareLookups checks pol.Lookup against matchpathcon for paths of file
+// type ty (asked in batches that fit a command line) and returns how many
+// were compared and how many differ; only the first report differences are
+// reported one by one.
+func compareLookups(t *testing.T, pol *Policy, fc string, ty byte, paths []string, report int) (compared, mismatches int) {
+	t.Helper()
+	for start := 0; start < len(paths); start += 2000 {
+		batch := paths[start:min(start+2000, len(paths))]
+		want := matchpathcon(t, fc, matchpathconType[ty], batch)
+		for _, p := range batch {
+			w, known := want[p]
+			if !known {
+				t.Errorf("matchpathcon printed nothing for %q", p)
+				continue
+			}
+			got, ok := pol.Lookup(p, goMode[ty])
+			if !ok {
+				got = "<<none>>"
+			}
+			compared++
+			if got != w {
+				mismatches++
+				if mismatches <= report {
+					t.Errorf("Lookup(%q, %s) = %q, matchpathcon says %q", p, matchpathconType[ty], got, w)
+				}
+			}
+		}
+	}
+	return compared, mismatches
+}
+
 func matchpathcon(t *testing.T, fc, typ string, paths []string) map[string]string {
 	t.Helper()
 	args := append([]string{"-f", fc, "-m", typ}, paths...)
@@ -368,28 +384,8 @@ func TestReferencePolicyDerived(t *testing.T) {
 	sort.Strings(list)
 	compared, mismatches := 0, 0
 	for _, ty := range []byte{'f', 'd', 'l'} {
-		for start := 0; start < len(list); start += 2000 {
-			batch := list[start:min(start+2000, len(list))]
-			want := matchpathcon(t, fc, matchpathconType[ty], batch)
-			for _, p := range batch {
-				w, known := want[p]
-				if !known {
-					t.Errorf("matchpathcon printed nothing for %q", p)
-					continue
-				}
-				got, ok := pol.Lookup(p, goMode[ty])
-				if !ok {
-					got = "<<none>>"
-				}
-				compared++
-				if got != w {
-					mismatches++
-					if mismatches < 30 {
-						t.Errorf("Lookup(%q, %s) = %q, matchpathcon says %q", p, matchpathconType[ty], got, w)
-					}
-				}
-			}
-		}
+		c, m := compareLookups(t, pol, fc, ty, list, 29-mismatches)
+		compared, mismatches = compared+c, mismatches+m
 	}
 	t.Logf("compared %d policy-derived lookups with matchpathcon: %d mismatches", compared, mismatches)
 }

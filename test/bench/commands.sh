@@ -4,20 +4,14 @@
 # 3 users, 4 SSH keys, 10 files, hostname and timezone. Prints hyperfine's
 # median and the peak RSS from GNU time. Targets: < 30 ms, < 30 MB, binary < 10 MB.
 set -euo pipefail
+. "$(dirname "$0")/tree.sh"
 BIN=$(realpath "${1:-bin/provision}")
 SEED=$(realpath "$(dirname "$0")/seed")
 WORK=$(mktemp -d /dev/shm/provision-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
 base=$WORK/base
-mkdir -p "$base/etc/default" "$base/usr/share" "$base/home" "$base/root" "$base/var/lib"
-for f in passwd group shadow gshadow login.defs subuid subgid; do
-  [ -e /etc/$f ] && cp -a /etc/$f "$base/etc/"
-done
-[ -e /etc/default/useradd ] && cp -a /etc/default/useradd "$base/etc/default/"
-cp -a /etc/skel "$base/etc/"
-cp -a /usr/share/zoneinfo "$base/usr/share/"
-echo 0123456789abcdef0123456789abcdef > "$base/etc/machine-id"
+bench_tree "$base"
 
 size=$(stat -c %s "$BIN")
 echo "binary: $BIN $size bytes ($((size / 1024 / 1024)) MiB)"

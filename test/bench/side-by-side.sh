@@ -8,6 +8,7 @@
 #
 #   test/bench/side-by-side.sh [BIN] [RUNS]
 set -euo pipefail
+. "$(dirname "$0")/tree.sh"
 BIN=$(realpath "${1:-bin/provision}")
 RUNS=${2:-11}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,17 +24,9 @@ trap cleanup EXIT
 FLOOR=$WORK/floor
 (cd "$HERE/../.." && CGO_ENABLED=0 go build -o "$FLOOR" ./test/bench/floor)
 
-# The tree: this machine's account files, skel and zoneinfo, as in
-# commands.sh.
+# The tree (tree.sh).
 base=$WORK/base
-mkdir -p "$base/etc/default" "$base/usr/share" "$base/home" "$base/root" "$base/var/lib"
-for f in passwd group shadow gshadow login.defs subuid subgid; do
-  [ -e /etc/$f ] && cp -a /etc/$f "$base/etc/"
-done
-[ -e /etc/default/useradd ] && cp -a /etc/default/useradd "$base/etc/default/"
-cp -a /etc/skel "$base/etc/"
-cp -a /usr/share/zoneinfo "$base/usr/share/"
-echo 0123456789abcdef0123456789abcdef > "$base/etc/machine-id"
+bench_tree "$base"
 
 # The end state, recorded once from a real run.
 cp -a "$base" "$WORK/after"
