@@ -130,12 +130,26 @@ func ApplyAll(ctx context.Context, env *Env, steps []Step) error {
 			return err
 		}
 		if err := s.Apply(ctx, env); err != nil {
+			if _, ok := err.(*NonFatalError); ok {
+				continue
+			}
 			env.ReleaseBatches()
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
 	return env.EndBatches("")
 }
+
+// NonFatalError is a step failure the configuration asked to tolerate (a
+// program marked non-fatal that exited non-zero): whoever applies steps
+// reports it as a warning and goes on to commit. Only the step itself
+// decides this; an error that merely wraps one is still fatal.
+type NonFatalError struct {
+	Err error
+}
+
+func (e *NonFatalError) Error() string { return e.Err.Error() }
+func (e *NonFatalError) Unwrap() error { return e.Err }
 
 // ErrNoExecutor is wrapped by a step that must run a program in the
 // target when Env has no Exec (a dry run).

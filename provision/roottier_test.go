@@ -681,3 +681,39 @@ func TestRootTierJournal(t *testing.T) {
 		})
 	}
 }
+
+// A runcmd marked non-fatal that fails: everything else is committed, the
+// report says "degraded done" (status exit 2), the failure is a warning.
+// Without the mark the same failure rolls back (TestRootTierBtrfs).
+func TestRootTierNonFatalRuncmd(t *testing.T) {
+	b := newBtrfsTarget(t, true)
+	seed := okSeed(t, "iid-nonfatal")
+	ud := filepath.Join(seed, "user-data")
+	data, err := os.ReadFile(ud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, "  - \"# provision: non-fatal\"\n  - echo the mirror is down; exit 4\n"...)
+	os.WriteFile(ud, data, 0o644)
+	rep := filepath.Join(t.TempDir(), "report.json")
+	cmd := exec.Command(provisionBinary(t), "run", "--root", b.root, "--source", seed, "--report", rep)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"[runcmd] the mirror is down", "[WARN] scripts: run runcmd", "runcmd exited with status 4 (marked non-fatal", "[ OK ] transaction: committed"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("console lacks %q:\n%s", want, out)
+		}
+	}
+	b.expectNew(t)
+	status := exec.Command(provisionBinary(t), "status", "--long", "--report", rep)
+	sout, err := status.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("status: %v, want exit status 2\n%s", err, sout)
+	}
+	if !strings.Contains(string(sout), "extended_status: degraded done") {
+		t.Errorf("status --long:\n%s", sout)
+	}
+}

@@ -29,9 +29,12 @@ import (
 
 // Outcome of a run.
 const (
-	StatusDone      = "done"
-	StatusNothing   = "nothing to do"
-	StatusFailed    = "failed"
+	StatusDone    = "done"
+	StatusNothing = "nothing to do"
+	StatusFailed  = "failed"
+	// StatusTolerated is a step that failed where the configuration marked
+	// it non-fatal: the run went on and committed.
+	StatusTolerated = "failed, non-fatal"
 	StatusInvalid   = "invalid"
 	StatusPlanned   = "planned" // dry run
 	StatusSkipped   = "skipped" // a step this release does not execute
@@ -606,6 +609,15 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		rep.EndStep(rs, err, false)
 		sr := stepResult(s, StatusOK)
 		sr.Duration = time.Since(start)
+		if nf, ok := err.(*modules.NonFatalError); ok {
+			sr.Status, sr.Error = StatusTolerated, nf.Error()
+			res.Steps = append(res.Steps, sr)
+			w := fmt.Sprintf("%s: %s (marked non-fatal: the run goes on)", s, nf)
+			res.Warnings = append(res.Warnings, w)
+			rep.AddWarning(w)
+			fmt.Fprintf(console, "[WARN] %s\n", modules.PrintableLines(w))
+			continue
+		}
 		if err != nil {
 			sr.Status, sr.Error = StatusFailed, err.Error()
 			res.Steps = append(res.Steps, sr)

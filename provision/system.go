@@ -222,7 +222,8 @@ type StatusOptions struct {
 }
 
 // PrintStatus prints the last run's report like `cloud-init status` and
-// returns the exit status: 0 done, disabled, running or not run; 1 failed.
+// returns the exit status: 0 done, disabled, running or not run; 1 failed;
+// 2 done with a failed step marked non-fatal.
 func PrintStatus(ctx context.Context, w io.Writer, opts StatusOptions) (int, error) {
 	rep, err := readStatus(ctx, opts)
 	if err != nil {

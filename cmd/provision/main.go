@@ -203,6 +203,9 @@ func printPlan(w io.Writer, res *provision.Result) {
 	if len(res.Plan) == 0 {
 		fmt.Fprintln(w, "# nothing would change")
 	}
+	for _, n := range provision.PlanNotes(res.Plan) {
+		fmt.Fprintf(w, "# %s\n", n)
+	}
 	for _, s := range res.Plan {
 		fmt.Fprintln(w, s.String())
 	}

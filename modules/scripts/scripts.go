@@ -6,7 +6,9 @@
 // (cloud-init runs them early, in the init stage), then the Combustion script,
 // then runcmd and user scripts (cloud-init's final stage). Every program runs
 // through env.Exec (the snapshot chroot), its output goes line by line to the
-// console prefixed with its name, and a non-zero exit fails the run.
+// console prefixed with its name, and a non-zero exit fails the run — the
+// whole first boot rolls back, users and keys included — unless the program
+// carries the NonFatalMarker line, which makes its exit status a warning.
 package scripts
 
 import (
@@ -37,6 +39,66 @@ const (
 	ScriptDir     = "/run/provision/scripts"
 	CombustionDir = "/run/provision/combustion"
 )
+
+// NonFatalMarker is the line that makes a program's failure a warning
+// instead of a rollback of the whole run: in a `#!` script, a boothook or
+// the Combustion script (where Combustion's own magic comments live), or as
+// a runcmd/bootcmd entry of its own (cloud-init writes the list into one
+// script, so the mark covers the list). Further words after "provision:"
+// are allowed, as Combustion allows several flags on its line.
+const NonFatalMarker = "# provision: non-fatal"
+
+// nonFatalDetail is what the plan says of a marked program.
+const nonFatalDetail = "non-fatal: its failure is a warning, the rest is committed"
+
+// marksNonFatal reports whether body has a "# provision: ... non-fatal ..."
+// line.
+func marksNonFatal(body []byte) bool {
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		rest, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("#"))
+		if !ok {
+			continue
+		}
+		rest, ok = bytes.CutPrefix(bytes.TrimSpace(rest), []byte("provision:"))
+		if !ok {
+			continue
+		}
+		for _, w := range bytes.Fields(rest) {
+			if string(w) == "non-fatal" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// AtomicNote is what a plan says when it runs a program not marked
+// non-fatal: its failure undoes the whole run, which a cloud-init user does
+// not expect (cloud-init logs a failed runcmd and keeps the rest). "" when
+// the plan runs no such program.
+func AtomicNote(steps []modules.Step) string {
+	for _, s := range steps {
+		if s.Module == Module && !strings.Contains(s.Detail, nonFatalDetail) {
+			return "scripts: a program that fails rolls the whole run back (users, keys, files too); a line \"" +
+				NonFatalMarker + "\" in it (or a runcmd entry of its own) makes its failure a warning"
+		}
+	}
+	return ""
+}
+
+// withDetail appends more to a plan detail.
+func withDetail(detail, more string) string {
+	if detail == "" {
+		return more
+	}
+	return detail + "; " + more
+}
 
 // SnapshotPather is implemented by executors that know where the snapshot
 // lives as seen from the old root (e.g. "/.snapshots/5/snapshot"); that is
@@ -168,6 +230,15 @@ func shellStep(kind string, entries []config.Script, instanceID string) modules.
 		detail += "s"
 	}
 	origin := entries[0].Origin
+	nonFatal := false
+	for _, e := range entries {
+		if e.Argv == nil && marksNonFatal(e.Body) {
+			nonFatal = true
+		}
+	}
+	if nonFatal {
+		detail = withDetail(detail, nonFatalDetail)
+	}
 	return modules.Step{
 		Module: Module,
 		Action: "run",
@@ -177,14 +248,15 @@ func shellStep(kind string, entries []config.Script, instanceID string) modules.
 		Apply: func(ctx context.Context, env *modules.Env) error {
 			files := map[string][]byte{path.Base(file): body}
 			return runIn(ctx, env, run{
-				label:  kind,
-				what:   kind,
-				origin: origin,
-				dir:    ScriptDir,
-				files:  files,
-				argv:   argv,
-				cwd:    "/",
-				env:    cloudEnv(instanceID),
+				label:    kind,
+				what:     kind,
+				origin:   origin,
+				dir:      ScriptDir,
+				files:    files,
+				argv:     argv,
+				cwd:      "/",
+				env:      cloudEnv(instanceID),
+				nonFatal: nonFatal,
 			})
 		},
 	}
@@ -213,6 +285,10 @@ func programStep(kind string, s config.Script, index int, instanceID string) (mo
 		detail = "per-" + detail
 	}
 	label := kind + " " + name
+	nonFatal := marksNonFatal(body)
+	if nonFatal {
+		detail = withDetail(detail, nonFatalDetail)
+	}
 	return modules.Step{
 		Module: Module,
 		Action: "run " + kind,
@@ -221,14 +297,15 @@ func programStep(kind string, s config.Script, index int, instanceID string) (mo
 		Origin: s.Origin,
 		Apply: func(ctx context.Context, env *modules.Env) error {
 			return runIn(ctx, env, run{
-				label:  label,
-				what:   label,
-				origin: s.Origin,
-				dir:    dir,
-				files:  map[string][]byte{name: body},
-				argv:   argv,
-				cwd:    "/",
-				env:    cloudEnv(instanceID),
+				label:    label,
+				what:     label,
+				origin:   s.Origin,
+				dir:      dir,
+				files:    map[string][]byte{name: body},
+				argv:     argv,
+				cwd:      "/",
+				env:      cloudEnv(instanceID),
+				nonFatal: nonFatal,
 			})
 		},
 	}, nil
@@ -252,6 +329,10 @@ func combustionStep(s config.Script) (modules.Step, error) {
 	detail := ""
 	if len(flags) > 0 {
 		detail = "combustion: " + strings.Join(flags, " ")
+	}
+	nonFatal := marksNonFatal(s.Body)
+	if nonFatal {
+		detail = withDetail(detail, nonFatalDetail)
 	}
 	return modules.Step{
 		Module: Module,
@@ -278,6 +359,7 @@ func combustionStep(s config.Script) (modules.Step, error) {
 					"LANG=C",
 					"PROVISION=1",
 				},
+				nonFatal: nonFatal,
 			})
 		},
 	}, nil
@@ -365,6 +447,8 @@ type run struct {
 	argv   []string
 	cwd    string
 	env    []string
+	// nonFatal turns a non-zero exit into a modules.NonFatalError.
+	nonFatal bool
 }
 
 // runIn puts r's files into the target, runs the program and removes the files.
@@ -395,7 +479,11 @@ func runIn(ctx context.Context, env *modules.Env, r run) (err error) {
 		return fmt.Errorf("%s: %s: %w", r.origin, r.what, err)
 	}
 	if code != 0 {
-		return &ExitError{Origin: r.origin, What: r.what, Code: code}
+		e := &ExitError{Origin: r.origin, What: r.what, Code: code}
+		if r.nonFatal {
+			return &modules.NonFatalError{Err: e}
+		}
+		return e
 	}
 	return nil
 }

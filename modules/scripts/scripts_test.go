@@ -318,3 +318,83 @@ func TestRunPrepare(t *testing.T) {
 		t.Fatalf("output %q, want %q", out.String(), want)
 	}
 }
+
+func TestNonFatalMarker(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		want bool
+	}{
+		{"# provision: non-fatal", true},
+		{"#!/bin/sh\n  #provision:   network non-fatal  \nfalse\n", true},
+		{"#!/bin/sh\n# provision: nonfatal\n", false},
+		{"#!/bin/sh\necho '# provision: non-fatal'\n", false},
+		{"#!/bin/sh\n# combustion: non-fatal\n", false},
+		{"", false},
+	} {
+		if got := marksNonFatal([]byte(c.body)); got != c.want {
+			t.Errorf("marksNonFatal(%q) = %v, want %v", c.body, got, c.want)
+		}
+	}
+}
+
+func TestNonFatalProgramFailureIsTolerated(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		scripts  []config.Script
+		nonFatal bool
+	}{
+		{"runcmd entry marks the list", []config.Script{
+			{Kind: config.ScriptRuncmd, Body: []byte(NonFatalMarker), Origin: origin("user-data", 2)},
+			{Kind: config.ScriptRuncmd, Argv: []string{"false"}, Origin: origin("user-data", 3)},
+		}, true},
+		// A list entry is quoted into a command, never a comment.
+		{"argv entry is not a mark", []config.Script{
+			{Kind: config.ScriptRuncmd, Argv: []string{"#", "provision:", "non-fatal"}, Origin: origin("user-data", 2)},
+			{Kind: config.ScriptRuncmd, Argv: []string{"false"}, Origin: origin("user-data", 3)},
+		}, false},
+		{"user script", []config.Script{
+			{Kind: config.ScriptUser, Name: "a.sh", Body: []byte("#!/bin/sh\n# provision: non-fatal\nexit 5\n"), Origin: origin("user-data", 1)},
+		}, true},
+		{"combustion script", []config.Script{
+			{Kind: config.ScriptCombustion, Body: []byte("#!/bin/sh\n# combustion: network\n# provision: non-fatal\nexit 5\n"), Origin: origin("script", 0)},
+		}, true},
+		{"unmarked user script", []config.Script{
+			{Kind: config.ScriptUser, Name: "a.sh", Body: []byte("#!/bin/sh\nexit 5\n"), Origin: origin("user-data", 1)},
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env, fe, _ := newEnv(t)
+			fe.code = 5
+			steps, err := Plan(&config.Config{Scripts: c.scripts}, nil)
+			if err != nil || len(steps) != 1 {
+				t.Fatalf("plan: %v, %d steps", err, len(steps))
+			}
+			if got := strings.Contains(steps[0].Detail, "non-fatal"); got != c.nonFatal {
+				t.Errorf("plan detail %q: says non-fatal %v, want %v", steps[0].Detail, got, c.nonFatal)
+			}
+			err = steps[0].Apply(context.Background(), env)
+			var ee *ExitError
+			if !errors.As(err, &ee) || ee.Code != 5 {
+				t.Fatalf("got %v, want the exit status", err)
+			}
+			_, tolerated := err.(*modules.NonFatalError)
+			if tolerated != c.nonFatal {
+				t.Errorf("NonFatalError %v, want %v (%v)", tolerated, c.nonFatal, err)
+			}
+			// ApplyAll goes on after a tolerated failure only.
+			if err := modules.ApplyAll(context.Background(), env, steps); (err == nil) != c.nonFatal {
+				t.Errorf("ApplyAll: %v", err)
+			}
+		})
+	}
+}
+
+func TestNonFatalKeepsExecutorErrorsFatal(t *testing.T) {
+	env, fe, _ := newEnv(t)
+	fe.code, fe.err = -1, errors.New("timed out after 30m0s")
+	steps, _ := Plan(&config.Config{Scripts: []config.Script{{Kind: config.ScriptUser, Body: []byte("#!/bin/sh\n# provision: non-fatal\nsleep 9999\n"), Origin: origin("user-data", 7)}}}, nil)
+	err := steps[0].Apply(context.Background(), env)
+	if _, ok := err.(*modules.NonFatalError); ok || err == nil {
+		t.Fatalf("a program that could not run to its end is fatal even when marked: %v", err)
+	}
+}

@@ -21,17 +21,20 @@ var (
 // Status is `provision status --json`: cloud-init status's keys that apply,
 // plus the result and the per-module timings.
 type Status struct {
-	Status     string         `json:"status"`
-	Result     string         `json:"result,omitempty"`
-	Detail     string         `json:"detail,omitempty"`
-	Path       string         `json:"path,omitempty"` // the report read
-	InstanceID string         `json:"instance_id,omitempty"`
-	Started    string         `json:"started,omitempty"`
-	Finished   string         `json:"finished,omitempty"`
-	LastUpdate string         `json:"last_update,omitempty"`
-	Errors     []string       `json:"errors"`
-	Warnings   []string       `json:"warnings"`
-	Modules    []ModuleStatus `json:"modules"`
+	Status string `json:"status"`
+	// ExtendedStatus is cloud-init's (23.4 and later): "degraded done" when
+	// the run committed but a step marked non-fatal failed.
+	ExtendedStatus string         `json:"extended_status,omitempty"`
+	Result         string         `json:"result,omitempty"`
+	Detail         string         `json:"detail,omitempty"`
+	Path           string         `json:"path,omitempty"` // the report read
+	InstanceID     string         `json:"instance_id,omitempty"`
+	Started        string         `json:"started,omitempty"`
+	Finished       string         `json:"finished,omitempty"`
+	LastUpdate     string         `json:"last_update,omitempty"`
+	Errors         []string       `json:"errors"`
+	Warnings       []string       `json:"warnings"`
+	Modules        []ModuleStatus `json:"modules"`
 }
 
 // ModuleStatus is one module's line in Status.
@@ -79,14 +82,35 @@ func StatusOf(r *Report) Status {
 	for _, m := range r.Modules {
 		s.Modules = append(s.Modules, ModuleStatus{Name: m.Name, Result: m.Result, Duration: m.Duration, Steps: len(m.Steps)})
 	}
+	if degraded(r) {
+		s.ExtendedStatus = "degraded " + r.Status
+	}
 	return s
 }
 
+// degraded: the run is done, yet one of its steps failed — a program the
+// configuration marked non-fatal. cloud-init calls this a recoverable error.
+func degraded(r *Report) bool {
+	if r == nil || r.Status != StatusDone {
+		return false
+	}
+	for _, m := range r.Modules {
+		if m.Result == ResultFailed {
+			return true
+		}
+	}
+	return false
+}
+
 // ExitCode is `provision status`'s exit code, like cloud-init status: 0 when
-// the run is done (or disabled, or still running), 1 when it failed.
+// the run is done (or disabled, or still running), 1 when it failed, 2 when
+// it is done with a recoverable error (a failed step marked non-fatal).
 func ExitCode(r *Report) int {
-	if r != nil && r.Status == StatusError {
+	switch {
+	case r != nil && r.Status == StatusError:
 		return 1
+	case degraded(r):
+		return 2
 	}
 	return 0
 }
@@ -105,6 +129,9 @@ func FormatStatus(w io.Writer, r *Report, long bool) {
 	}
 	if !long || r == nil {
 		return
+	}
+	if s.ExtendedStatus != "" {
+		fmt.Fprintf(w, "extended_status: %s\n", s.ExtendedStatus)
 	}
 	if s.Result != "" {
 		fmt.Fprintf(w, "result: %s\n", s.Result)

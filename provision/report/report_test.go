@@ -281,3 +281,29 @@ func FuzzRedact(f *testing.F) {
 		}
 	})
 }
+
+// A run that committed although a step marked non-fatal failed is
+// cloud-init's "degraded done": status done, exit status 2, the failed
+// step's output in the long form.
+func TestDegradedDone(t *testing.T) {
+	r := New(clock())
+	s := r.BeginStep("users", "create user", "alice", "uid 1000", "nocloud:/dev/vdb:user-data:3:5")
+	r.EndStep(s, nil, false)
+	s = r.BeginStep("scripts", "run", "runcmd", "2 commands; non-fatal", "nocloud:/dev/vdb:user-data:12:3")
+	r.SetOutput(s, []string{"[runcmd] cannot reach the mirror"})
+	r.EndStep(s, errors.New("nocloud:/dev/vdb:user-data:12:3: runcmd exited with status 4"), false)
+	r.Finish(ResultDone, nil, "")
+	if got := ExitCode(r); got != 2 {
+		t.Errorf("exit code %d, want 2", got)
+	}
+	var b bytes.Buffer
+	FormatStatus(&b, r, true)
+	for _, want := range []string{"status: done\n", "extended_status: degraded done\n", "  | [runcmd] cannot reach the mirror\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status --long lacks %q:\n%s", want, b.String())
+		}
+	}
+	if st := StatusOf(sample(t, false)); st.ExtendedStatus != "" {
+		t.Errorf("a clean run is %q", st.ExtendedStatus)
+	}
+}

@@ -48,7 +48,7 @@ func TestDryRunOnProvisionedTree(t *testing.T) {
 	// compared (RANDOM), expiry, scripts, packages, warnings, and what the
 	// target is (its /etc model, boot handling), and the header (sources,
 	// documents, instance-id, first-boot verdict).
-	allowed := regexp.MustCompile(`^(# source |#   |# document |# instance-id: |# first boot: |# target: |files: append |users: set password debian \(random|scripts: run |packages: )`)
+	allowed := regexp.MustCompile(`^(# source |#   |# document |# instance-id: |# first boot: |# target: |# scripts: |files: append |users: set password debian \(random|scripts: run |packages: )`)
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		if !allowed.MatchString(l) {
 			t.Errorf("plan line for something already done: %s", l)
