@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,9 @@ type ParseOptions struct {
 	Strict       bool
 	DefaultUser  *config.User
 	FetchInclude func(ctx context.Context, url string) ([]byte, error)
+	// FetchConfig fetches the configs an Ignition config references
+	// (ignition.config.merge and replace); see configFetcher.
+	FetchConfig func(ctx context.Context, url string, header http.Header) ([]byte, error)
 }
 
 // Bounds on what the #include URLs of one run may fetch: included data can
@@ -60,10 +64,45 @@ type includes struct {
 }
 
 func (f *includes) get(ctx context.Context, url string) ([]byte, error) {
+	return f.bounded(ctx, "#include URLs", "included user-data exceeds", func(ctx context.Context, limit int64) ([]byte, error) {
+		return f.client.GetPinned(ctx, url, limit)
+	})
+}
+
+// configFetcher is the FetchConfig of a run: Ignition's referenced configs
+// fetched with the sources' HTTP client (timeouts, retries, size limits;
+// http and https only), their httpHeaders sent with the request and not
+// with a redirect (as Ignition does), bounded per run like the includes;
+// the count and depth of references are the Ignition parser's limits. A
+// dry run fetches nothing, as for includes, and the warning says so.
+func configFetcher(dryRun bool) func(ctx context.Context, url string, header http.Header) ([]byte, error) {
+	if dryRun {
+		return func(context.Context, string, http.Header) ([]byte, error) {
+			return nil, fmt.Errorf("%w: a dry run (validate, --dry-run) does not fetch referenced Ignition configs; the boot fetches them", ignition.ErrNotFetched)
+		}
+	}
+	f := &includes{client: fetch.New("ignition", fetch.Options{})}
+	return func(ctx context.Context, url string, header http.Header) ([]byte, error) {
+		return f.bounded(ctx, "referenced Ignition configs", "referenced Ignition configs exceed", func(ctx context.Context, limit int64) ([]byte, error) {
+			req := fetch.Request{URL: url, Header: header, Limit: limit, HeadersOnce: true}
+			resp, err := f.client.Do(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			if resp.Code < 200 || resp.Code > 299 {
+				return nil, fmt.Errorf("%s: %w", f.client.Source, &fetch.StatusError{Method: http.MethodGet, URL: url, Code: resp.Code})
+			}
+			return resp.Body, nil
+		})
+	}
+}
+
+// bounded runs one fetch within the run's count, bytes and deadline.
+func (f *includes) bounded(ctx context.Context, what, data string, get func(ctx context.Context, limit int64) ([]byte, error)) ([]byte, error) {
 	f.mu.Lock()
 	if f.count >= maxIncludes {
 		f.mu.Unlock()
-		return nil, fmt.Errorf("more than %d #include URLs in one run", maxIncludes)
+		return nil, fmt.Errorf("more than %d %s in one run", maxIncludes, what)
 	}
 	f.count++
 	if f.deadline.IsZero() {
@@ -72,14 +111,14 @@ func (f *includes) get(ctx context.Context, url string) ([]byte, error) {
 	deadline, left := f.deadline, int64(maxIncludeBytes)-f.bytes
 	f.mu.Unlock()
 	if left <= 0 {
-		return nil, fmt.Errorf("included user-data exceeds %d bytes in one run", maxIncludeBytes)
+		return nil, fmt.Errorf("%s %d bytes in one run", data, maxIncludeBytes)
 	}
-	ctx, cancel := context.WithDeadlineCause(ctx, deadline, &fetch.DeadlineError{Source: "include", Deadline: f.client.Deadline})
+	ctx, cancel := context.WithDeadlineCause(ctx, deadline, &fetch.DeadlineError{Source: f.client.Source, Deadline: f.client.Deadline})
 	defer cancel()
-	body, err := f.client.GetPinned(ctx, url, left)
+	body, err := get(ctx, left)
 	if err != nil {
 		if errors.Is(err, fetch.ErrTooLarge) {
-			return nil, fmt.Errorf("included user-data exceeds %d bytes in one run: %w", maxIncludeBytes, err)
+			return nil, fmt.Errorf("%s %d bytes in one run: %w", data, maxIncludeBytes, err)
 		}
 		return nil, err
 	}
@@ -144,7 +183,7 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 			}
 			comb = append(comb, combustion.File{Origin: d.Origin, Path: rel, Data: d.Data})
 		case sources.KindIgnition:
-			c, err := ignition.Parse(d.Origin, d.Data)
+			c, err := ignition.ParseWith(ctx, d.Origin, d.Data, ignition.Options{Fetch: opts.FetchConfig})
 			if err != nil {
 				errs = append(errs, err)
 				continue

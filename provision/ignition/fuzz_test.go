@@ -18,6 +18,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"ignition":{"version":"3.0.0"},"storage":{"files":[{"path":"/a","contents":{"source":"data:;base64,H4sIAAAAAAAA/w==","compression":"gzip"}}]}}`))
 	f.Add([]byte(`{"ignition":{"version":"3.5.0"},"systemd":{"units":[{"name":"a.service","contents":"[Unit]\n\\\n","dropins":[{"name":"a.conf"}]}]}}`))
 	f.Add([]byte(`{"ignition":{"version":"2.2.0"}}`))
+	// Merges and replaces of data: URLs (read without a fetcher), nested,
+	// with headers that only a merge may leave without a value.
+	f.Add([]byte(`{"ignition":{"version":"3.1.0","config":{"merge":[{"source":"data:,{"ignition":{"version":"3.0.0"},"storage":{"directories":[{"path":"/a"}]}}"}]}},"storage":{"files":[{"path":"/a"}]}}`))
+	f.Add([]byte(`{"ignition":{"version":"3.3.0","config":{"replace":{"source":"data:,{"ignition":{"version":"3.3.0","config":{"merge":[{"source":"data:,x"}]}}}","compression":null}}}}`))
+	f.Add([]byte(`{"ignition":{"version":"3.1.0"},"storage":{"files":[{"path":"/a","contents":{"source":"https://h/x","httpHeaders":[{"name":"A","value":"b"},{"name":"a"}]}}]}}`))
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(testOrigin, data)

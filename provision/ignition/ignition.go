@@ -1,17 +1,22 @@
 // Package ignition translates Ignition spec 3.x configs (3.0.0 to 3.6.0) into
 // the one model: passwd users and groups, storage files, directories and
-// links, and systemd units. Sections that would repartition or reformat the
-// machine (disks, raid, luks, filesystems) and those this release has no
-// applier for (kernelArguments, config merge/replace, custom TLS roots,
-// proxies) are rejected with a message naming the section and its position:
+// links, and systemd units, with the configs it references
+// (ignition.config.merge and replace) fetched and merged as Ignition does.
+// Sections that would repartition or reformat the machine (disks, raid,
+// luks, filesystems) and those this release has no applier for
+// (kernelArguments, custom TLS roots, proxies) are rejected with a message
+// naming the section and its position:
 // provision works inside a snapshot of an existing root and never drops part
 // of a config on the floor.
 package ignition
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -37,45 +42,93 @@ const (
 
 var versionRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 
-// Parse translates one Ignition config. origin names the document (source
-// and file); items in the result carry it with their line and column.
+// Parse translates one Ignition config without fetching anything: a config
+// it references (ignition.config.merge and replace) through an http: or
+// https: URL is left out with a warning, as a dry run does; data: URLs are
+// read. See ParseWith.
+func Parse(origin config.Origin, data []byte) (*config.Config, error) {
+	return ParseWith(context.Background(), origin, data, Options{})
+}
+
+// ParseWith translates one Ignition config. origin names the document
+// (source and file); items in the result carry it with their line and
+// column. Configs it references are fetched with opts.Fetch, checked on
+// their own and merged or substituted as Ignition does (see render).
 // Non-fatal findings (Ignition's own warnings) are in the result's Warnings.
 // Every error is reported, joined, each prefixed "source:file:line:col:".
-func Parse(origin config.Origin, data []byte) (*config.Config, error) {
-	p := &parser{origin: origin, data: data, out: &config.Config{}}
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return nil, fmt.Errorf("%s: empty Ignition config", origin)
-	}
-	root, err := decodeTree(data)
+func ParseWith(ctx context.Context, origin config.Origin, data []byte, opts Options) (*config.Config, error) {
+	r := &renderer{ctx: ctx, opts: opts, set: &docSet{ignored: map[*node]bool{}}}
+	root, err := r.load(origin, data)
 	if err != nil {
-		var pe *posError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s: invalid JSON: %w", p.at(pe.off), pe.err)
+		return nil, err
+	}
+	tree, err := r.render(root, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := &config.Config{}
+	if tree != nil {
+		if tree == root && r.fetched == 0 {
+			// Nothing was merged: the document's own translation is the
+			// result, its warnings given once.
+			out = r.own[root]
+		} else {
+			p := &parser{set: r.set, out: out, quiet: true, final: true}
+			p.config(tree)
+			p.crossChecks()
+			if err := errors.Join(p.errs...); err != nil {
+				return nil, err
+			}
 		}
-		return nil, fmt.Errorf("%s: invalid JSON: %w", origin, err)
 	}
-	if root.kind != kindObject {
-		return nil, fmt.Errorf("%s: an Ignition config must be a JSON object, not %s", p.at(root.off), root.kind)
+	out.Warnings = r.warnings
+	return out, nil
+}
+
+// docSet holds every document a config was built from. Each document's
+// node offsets are shifted by its base, so one offset names one place in
+// one document, and a tree merged from several keeps every item's origin.
+type docSet struct {
+	docs []*document // by base
+	// ignored are the values of keys a document's own check ignored
+	// (unknown, or newer than its spec version): merging must not let
+	// them hide the parent's value, as they do not exist for Ignition.
+	ignored map[*node]bool
+}
+
+type document struct {
+	origin config.Origin
+	data   []byte
+	base   int
+	minor  int
+}
+
+// add registers data and returns its base offset.
+func (s *docSet) add(origin config.Origin, data []byte) *document {
+	base := 0
+	if n := len(s.docs); n > 0 {
+		last := s.docs[n-1]
+		base = last.base + len(last.data) + 1 // +1: an offset at the end stays in its document
 	}
-	minor, err := p.version(root)
-	if err != nil {
-		return nil, err
+	d := &document{origin: origin, data: data, base: base}
+	s.docs = append(s.docs, d)
+	return d
+}
+
+func (s *docSet) find(off int) *document {
+	i := sort.Search(len(s.docs), func(i int) bool { return s.docs[i].base > off })
+	if i == 0 {
+		return s.docs[0]
 	}
-	p.minor = minor
-	p.config(root)
-	p.crossChecks()
-	if err := errors.Join(p.errs...); err != nil {
-		return nil, err
-	}
-	return p.out, nil
+	return s.docs[i-1]
 }
 
 type parser struct {
-	origin config.Origin
-	data   []byte
-	minor  int
-	out    *config.Config
-	errs   []error
+	set   *docSet
+	out   *config.Config
+	errs  []error
+	quiet bool // warnings were given by each document's own check
+	final bool // this is the config that is applied, not one to be merged
 
 	// positions of definitions for Ignition's duplicate and conflict checks
 	nodes     map[string]nodeDef // storage paths
@@ -90,10 +143,24 @@ type nodeDef struct {
 }
 
 func (p *parser) at(off int) config.Origin {
-	o := p.origin
-	o.Line, o.Column = position(p.data, off)
+	d := p.set.find(off)
+	o := d.origin
+	o.Line, o.Column = position(d.data, off-d.base)
 	return o
 }
+
+// lineCol names the place of off for "also at" messages: line:col within
+// a single document, the whole origin once configs were merged.
+func (p *parser) lineCol(off int) string {
+	if len(p.set.docs) > 1 {
+		return p.at(off).String()
+	}
+	d := p.set.docs[0]
+	return lineCol(d.data, off-d.base)
+}
+
+// minorAt is the spec minor version of the document holding off.
+func (p *parser) minorAt(off int) int { return p.set.find(off).minor }
 
 func (p *parser) fail(off int, path string, err error) {
 	p.errs = append(p.errs, fmt.Errorf("%s: %s: %w", p.at(off), path, err))
@@ -108,6 +175,9 @@ func (p *parser) unsupported(off int, path, why string) {
 }
 
 func (p *parser) warn(off int, path, format string, args ...any) {
+	if p.quiet {
+		return
+	}
 	p.out.Warnings = append(p.out.Warnings, config.Warning{
 		Origin:  p.at(off),
 		Message: path + ": " + fmt.Sprintf(format, args...),
@@ -170,13 +240,15 @@ func (p *parser) fields(n *node, path string, keys map[string]int) map[string]*n
 		since, ok := keys[m.key]
 		switch {
 		case !ok:
+			p.set.ignored[m.val] = true
 			msg := fmt.Sprintf("unknown key %q ignored, as Ignition does", m.key)
 			if near := nearestKey(m.key, keys); near != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", near)
 			}
 			p.warn(m.keyOff, join(path, m.key), "%s", msg)
-		case since > p.minor:
-			p.warn(m.keyOff, join(path, m.key), "key %q needs spec 3.%d.0 or later: ignored in this 3.%d.0 config, as Ignition does", m.key, since, p.minor)
+		case since > p.minorAt(m.keyOff):
+			p.set.ignored[m.val] = true
+			p.warn(m.keyOff, join(path, m.key), "key %q needs spec 3.%d.0 or later: ignored in this 3.%d.0 config, as Ignition does", m.key, since, p.minorAt(m.keyOff))
 		default:
 			if m.val.kind != kindNull { // null is "not set", as Ignition reads it
 				out[m.key] = m.val
@@ -310,17 +382,26 @@ func (p *parser) config(root *node) {
 func (p *parser) ignitionSection(n *node) {
 	const path = "ignition"
 	f := p.fields(n, path, map[string]int{"version": 0, "config": 0, "security": 0, "timeouts": 0, "proxy": 1})
-	if c, ok := f["config"]; ok {
+	if c, ok := f["config"]; ok && !p.quiet {
+		// (Not in the merged config: its references were resolved, and
+		// each was checked in the document that holds it.)
 		cf := p.fields(c, "ignition.config", map[string]int{"merge": 0, "replace": 0})
+		sources := map[string]int{}
 		for i, m := range p.list(cf, "ignition.config", "merge") {
-			p.resourceKeys(m, index("ignition.config.merge", i))
-		}
-		p.refuseNonEmpty(cf, "ignition.config", "merge", "merging further configs is")
-		if r, ok := cf["replace"]; ok {
-			rf := p.resourceKeys(r, "ignition.config.replace")
-			if _, has := rf["source"]; has {
-				p.unsupported(r.off, "ignition.config.replace", "replacing the config with another one is")
+			mp := index("ignition.config.merge", i)
+			src := p.configRef(m, mp, true)
+			if src == nil {
+				continue
 			}
+			// Ignition's duplicate check: merge entries are keyed by source.
+			if prev, dup := sources[*src]; dup {
+				p.failf(m.off, mp, "%s is merged twice (also at %s)", displayURL(*src), p.lineCol(prev))
+				continue
+			}
+			sources[*src] = m.off
+		}
+		if r, ok := cf["replace"]; ok {
+			p.configRef(r, "ignition.config.replace", false)
 		}
 	}
 	if s, ok := f["security"]; ok {
@@ -334,8 +415,8 @@ func (p *parser) ignitionSection(n *node) {
 		}
 	}
 	if t, ok := f["timeouts"]; ok {
-		// Accepted: they tune how Ignition fetches, and the things they
-		// would tune (merge/replace, remote CAs) are refused above.
+		// Accepted and not applied: the run's fetcher has its own bounds
+		// (SPEC §3), and a config cannot lengthen them.
 		tf := p.fields(t, "ignition.timeouts", map[string]int{"httpResponseHeaders": 0, "httpTotal": 0})
 		p.integer(tf, "ignition.timeouts", "httpResponseHeaders")
 		p.integer(tf, "ignition.timeouts", "httpTotal")
@@ -355,10 +436,153 @@ func (p *parser) ignitionSection(n *node) {
 // 3.0, Resource from 3.1) used where the resource itself is refused.
 func (p *parser) resourceKeys(n *node, path string) map[string]*node {
 	keys := map[string]int{"source": 0, "verification": 0}
-	if p.minor >= 1 {
+	if p.minorAt(n.off) >= 1 {
 		keys = map[string]int{"source": 1, "verification": 1, "compression": 1, "httpHeaders": 1}
 	}
 	return p.fields(n, path, keys)
+}
+
+// configRef checks a merge entry or the replace: its source (required for
+// a merge; a replace without one replaces nothing), hash, compression and
+// headers. It returns the source, or nil when there is none or it is
+// invalid. Fetching is the renderer's.
+func (p *parser) configRef(n *node, path string, required bool) *string {
+	f := p.resourceKeys(n, path)
+	if f == nil {
+		return nil
+	}
+	before := len(p.errs)
+	src := p.str(f, path, "source")
+	var hash *string
+	if v, ok := f["verification"]; ok {
+		vf := p.fields(v, join(path, "verification"), map[string]int{"hash": 0})
+		if hash = p.str(vf, join(path, "verification"), "hash"); hash != nil {
+			if err := checkHash(*hash); err != nil {
+				p.fail(vf["hash"].off, join(path, "verification.hash"), err)
+			}
+		}
+	}
+	if comp := p.str(f, path, "compression"); comp != nil && *comp != "" && *comp != "gzip" {
+		p.failf(f["compression"].off, join(path, "compression"), "unknown compression %q (gzip is the only one)", *comp)
+	}
+	if src == nil || *src == "" {
+		switch {
+		case required:
+			p.failf(n.off, path, "source is required")
+		case hash != nil:
+			p.failf(n.off, path, "verification.hash is set but source is not")
+		}
+		if _, ok := f["httpHeaders"]; ok && src == nil {
+			p.headers(f, path, "")
+		}
+		return nil
+	}
+	sp := join(path, "source")
+	scheme := urlScheme(*src)
+	switch scheme {
+	case "data":
+		if _, err := decodeDataURL(*src); err != nil {
+			p.fail(f["source"].off, sp, err)
+		}
+	case "http", "https":
+		if u, err := url.Parse(*src); err != nil || u.Host == "" {
+			p.failf(f["source"].off, sp, "%q is not a valid %s URL", displayURL(*src), scheme)
+		}
+	case "tftp", "s3", "gs", "arn":
+		p.unsupported(f["source"].off, sp, unreachableScheme(scheme))
+	case "":
+		p.failf(f["source"].off, sp, "%q is not a URL", *src)
+	default:
+		p.failf(f["source"].off, sp, "unknown URL scheme %q (Ignition knows http, https, tftp, s3, arn, gs and data)", scheme)
+	}
+	p.headers(f, path, scheme)
+	if len(p.errs) != before {
+		return nil
+	}
+	return src
+}
+
+// unreachableScheme says why a URL scheme Ignition fetches is not fetched
+// here, and what to use instead; it completes "... is" (ErrUnsupported).
+func unreachableScheme(scheme string) string {
+	switch scheme {
+	case "s3", "arn":
+		return fmt.Sprintf("fetching %s: URLs needs AWS credentials and the AWS SDK, which provision does not carry at first boot; give a presigned https:// URL of the object instead, which", scheme)
+	case "gs":
+		return "fetching gs: URLs needs Google Cloud credentials and its client library, which provision does not carry at first boot; give a signed https:// URL of the object instead, which"
+	default:
+		return "fetching tftp: URLs is a protocol provision does not speak at first boot; serve the file over https:// (or http://) instead, which"
+	}
+}
+
+// header is one httpHeaders entry; hasValue false is a header given without
+// a value, which in a merged config deletes the parent's.
+type header struct {
+	name, value string
+	hasValue    bool
+}
+
+// headers checks httpHeaders as Ignition validates them: a list of
+// {name, value}, names not empty nor repeated (compared without case, as
+// HTTP does: two would both be sent), values not empty, and only for
+// http(s) sources (scheme "" when the source is missing). In the config
+// that is applied a header needs its value.
+func (p *parser) headers(f map[string]*node, path, scheme string) []header {
+	hp := join(path, "httpHeaders")
+	list := p.list(f, path, "httpHeaders")
+	if len(list) == 0 {
+		return nil
+	}
+	if scheme != "http" && scheme != "https" {
+		p.failf(f["httpHeaders"].off, hp, "HTTP headers need an http or https source")
+		return nil
+	}
+	var out []header
+	seen := map[string]int{}
+	for i, e := range list {
+		ep := index(hp, i)
+		hf := p.fields(e, ep, map[string]int{"name": 1, "value": 1})
+		if hf == nil {
+			continue
+		}
+		name := p.str(hf, ep, "name")
+		if name == nil || *name == "" {
+			p.failf(e.off, ep, "name is required")
+			continue
+		}
+		if !validHeaderName(*name) {
+			p.failf(hf["name"].off, join(ep, "name"), "%q is not a valid HTTP header name", *name)
+			continue
+		}
+		if prev, dup := seen[strings.ToLower(*name)]; dup {
+			p.failf(e.off, ep, "header %q is given twice (also at %s)", *name, p.lineCol(prev))
+			continue
+		}
+		seen[strings.ToLower(*name)] = e.off
+		h := header{name: *name}
+		if v := p.str(hf, ep, "value"); v != nil {
+			if *v == "" || strings.ContainsAny(*v, "\r\n\x00") {
+				p.failf(hf["value"].off, join(ep, "value"), "the value of %q must not be empty nor hold a line break", *name)
+				continue
+			}
+			h.value, h.hasValue = *v, true
+		} else if p.final {
+			p.failf(e.off, ep, "header %q has no value (only a config merged over another may give none, to delete the other's)", *name)
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// validHeaderName: an RFC 9110 token.
+func validHeaderName(s string) bool {
+	for _, r := range s {
+		if r > 0x7e || r <= ' ' || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r) {
+			return false
+		}
+	}
+	return true
 }
 
 // nearestKey is the known key within two edits of key (a typo), or "".

@@ -19,7 +19,7 @@ func (p *parser) user(n *node, path string) {
 		return
 	}
 	if dup, ok := p.seenUser(*name, n.off); ok {
-		p.failf(n.off, path, "user %q is listed twice (also at %s)", *name, lineCol(p.data, dup))
+		p.failf(n.off, path, "user %q is listed twice (also at %s)", *name, p.lineCol(dup))
 		return
 	}
 	if b := p.boolean(f, path, "shouldExist"); b != nil && !*b {
@@ -102,7 +102,7 @@ func (p *parser) group(n *node, path string) {
 		return
 	}
 	if dup, ok := p.seen("group\x00"+*name, n.off); ok {
-		p.failf(n.off, path, "group %q is listed twice (also at %s)", *name, lineCol(p.data, dup))
+		p.failf(n.off, path, "group %q is listed twice (also at %s)", *name, p.lineCol(dup))
 		return
 	}
 	if b := p.boolean(f, path, "shouldExist"); b != nil && !*b {

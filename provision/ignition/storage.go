@@ -68,12 +68,12 @@ func (p *parser) node(n *node, path, kind string, f map[string]*node) (nodeCommo
 		return c, false
 	}
 	if prev, dup := p.seen("node\x00"+c.path, n.off); dup {
-		p.failf(n.off, path, "%s is defined twice in storage (also at %s)", c.path, lineCol(p.data, prev))
+		p.failf(n.off, path, "%s is defined twice in storage (also at %s)", c.path, p.lineCol(prev))
 		return c, false
 	}
 	for _, l := range p.linkPaths {
 		if strings.HasPrefix(c.path, l.path+"/") {
-			p.failf(n.off, path, "%s %s is below the link %s (at %s)", kind, c.path, l.path, lineCol(p.data, l.off))
+			p.failf(n.off, path, "%s %s is below the link %s (at %s)", kind, c.path, l.path, p.lineCol(l.off))
 			return c, false
 		}
 	}
@@ -132,13 +132,13 @@ func (p *parser) mode(f map[string]*node, path string) *fs.FileMode {
 		p.failf(f["mode"].off, join(path, "mode"), "%d is not a valid mode (0 to 4095, i.e. 07777, written in decimal)", *m)
 		return nil
 	}
-	if *m&0o7000 != 0 && p.minor < specialBitsMinor {
+	if *m&0o7000 != 0 && p.minorAt(f["mode"].off) < specialBitsMinor {
 		// Ignition applies these bits from spec 3.6.0 on; an older config
 		// is translated with them masked off (after it had applied
 		// nothing of them), so a config written for it never gets a
 		// setuid file it did not get there.
 		masked := *m &^ 0o7000
-		p.warn(f["mode"].off, join(path, "mode"), "setuid/setgid/sticky bits of %#o ignored as Ignition ignores them in spec 3.%d.0 (mode %#o applied); spec 3.6.0 applies them", *m, p.minor, masked)
+		p.warn(f["mode"].off, join(path, "mode"), "setuid/setgid/sticky bits of %#o ignored as Ignition ignores them in spec 3.%d.0 (mode %#o applied); spec 3.6.0 applies them", *m, p.minorAt(f["mode"].off), masked)
 		*m = masked
 	}
 	fm := fs.FileMode(*m)

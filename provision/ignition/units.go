@@ -34,7 +34,7 @@ func (p *parser) unit(n *node, upath string, seen map[string]int) {
 		return
 	}
 	if prev, dup := seen[*name]; dup {
-		p.failf(n.off, upath, "unit %s is listed twice (also at %s)", *name, lineCol(p.data, prev))
+		p.failf(n.off, upath, "unit %s is listed twice (also at %s)", *name, p.lineCol(prev))
 		return
 	}
 	seen[*name] = n.off
@@ -73,7 +73,7 @@ func (p *parser) unit(n *node, upath string, seen map[string]int) {
 			continue
 		}
 		if prev, dup := dseen[*dn]; dup {
-			p.failf(d.off, dp, "drop-in %s is listed twice (also at %s)", *dn, lineCol(p.data, prev))
+			p.failf(d.off, dp, "drop-in %s is listed twice (also at %s)", *dn, p.lineCol(prev))
 			continue
 		}
 		dseen[*dn] = d.off
@@ -127,7 +127,7 @@ func (p *parser) crossChecks() {
 	for _, file := range files {
 		uoff := p.unitPaths[file]
 		if def, ok := p.nodes["node\x00"+file]; ok {
-			p.failf(def.off, "storage", "%s is also written by the systemd unit at %s", file, lineCol(p.data, uoff))
+			p.failf(def.off, "storage", "%s is also written by the systemd unit at %s", file, p.lineCol(uoff))
 		}
 	}
 }

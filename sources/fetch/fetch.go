@@ -178,6 +178,11 @@ func New(source string, o Options) *Client {
 	c.http = &http.Client{
 		Transport: tr,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if headersNotRedirected(req.Context()) {
+				// Ignition's rule for httpHeaders: a redirect gets none
+				// of them, wherever it leads.
+				req.Header = http.Header{"User-Agent": via[0].Header["User-Agent"]}
+			}
 			if sameOriginOnly(req.Context()) && !sameOrigin(req.URL, via[0].URL) {
 				// Not followed: the caller gets the 3xx, and the
 				// request's headers never reach the other host.
@@ -210,9 +215,20 @@ type Request struct {
 	// and its 3xx is returned. Go forwards custom headers on every
 	// redirect, so a header that must not leave the service needs this.
 	SameOrigin bool
+	// HeadersOnce sends Header with this request only, not with a
+	// redirect it answers with (headers a config gives, such as Ignition's
+	// httpHeaders, may hold credentials for that URL alone).
+	HeadersOnce bool
 }
 
 type sameOriginKey struct{}
+
+type headersOnceKey struct{}
+
+func headersNotRedirected(ctx context.Context) bool {
+	v, _ := ctx.Value(headersOnceKey{}).(bool)
+	return v
+}
 
 func sameOriginOnly(ctx context.Context) bool {
 	v, _ := ctx.Value(sameOriginKey{}).(bool)
@@ -299,6 +315,9 @@ func (c *Client) once(ctx context.Context, req Request) (*Response, error) {
 	defer cancel()
 	if req.SameOrigin {
 		actx = context.WithValue(actx, sameOriginKey{}, true)
+	}
+	if req.HeadersOnce {
+		actx = context.WithValue(actx, headersOnceKey{}, true)
 	}
 	hreq, err := http.NewRequestWithContext(actx, req.Method, stripFragment(req.URL), nil)
 	if err != nil {

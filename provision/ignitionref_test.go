@@ -1,0 +1,96 @@
+package provision
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/provision-dev/provision/provision/config"
+	"github.com/provision-dev/provision/sources"
+)
+
+// refServer serves an Ignition config at /cfg only to a request carrying
+// the bearer token, redirects /redir to /plain, and records the
+// Authorization header each path received.
+func refServer(t *testing.T) (*httptest.Server, func(path string) []string) {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[string][]string{}
+	const child = `{"ignition": {"version": "3.2.0"}, "storage": {"files": [{"path": "/etc/from-ref", "contents": {"source": "data:,ok"}}]}}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.Path] = append(seen[r.URL.Path], r.Header.Get("Authorization"))
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/cfg":
+			if r.Header.Get("Authorization") != "Bearer s3cr3t" {
+				http.Error(w, "no", http.StatusUnauthorized)
+				return
+			}
+			w.Write([]byte(child))
+		case "/redir":
+			http.Redirect(w, r, "/plain", http.StatusFound)
+		case "/plain":
+			w.Write([]byte(child))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func(path string) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen[path]...)
+	}
+}
+
+func ignitionDoc(s string) []sources.Document {
+	return []sources.Document{{Origin: config.Origin{Source: "test", File: "config.ign"}, Kind: sources.KindIgnition, Data: []byte(s)}}
+}
+
+func mergeRef(url, headers string) string {
+	return `{"ignition": {"version": "3.4.0", "config": {"merge": [{"source": "` + url + `"` + headers + `}]}}}`
+}
+
+// A boot run fetches ignition.config.merge over HTTP with its httpHeaders;
+// a redirect is followed without them, as Ignition does; a dry run fetches
+// nothing and warns.
+func TestIgnitionReferencesFetched(t *testing.T) {
+	srv, seen := refServer(t)
+	auth := `, "httpHeaders": [{"name": "Authorization", "value": "Bearer s3cr3t"}]`
+
+	cfg, err := ParseDocuments(context.Background(), ignitionDoc(mergeRef(srv.URL+"/cfg", auth)), ParseOptions{FetchConfig: configFetcher(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Files) != 1 || cfg.Files[0].Path != "/etc/from-ref" {
+		t.Errorf("files %+v, want the merged config's", cfg.Files)
+	}
+
+	if _, err := ParseDocuments(context.Background(), ignitionDoc(mergeRef(srv.URL+"/redir", auth)), ParseOptions{FetchConfig: configFetcher(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen("/redir"); len(got) != 1 || got[0] != "Bearer s3cr3t" {
+		t.Errorf("/redir got Authorization %q", got)
+	}
+	if got := seen("/plain"); len(got) != 1 || got[0] != "" {
+		t.Errorf("the redirect target got Authorization %q, want none", got)
+	}
+
+	_, err = ParseDocuments(context.Background(), ignitionDoc(mergeRef(srv.URL+"/cfg", "")), ParseOptions{FetchConfig: configFetcher(false)})
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") || !strings.Contains(err.Error(), "test:config.ign:1:") {
+		t.Errorf("without the header: %v, want an HTTP 401 naming the reference", err)
+	}
+
+	before := len(seen("/cfg"))
+	cfg, err = ParseDocuments(context.Background(), ignitionDoc(mergeRef(srv.URL+"/cfg", auth)), ParseOptions{FetchConfig: configFetcher(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen("/cfg")) != before || len(cfg.Files) != 0 || len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Message, "does not fetch referenced Ignition configs") {
+		t.Errorf("dry run: %d requests, files %+v, warnings %v", len(seen("/cfg"))-before, cfg.Files, cfg.Warnings)
+	}
+}
