@@ -581,8 +581,8 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	steps = panicPoint(steps)
 	res.Plan = steps
 	for _, s := range steps {
-		if err := ctx.Err(); err != nil {
-			return abort(err)
+		if ctx.Err() != nil {
+			return abort(interrupted(ctx, ctx.Err()))
 		}
 		if s.Apply == nil {
 			res.Steps = append(res.Steps, stepResult(s, StatusSkipped))
@@ -619,6 +619,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			continue
 		}
 		if err != nil {
+			err = interrupted(ctx, err)
 			sr.Status, sr.Error = StatusFailed, err.Error()
 			res.Steps = append(res.Steps, sr)
 			fmt.Fprintf(console, "[FAILED] %s: %s\n", s, modules.PrintableLines(err.Error()))
@@ -700,6 +701,17 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	}
 	res.Status = StatusDone
 	return res
+}
+
+// interrupted adds to err, when the run's context is done, why it is:
+// "terminated signal received" says more than the "context canceled" a
+// program's runner returns.
+func interrupted(ctx context.Context, err error) error {
+	cause := context.Cause(ctx)
+	if cause == nil || cause == ctx.Err() || strings.Contains(err.Error(), cause.Error()) {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", err, cause)
 }
 
 // reconfigSystemFlag makes openSUSE's jeos-firstboot take the console for
