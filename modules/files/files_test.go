@@ -231,6 +231,7 @@ func TestHostile(t *testing.T) {
 		{"short hash", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/etc/x", Source: "https://e.test/x", Hash: "sha256-abcd"}}}, "not a sha256 hex digest"},
 		{"bad base64", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/etc/x", Source: "data:;base64,!!!"}}}, "invalid base64"},
 		{"unsupported scheme", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/etc/x", Source: "tftp://h/x"}}}, "not supported"},
+		{"s3 scheme", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/etc/x", Source: "s3://bucket/x"}}}, "use a presigned https:// URL"},
 		{"no scheme", base, config.Config{Files: []config.File{{Origin: origin(3), Path: "/etc/x", Source: "just-a-name"}}}, "no URL scheme"},
 		// The API filesystems: the running kernel's and the host's while
 		// provisioning, tmpfs at boot; refused by name, at plan time.

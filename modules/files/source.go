@@ -60,9 +60,11 @@ func sourceKind(src string) (string, error) {
 	switch s := strings.ToLower(scheme); s {
 	case "data", "http", "https":
 		return s, nil
+	case "s3", "arn", "gs", "tftp":
+		// The Ignition parser refuses these first, with the reason; a
+		// model built otherwise gets the same answer here.
+		return "", fmt.Errorf("source scheme %q is not supported: cloud storage needs credentials and an SDK, tftp a protocol, that provision does not have at first boot; use a presigned https:// URL (data, http, https are supported)", scheme)
 	default:
-		// Ignition also knows s3, gs, tftp and arn; none is reachable from
-		// the initrd this runs in.
 		return "", fmt.Errorf("source scheme %q is not supported (data, http, https are)", scheme)
 	}
 }

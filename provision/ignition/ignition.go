@@ -489,7 +489,7 @@ func (p *parser) configRef(n *node, path string, required bool) *string {
 			p.failf(f["source"].off, sp, "%q is not a valid %s URL", displayURL(*src), scheme)
 		}
 	case "tftp", "s3", "gs", "arn":
-		p.unsupported(f["source"].off, sp, unreachableScheme(scheme))
+		p.fail(f["source"].off, sp, unreachableScheme(scheme))
 	case "":
 		p.failf(f["source"].off, sp, "%q is not a URL", *src)
 	default:
@@ -503,15 +503,15 @@ func (p *parser) configRef(n *node, path string, required bool) *string {
 }
 
 // unreachableScheme says why a URL scheme Ignition fetches is not fetched
-// here, and what to use instead; it completes "... is" (ErrUnsupported).
-func unreachableScheme(scheme string) string {
+// here, and what to use instead.
+func unreachableScheme(scheme string) error {
 	switch scheme {
 	case "s3", "arn":
-		return fmt.Sprintf("fetching %s: URLs needs AWS credentials and the AWS SDK, which provision does not carry at first boot; give a presigned https:// URL of the object instead, which", scheme)
+		return fmt.Errorf("fetching %s: URLs is %w: it needs AWS credentials and the AWS SDK, which provision does not carry at first boot; give a presigned https:// URL of the object instead", scheme, ErrUnsupported)
 	case "gs":
-		return "fetching gs: URLs needs Google Cloud credentials and its client library, which provision does not carry at first boot; give a signed https:// URL of the object instead, which"
+		return fmt.Errorf("fetching gs: URLs is %w: it needs Google Cloud credentials and its client library, which provision does not carry at first boot; give a signed https:// URL of the object instead", ErrUnsupported)
 	default:
-		return "fetching tftp: URLs is a protocol provision does not speak at first boot; serve the file over https:// (or http://) instead, which"
+		return fmt.Errorf("fetching tftp: URLs is %w: TFTP is a protocol provision does not speak at first boot; serve the file over https:// (or http://) instead", ErrUnsupported)
 	}
 }
 

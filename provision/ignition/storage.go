@@ -281,9 +281,9 @@ func (p *parser) resource(n *node, path string, file *config.File) (hasSource, o
 			file.Hash = *hash
 		}
 	case "tftp", "s3", "gs", "arn":
-		p.unsupported(srcOff, sp, fmt.Sprintf("fetching %s: URLs (only data:, http: and https: can be reached from the initrd) is", scheme))
+		p.fail(srcOff, sp, unreachableScheme(scheme))
 	default:
-		p.failf(srcOff, sp, "unknown URL scheme %q", scheme)
+		p.failf(srcOff, sp, "unknown URL scheme %q (Ignition knows http, https, tftp, s3, arn, gs and data)", scheme)
 	}
 	return true, len(p.errs) == before
 }
