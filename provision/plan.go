@@ -3,11 +3,13 @@ package provision
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/certs"
 	"github.com/provision-dev/provision/modules/files"
 	"github.com/provision-dev/provision/modules/network"
+	"github.com/provision-dev/provision/modules/ntp"
 	"github.com/provision-dev/provision/modules/packages"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/modules/scripts"
@@ -36,6 +38,7 @@ var moduleOrder = []planner{
 	{"network", network.Plan},
 	{"packages", packages.Plan}, // repositories, then packages
 	{"units", units.Plan},
+	{"ntp", ntp.Plan}, // ntp: the client's configuration, its service enabled as units enables
 	{"deferred files", files.PlanDeferred},
 	{"scripts", scripts.Plan},                  // bootcmd, Combustion script, runcmd, user scripts
 	{"final message", system.PlanFinalMessage}, // final_message: printed last, writes nothing
@@ -45,6 +48,14 @@ var moduleOrder = []planner{
 // Every module is planned even after one fails, so a configuration's
 // errors are all reported in one pass; any error means no steps.
 func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
+	if extra := ntp.ClientPackages(cfg, root); len(extra) > 0 {
+		// ntp's client joins the one install the configuration asks for
+		// (cloud-init's cc_ntp installs it itself); the caller's config
+		// stays as parsed.
+		c := *cfg
+		c.Packages = append(slices.Clip(cfg.Packages), extra...)
+		cfg = &c
+	}
 	var steps []modules.Step
 	var errs []error
 	for _, p := range moduleOrder {

@@ -198,7 +198,8 @@ func (p *parser) readKeys(root *node) map[string]bool {
 		p.setting(n, "locale", &p.cfg.System.Locale)
 	}
 	p.keyboard(get("keyboard"))
-	for _, k := range []string{"ntp", "mounts"} {
+	p.ntp(get("ntp"))
+	for _, k := range []string{"mounts"} {
 		if n := get(k); n != nil {
 			p.unapplied(k, n)
 		}

@@ -94,6 +94,7 @@ func buildKeyTable() map[string]keySpec {
 	add(a, "Trusted CA certificates (trusted) added to the target's trust store, after removing the distribution's with remove_defaults; the target's update-ca-certificates or update-ca-trust runs.", caCertsSchema(), "ca_certs", "ca-certs")
 	add(a, "Seed data (data, decoded per encoding) appended to file (default /dev/urandom, which provision leaves to the kernel), then command run in the target with RANDOM_SEED_FILE; command_required makes a missing command an error.", randomSeedSchema(), "random_seed")
 	add(a, "A message printed to the console at the end of a successful run ($UPTIME, $TIMESTAMP, $DATASOURCE, $VERSION substituted) and kept in the report.", nullable(ref("string")), "final_message")
+	add(a, "NTP (enabled, default true; ntp_client auto|chrony|systemd-timesyncd|ntp|ntpdate; servers; pools; peers; allow; config: confpath, service_name, check_exe, packages): the client's configuration written as the target keeps it, its service enabled; a target without a client gets the distribution's client installed when packages are installed too, else a warning.", ntpSchema(), "ntp")
 	add(a, "The host name; with a dot, the fqdn.", nullable(ref("string")), "hostname", "fqdn")
 	add(a, "Write the fqdn to /etc/hostname.", nullable(ref("boolean")), "prefer_fqdn_over_hostname")
 	add(a, "false: do not create /etc/hostname when the target has none (default true).", ref("boolean"), "create_hostname_file")
@@ -103,7 +104,6 @@ func buildKeyTable() map[string]keySpec {
 	add(a, "The locale; false leaves it alone.", anyOf(null(), js{"const": false}, ref("string")), "locale")
 	add(a, "The console and X keyboard layout.", keyboardSchema(), "keyboard")
 	u := keyUnapplied
-	add(u, "NTP servers: type-checked, not applied by this release (a warning).", ntpSchema(), "ntp")
 	add(u, "fstab entries: type-checked, not applied by this release (a warning).", arrayOf(typ("array")), "mounts")
 	i := keyInternal
 	add(i, "How this part merges with the others: a string or a list of mergers.", ref("mergeHow"), "merge_how", "merge_type")
@@ -356,7 +356,12 @@ func keyboardSchema() js {
 }
 
 func ntpSchema() js {
-	return nullable(object(map[string]js{"enabled": ref("boolean"), "servers": ref("stringOrList"), "pools": ref("stringOrList")}))
+	return nullable(object(map[string]js{"enabled": ref("boolean"), "servers": ref("stringOrList"), "pools": ref("stringOrList"),
+		"peers": ref("stringOrList"), "allow": ref("stringOrList"),
+		"ntp_client": js{"enum": []any{"auto", "chrony", "systemd-timesyncd", "ntp", "ntpdate"}},
+		"config": object(map[string]js{"confpath": ref("string"), "service_name": ref("string"), "check_exe": ref("string"),
+			"packages": arrayOf(ref("string")), "template": js{"not": js{}, "description": "Jinja: not supported by provision (an error)."}}),
+	}))
 }
 
 func vendorDataSchema() js {
@@ -371,7 +376,7 @@ func vendorDataSchema() js {
 // schema's own description.
 const SchemaDescription = `The cloud-config keys provision reads, with the types its parser accepts: a document this schema rejects, provision rejects too. ` +
 	`Keys cloud-init knows but provision ignores are listed with "deprecated": true and a description saying so; they draw a warning. ` +
-	`ntp and mounts are type-checked but not applied. Unknown keys are allowed (a warning; an error with provision validate --strict), as in cloud-init.`
+	`mounts is type-checked but not applied. Unknown keys are allowed (a warning; an error with provision validate --strict), as in cloud-init.`
 
 // Schema returns the JSON Schema (draft-07, which every editor's YAML
 // support reads) of the cloud-config keys in cloudConfigKeys.

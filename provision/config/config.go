@@ -65,6 +65,8 @@ type Config struct {
 	// CACerts is cloud-init's ca_certs; nil when not given.
 	CACerts *CACerts
 
+	// NTP is cloud-init's ntp; nil when not given or enabled: false.
+	NTP *NTP
 	// RandomSeed is cloud-init's random_seed; nil when not given.
 	RandomSeed *RandomSeed
 	// FinalMessage is cloud-init's final_message: printed to the console
@@ -280,6 +282,27 @@ type CACerts struct {
 	Origin         Origin
 	RemoveDefaults bool
 	Trusted        []CACert
+}
+
+// NTP is cloud-init's ntp: the client's configuration written as the
+// target keeps it and its service enabled.
+type NTP struct {
+	Origin Origin
+	// Client is auto (the first the target has of chrony,
+	// systemd-timesyncd, ntp, ntpdate), or one of them.
+	Client  string
+	Servers []string
+	Pools   []string
+	// Peers and Allow are chrony's peer and allow lines (ntpd takes
+	// peers only; systemd-timesyncd neither).
+	Peers []string
+	Allow []string
+	// ConfPath, ServiceName, CheckExe and Packages are ntp.config's
+	// overrides of the client's defaults; empty (nil) keeps them.
+	ConfPath    string
+	ServiceName string
+	CheckExe    string
+	Packages    []string
 }
 
 // RandomSeed is cloud-init's random_seed: Data (already decoded from its

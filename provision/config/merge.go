@@ -25,6 +25,9 @@ func (c *Config) Merge(lower *Config) {
 	if c.CACerts == nil {
 		c.CACerts = lower.CACerts
 	}
+	if c.NTP == nil {
+		c.NTP = lower.NTP
+	}
 	if c.RandomSeed == nil {
 		c.RandomSeed = lower.RandomSeed
 	}

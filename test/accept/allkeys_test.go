@@ -255,7 +255,8 @@ func TestAllKeys(t *testing.T) {
 			// then upgrade, then one install of every package, versions
 			// as name=version; non-interactive.
 			log := readTree(t, root, "var/tmp/apt-get.log")
-			for _, w := range []string{"noninteractive apt-get", " update\n", " dist-upgrade\n", "install htop curl=7.88.1-10\n"} {
+			// ntp's client joins the install (the tree has none).
+			for _, w := range []string{"noninteractive apt-get", " update\n", " dist-upgrade\n", "install htop curl=7.88.1-10 systemd-timesyncd\n"} {
 				if !strings.Contains(log, w) {
 					t.Errorf("apt-get.log lacks %q:\n%s", w, log)
 				}
@@ -272,13 +273,29 @@ func TestAllKeys(t *testing.T) {
 		} else {
 			t.Log("not root: packages were left out (they run in a chroot)")
 		}
-		// ntp and mounts are accepted with a warning.
-		for _, w := range []string{
-			"ntp: accepted but not applied", "mounts: accepted but not applied",
-		} {
-			if !strings.Contains(r.stderr, w) {
-				t.Errorf("output lacks %q", w)
+		// ntp: the tree has no client. With packages to install (root),
+		// Debian's systemd-timesyncd joins them and is configured once
+		// there, as cloud-init installs the client; without, a warning
+		// names the package to add and nothing is written.
+		if os.Geteuid() == 0 {
+			checkFile(t, root, "etc/systemd/timesyncd.conf.d/cloud-init.conf", 0o644, "root", "root",
+				ptr("# written by provision from cloud-config ntp\n[Time]\nNTP=ntp.example.com\n"))
+			if l, err := os.Readlink(filepath.Join(root, "etc/systemd/system/sysinit.target.wants/systemd-timesyncd.service")); err != nil || l != "/usr/lib/systemd/system/systemd-timesyncd.service" {
+				t.Errorf("systemd-timesyncd not enabled: %q %v", l, err)
 			}
+		} else {
+			if !strings.Contains(r.stderr, "add systemd-timesyncd to packages:") {
+				t.Errorf("output lacks the ntp warning naming systemd-timesyncd:\n%s", r.stderr)
+			}
+			if _, err := os.Lstat(filepath.Join(root, "etc/systemd/timesyncd.conf.d")); err == nil {
+				t.Error("ntp wrote a configuration for a client the tree lacks")
+			}
+		}
+		if strings.Contains(r.stderr, "ntp: accepted but not applied") {
+			t.Error("ntp is still called not applied")
+		}
+		if !strings.Contains(r.stderr, "mounts: accepted but not applied") {
+			t.Error("output lacks the mounts warning")
 		}
 		if id := readTree(t, root, "var/lib/provision/instance-id"); id != "iid-accept-1\n" {
 			t.Errorf("instance-id %q", id)

@@ -131,8 +131,14 @@ func buildDebianTree(dst string) error {
 		os.Chmod(filepath.Join(dst, "bin/sh"), 0o755)
 	}
 	// A stand-in apt-get (the tree has no dpkg database to install into):
-	// it records how the packages module called it, in the chroot.
-	aptGet := "#!/bin/sh\necho \"$DEBIAN_FRONTEND apt-get $*\" >> /var/tmp/apt-get.log\n"
+	// it records how the packages module called it, in the chroot, and
+	// "installs" systemd-timesyncd (its daemon and Debian's unit) so ntp
+	// can configure the client it had added to the install.
+	aptGet := "#!/bin/sh\necho \"$DEBIAN_FRONTEND apt-get $*\" >> /var/tmp/apt-get.log\n" +
+		"for a in \"$@\"; do if [ \"$a\" = systemd-timesyncd ]; then\n" +
+		"mkdir -p /usr/lib/systemd/system && : > /usr/lib/systemd/systemd-timesyncd &&\n" +
+		"printf '[Unit]\\nDescription=Network Time Synchronization\\n[Service]\\nExecStart=/usr/lib/systemd/systemd-timesyncd\\n[Install]\\nWantedBy=sysinit.target\\nAlias=dbus-org.freedesktop.timesync1.service\\n' > /usr/lib/systemd/system/systemd-timesyncd.service || exit 100\n" +
+		"fi; done\n"
 	if err := os.MkdirAll(filepath.Join(dst, "usr/bin"), 0o755); err != nil {
 		return err
 	}
