@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/provision-dev/provision/modules"
+	"github.com/provision-dev/provision/modules/fault"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/modules/units"
 	"github.com/provision-dev/provision/provision/bootentry"
@@ -69,8 +70,11 @@ type Options struct {
 	Recover func(ctx context.Context, root string) error
 	// RecordedInstance reads the recorded instance-id where the root alone
 	// does not show it: the target's own /var subvolume, not mounted on
-	// the root yet (the initrd, --root). nil: the root's file only.
-	RecordedInstance func(ctx context.Context, root string) string
+	// the root yet (the initrd, --root). nil: the root's file only. "" and
+	// no error: none recorded; an error: the record could not be read, and
+	// the run must not guess (a provisioned machine would be provisioned
+	// again).
+	RecordedInstance func(ctx context.Context, root string) (string, error)
 	// Chroot prepares Root as the booted system mounts it (the target's
 	// own filesystems) and, when exec is true, for running programs (the
 	// API filesystems); nil means none are run.
@@ -225,7 +229,11 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 	}
 	boot := ReadBoot(opts.Root, opts.Cmdline)
 	if boot.Recorded == "" && opts.RecordedInstance != nil && !opts.DryRun {
-		boot.Recorded = opts.RecordedInstance(ctx, opts.Root)
+		rec, err := opts.RecordedInstance(ctx, opts.Root)
+		if err != nil {
+			return fail(StatusFailed, fmt.Errorf("reading the recorded instance-id: %w", err))
+		}
+		boot.Recorded = rec
 	}
 	if boot.DisabledBy != "" && !opts.DryRun && !opts.Force {
 		res.Status, res.Reason = StatusNothing, "disabled by "+boot.DisabledBy
@@ -939,6 +947,9 @@ func syncTree(root string) error {
 		return &os.PathError{Op: "open", Path: root, Err: err}
 	}
 	defer unix.Close(fd)
+	if err := fault.At(fault.PointSyncfs); err != nil {
+		return &os.PathError{Op: "syncfs", Path: root, Err: err}
+	}
 	if err := unix.Syncfs(fd); err != nil {
 		return &os.PathError{Op: "syncfs", Path: root, Err: err}
 	}

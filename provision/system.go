@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -186,25 +187,30 @@ func writeFailedReport(rep *report.Report, root string) error {
 // recordedInstance reads the instance-id from the target's /var as the
 // booted system sees it (its fstab /var subvolume mounted, read only use),
 // where apply records it. A running system (root /) has /var mounted.
-func recordedInstance(ctx context.Context, root string) string {
+// Only a missing file is "none recorded": a /var that cannot be mounted or
+// read is an error, not a reason to provision again.
+func recordedInstance(ctx context.Context, root string) (string, error) {
 	if root == "" || filepath.Clean(root) == "/" {
-		return ""
+		return "", nil
 	}
 	// The target's own mounts only (its /var): nothing runs here.
 	env, err := chroot.Setup(ctx, root, chroot.Options{NoAPI: true})
 	if err != nil {
-		return ""
+		return "", err
 	}
 	defer env.Close()
 	r, err := rootfs.New(env.Root())
 	if err != nil {
-		return ""
+		return "", err
 	}
 	b, err := r.ReadFile(instanceIDPath)
-	if err != nil {
-		return ""
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
 	}
-	return strings.TrimSpace(string(b))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // StatusOptions says which report `provision status` reads and how it

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/provision-dev/provision/modules/fault"
 )
 
 // ErrEscape is returned when a path would resolve outside the root.
@@ -332,6 +334,9 @@ func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner, durabl
 			os.Remove(name)
 		}
 	}()
+	if err := fault.At(fault.PointWrite); err != nil {
+		return &os.PathError{Op: "write", Path: name, Err: err}
+	}
 	if _, err := tmp.Write(data); err != nil {
 		return err
 	}
@@ -351,12 +356,18 @@ func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner, durabl
 		return err
 	}
 	if durable {
+		if err := fault.At(fault.PointFsync); err != nil {
+			return &os.PathError{Op: "fsync", Path: name, Err: err}
+		}
 		if err := tmp.Sync(); err != nil {
 			return err
 		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
+	}
+	if err := fault.At(fault.PointRename); err != nil {
+		return &os.LinkError{Op: "rename", Old: name, New: host, Err: err}
 	}
 	if err := os.Rename(name, host); err != nil {
 		return err

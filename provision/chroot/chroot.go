@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/provision-dev/provision/modules"
+	"github.com/provision-dev/provision/modules/fault"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/modules/scripts/process"
 )
@@ -165,10 +166,10 @@ func Setup(ctx context.Context, root string, opts Options) (*Env, error) {
 func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 	// The private self-bind: everything below is invisible to the host's
 	// other mount namespaces and unmounts never propagate back to /dev.
-	if err := unix.Mount(e.root, e.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := fault.Mount(e.root, e.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("chroot: bind %s onto itself: %w", e.root, err)
 	}
-	if err := unix.Mount("", e.root, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+	if err := fault.Mount("", e.root, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("chroot: make %s private: %w", e.root, err)
 	}
 	api := []Mount{
@@ -308,24 +309,24 @@ func (e *Env) mount(m Mount, flags uintptr) error {
 			return fmt.Errorf("chroot: bind source %s: %w", m.Source, err)
 		}
 		m.Source, m.FSType = src, "bind"
-		if err := unix.Mount(src, host, "", unix.MS_BIND, ""); err != nil {
+		if err := fault.Mount(src, host, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("chroot: bind %s on %s: %w", src, m.Target, err)
 		}
 		e.mounts = append(e.mounts, m)
 	case "bind":
 		// Binds of host trees keep their own flags; nosuid/nodev would
 		// need a remount and /dev needs device nodes.
-		if err := unix.Mount(m.Source, host, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err := fault.Mount(m.Source, host, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("chroot: bind %s on %s: %w", m.Source, m.Target, err)
 		}
 		// Record before making it private so Close unmounts it even if
 		// that fails.
 		e.mounts = append(e.mounts, m)
-		if err := unix.Mount("", host, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		if err := fault.Mount("", host, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("chroot: make %s private: %w", m.Target, err)
 		}
 	default:
-		err := unix.Mount(m.Source, host, m.FSType, flags, m.Data)
+		err := fault.Mount(m.Source, host, m.FSType, flags, m.Data)
 		if err != nil && m.Target == "/proc" {
 			// A fresh procfs is refused in some containers; a bind works.
 			m.FSType, m.Source = "bind", "/proc"
@@ -386,6 +387,9 @@ func (e *Env) Run(ctx context.Context, cmd modules.Command) (int, error) {
 	dir := cmd.Dir
 	if dir == "" {
 		dir = "/"
+	}
+	if err := fault.At(fault.PointExec); err != nil {
+		return -1, fmt.Errorf("%s: %w", cmd.Argv[0], err)
 	}
 	code, err := process.Run(ctx, process.Spec{
 		Path:      prog,
@@ -587,7 +591,7 @@ func (e *Env) unmountAll() error {
 // be exiting), then MNT_DETACH.
 func (e *Env) unmount(point string, round int) error {
 	for try := 0; try < 3; try++ {
-		err := unix.Unmount(point, unix.UMOUNT_NOFOLLOW)
+		err := fault.Unmount(point, unix.UMOUNT_NOFOLLOW)
 		if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
 			// EINVAL: no longer a mount point (a parent took it along).
 			return nil
@@ -603,7 +607,7 @@ func (e *Env) unmount(point string, round int) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	e.log("%s busy, detaching it lazily", point)
-	if err := unix.Unmount(point, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
+	if err := fault.Unmount(point, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("chroot: lazy unmount %s: %w", point, err)
 	}
 	return nil

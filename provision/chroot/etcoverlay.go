@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/provision-dev/provision/modules/fault"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/etcmodel"
 )
@@ -102,7 +103,7 @@ func (e *Env) mountEtcOverlay(entry FstabEntry) error {
 			data += "," + o
 		}
 	}
-	if err := unix.Mount("overlay", etcHost, "overlay", 0, data); err != nil {
+	if err := fault.Mount("overlay", etcHost, "overlay", 0, data); err != nil {
 		return fmt.Errorf("chroot: %s: mount overlay on /etc (%s): %w", where, data, err)
 	}
 	e.mounts = append(e.mounts, Mount{Target: "/etc", HostPath: etcHost, Source: "overlay", FSType: "overlay", Data: data, FstabLine: entry.Line})

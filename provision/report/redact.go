@@ -24,7 +24,10 @@ var redactions = []struct {
 	{regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@`), "${1}" + Masked + "@"},
 	// key = value / key: value / "key": "value" for secret-looking keys. An
 	// already masked value is matched whole, so redacting twice changes nothing.
-	{regexp.MustCompile(`(?i)((?:"|')?\b(?:password|passwd|hashed_passwd|plain_text_passwd|passwordhash|password_hash|secret|client_secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)\b(?:"|')?\s*[:=]\s*(?:"|')?)(\[REDACTED\]|[^\s"',;}\]]+)`), "${1}" + Masked},
+	// The key starts the text or follows a blank, a quote or a JSON/YAML
+	// delimiter: "/etc/passwd: write ...: no space left on device" names a
+	// file, and its error must stay readable.
+	{regexp.MustCompile(`(?i)((?:^|[\s{,(\[])(?:"|')?(?:password|passwd|hashed_passwd|plain_text_passwd|passwordhash|password_hash|secret|client_secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)\b(?:"|')?\s*[:=]\s*(?:"|')?)(\[REDACTED\]|[^\s"',;}\]]+)`), "${1}" + Masked},
 }
 
 // Redact masks what looks like a secret in s: crypt hashes, PEM private

@@ -155,6 +155,12 @@ func TestRedact(t *testing.T) {
 		{"cut -----BEGIN RSA PRIVATE KEY-----\nMIIE", "cut [REDACTED PRIVATE KEY]"},
 		{"token=abc; next", "token=[REDACTED]; next"},
 		{"user alice: no such group wheel", "user alice: no such group wheel"},
+		// A path ending in a key's name is a file, not a key.
+		{"back up /etc/passwd: write /etc/.passwd-x: no space left on device", "back up /etc/passwd: write /etc/.passwd-x: no space left on device"},
+		{"rename .passwd.tmp /etc/passwd: read-only file system", "rename .passwd.tmp /etc/passwd: read-only file system"},
+		{"- password: s3cret", "- password: [REDACTED]"},
+		{"[password=s3cret]", "[password=[REDACTED]]"},
+		{"chpasswd: s3cret", "chpasswd: s3cret"},
 		{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 alice@host", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 alice@host"},
 	} {
 		if got := Redact(tc.in); got != tc.want {

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/provision-dev/provision/modules/fault"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/snapshot/btrfs"
 	"github.com/provision-dev/provision/provision/snapshot/journal"
@@ -100,7 +101,7 @@ func mountTop(dev string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("snapshot: %w", err)
 	}
-	if err := unix.Mount(dev, dir, "btrfs", unix.MS_NOATIME, "subvolid=5"); err != nil {
+	if err := fault.Mount(dev, dir, "btrfs", unix.MS_NOATIME, "subvolid=5"); err != nil {
 		os.Remove(dir)
 		return "", fmt.Errorf("snapshot: mount %s subvolid=5 on %s: %w", dev, dir, err)
 	}
@@ -137,9 +138,9 @@ func removeStaleTopDirs() {
 }
 
 func unmountTop(dir string) error {
-	err := unix.Unmount(dir, 0)
+	err := fault.Unmount(dir, 0)
 	if err != nil {
-		err = unix.Unmount(dir, unix.MNT_DETACH)
+		err = fault.Unmount(dir, unix.MNT_DETACH)
 	}
 	if err != nil {
 		return fmt.Errorf("snapshot: unmount %s: %w", dir, err)
@@ -455,7 +456,12 @@ func (t *btrfsTxn) cleanup(ctx context.Context) error {
 		}
 		t.opts.reach(kpBtrfsSnapperRemoved)
 	}
-	if t.stateDir != "" {
+	if t.stateDir != "" && len(errs) > 0 {
+		// Something could not be undone (a subvolume the kernel would not
+		// delete): the state stays, so the next run's Recover finishes the
+		// abort instead of leaving orphans no one knows about.
+		t.opts.logf("abort incomplete: keeping %s for the next run's recovery", t.stateDir)
+	} else if t.stateDir != "" {
 		// No fsync here: an abort whose last steps are lost to a crash is
 		// finished by Recover (the state names a snapshot that is gone, or
 		// one to delete), and syncing would make the abort wait for btrfs

@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/provision-dev/provision/modules/fault"
 )
 
 // SuperMagic is the f_type statfs reports for btrfs.
@@ -63,7 +65,21 @@ var (
 	iocSubvolSetFlags = ioc(iocWrite, 26, 8)
 )
 
+// faultPoints names the ioctls that change the filesystem, for fault
+// injection; the read-only ones (tree search, lookups) are not asked.
+var faultPoints = map[uintptr]string{
+	iocSnapCreateV2:   fault.PointBtrfsSnapshot,
+	iocSnapDestroy:    fault.PointBtrfsDelete,
+	iocDefaultSubvol:  fault.PointBtrfsDefault,
+	iocSubvolSetFlags: fault.PointBtrfsSetFlags,
+}
+
 func ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
+	if p, ok := faultPoints[req]; ok {
+		if err := fault.At(p); err != nil {
+			return err
+		}
+	}
 	for {
 		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg))
 		switch e {

@@ -26,6 +26,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/provision-dev/provision/modules/fault"
 )
 
 // Step names passed to Options.Hook, in the order they happen.
@@ -253,8 +255,14 @@ func (j *Journal) record(e entry, src string) error {
 	if err != nil {
 		return err
 	}
+	if err := fault.At(fault.PointJournalWrite); err != nil {
+		return fmt.Errorf("journal: %w", &os.PathError{Op: "write", Path: j.manifest.Name(), Err: err})
+	}
 	if _, err := j.manifest.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("journal: %w", err)
+	}
+	if err := fault.At(fault.PointFsync); err != nil {
+		return fmt.Errorf("journal: %w", &os.PathError{Op: "fsync", Path: j.manifest.Name(), Err: err})
 	}
 	if err := j.manifest.Sync(); err != nil {
 		return fmt.Errorf("journal: %w", err)
@@ -481,7 +489,11 @@ func rollback(dir string, hook func(string)) error {
 	}
 	var errs []error
 	for i := len(entries) - 1; i >= 0; i-- {
-		if err := restore(dir, entries[i]); err != nil {
+		err := fault.At(fault.PointJournalRestore)
+		if err == nil {
+			err = restore(dir, entries[i])
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("journal: restore %s: %w", entries[i].Path, err))
 			continue
 		}
