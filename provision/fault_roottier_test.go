@@ -219,3 +219,76 @@ func runWithFault(t *testing.T, root, seed, rule string) cliResult {
 	}
 	return r
 }
+
+// TestRootTierFstabFaults: the target's fstab names what is not there. A
+// mount point nothing in the run needs is left out with a warning; one the
+// configuration writes below, or any when a program runs (it may write
+// anywhere), or /var (the run's record) fails cleanly, naming the line.
+func TestRootTierFstabFaults(t *testing.T) {
+	requireRootTier(t, "mkfs.btrfs", "btrfs")
+	const missing = "UUID=00000000-0000-4000-8000-000000000000 /srv btrfs subvol=/@/srv"
+	filesOnly := "#cloud-config\nusers:\n  - name: alice\n    gecos: Alice\nwrite_files:\n  - path: /etc/provisioned\n    content: \"root\\n\"\n"
+	for _, c := range []struct {
+		name, fstab, userData string
+		errText               []string // "": the run commits
+		warning               string
+	}{
+		{"missing device, nothing needs it", missing + " 0 0\n", filesOnly, nil, "/srv is not mounted"},
+		{"missing device, a file below it", missing + " 0 0\n", filesOnly + "  - path: /srv/www/index.html\n    content: hi\n",
+			[]string{"/srv/www/index.html", "which is not mounted", "/etc/fstab:4"}, ""},
+		{"missing device, a program runs", missing + " 0 0\n", filesOnly + "runcmd:\n  - \"true\"\n",
+			[]string{"preparing the chroot", "/etc/fstab:4: /srv"}, ""},
+		{"missing device, nofail", missing + ",nofail 0 0\n", filesOnly + "runcmd:\n  - \"true\"\n", nil, ""},
+		{"/var subvolume missing", "", filesOnly, []string{"reading the recorded instance-id", "/var"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBtrfsTarget(t, true)
+			fstab := filepath.Join(b.top, b.rootPath, "etc/fstab")
+			data, err := os.ReadFile(fstab)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.fstab != "" {
+				data = append(data, c.fstab...)
+			} else {
+				data = []byte(strings.Replace(string(data), "subvol=/@/var", "subvol=/@/var-gone", 1))
+			}
+			os.WriteFile(fstab, data, 0o644)
+			b.before = b.capture(t)
+			seed := t.TempDir()
+			os.WriteFile(filepath.Join(seed, "meta-data"), []byte("instance-id: iid-fstab\nlocal-hostname: node1\n"), 0o644)
+			os.WriteFile(filepath.Join(seed, "user-data"), []byte(c.userData), 0o644)
+			mounts := mountPoints(t, b.img)
+			r := runCLI(t, b.root, seed, "")
+			if left := newMounts(mounts, mountPoints(t, b.img)); len(left) > 0 {
+				t.Errorf("mounts left behind: %v", left)
+			}
+			if c.errText == nil {
+				if r.code != 0 {
+					t.Fatalf("exit %d, want 0\n%s", r.code, r.out)
+				}
+				if !strings.Contains(r.out, c.warning) {
+					t.Errorf("the run does not say %q:\n%s", c.warning, r.out)
+				}
+				if id, _ := b.defaultSubvol(t); id == b.rootID {
+					t.Errorf("not committed")
+				}
+				return
+			}
+			if r.code != 1 {
+				t.Fatalf("exit %d, want 1\n%s", r.code, r.out)
+			}
+			errs, _ := json.Marshal(r.report["error"])
+			for _, w := range c.errText {
+				if !strings.Contains(string(errs), w) {
+					t.Errorf("report error %s lacks %q", errs, w)
+				}
+			}
+			if c.fstab != "" {
+				b.expectOld(t)
+			} else if id, p := b.defaultSubvol(t); id != b.rootID {
+				t.Errorf("default %d (%s), want the old root", id, p)
+			}
+		})
+	}
+}

@@ -581,6 +581,14 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		if needsChroot(cfg) {
 			env.Exec = chroot
 		}
+		if u, ok := chroot.(interface{ Unmounted() []rootfs.Unmounted }); ok {
+			root.Unmounted = u.Unmounted()
+			for _, m := range root.Unmounted {
+				w := fmt.Sprintf("%s is not mounted (%s): nothing in the configuration writes there, so the run goes on without it", m.Dir, m.Why)
+				res.Warnings = append(res.Warnings, w)
+				rep.AddWarning(w)
+			}
+		}
 	}
 	steps, err := Plan(cfg, root)
 	if err != nil {

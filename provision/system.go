@@ -193,8 +193,9 @@ func recordedInstance(ctx context.Context, root string) (string, error) {
 	if root == "" || filepath.Clean(root) == "/" {
 		return "", nil
 	}
-	// The target's own mounts only (its /var): nothing runs here.
-	env, err := chroot.Setup(ctx, root, chroot.Options{NoAPI: true})
+	// The target's own mounts only (its /var): nothing runs here, and
+	// nothing but /var is needed.
+	env, err := chroot.Setup(ctx, root, chroot.Options{NoAPI: true, Optional: notVar})
 	if err != nil {
 		return "", err
 	}
@@ -358,6 +359,12 @@ func beginSnapshot(console io.Writer, cur *currentTxn) func(ctx context.Context,
 func setupChroot(timeout time.Duration, console io.Writer, cur *currentTxn) func(ctx context.Context, root string, exec bool) (Chroot, error) {
 	return func(ctx context.Context, root string, exec bool) (Chroot, error) {
 		o := chroot.Options{Timeout: timeout, Log: console, EtcOverlay: true, NoAPI: !exec}
+		if !exec {
+			// No program runs: a mount point whose device is missing
+			// can be left out, and a module write below it is refused
+			// (rootfs.Root.Unmounted). /var holds the run's record.
+			o.Optional = notVar
+		}
 		if sv, ok := cur.txn.(snapshot.SubvolumeSnapshotter); ok {
 			o.Subvolumes = sv
 		}
@@ -373,6 +380,9 @@ func setupChroot(timeout time.Duration, console io.Writer, cur *currentTxn) func
 		return env, nil
 	}
 }
+
+// notVar: every fstab mount point but /var.
+func notVar(target string) bool { return target != "/var" }
 
 // scriptTimeout reads provision.script_timeout= (seconds or a Go duration);
 // default 30 minutes (SPEC §5).

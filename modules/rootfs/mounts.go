@@ -47,6 +47,28 @@ func CheckPersistentPath(p string) error {
 	return nil
 }
 
+// Unmounted is a mount point of the target's fstab the agent left unmounted
+// (its device is missing and nothing needed it): a write below it would land
+// in the root's empty mount point and be hidden by the real mount at boot.
+type Unmounted struct {
+	Dir string // inside the target, "/srv"
+	Why string // the fstab line and the error
+}
+
+// checkUnmounted refuses p under one of r.Unmounted.
+func (r *Root) checkUnmounted(p string) error {
+	for _, u := range r.Unmounted {
+		where := Printable(p) + " is under " + Printable(u.Dir)
+		if p == u.Dir {
+			where = Printable(p) + " is a mount point"
+		}
+		if p == u.Dir || strings.HasPrefix(p, u.Dir+"/") {
+			return fmt.Errorf("%s, which is not mounted (%s): written there, it would be hidden by the real mount at boot", where, Printable(u.Why))
+		}
+	}
+	return nil
+}
+
 // ScratchDir is the agent's own scratch space in the chroot's /run tmpfs
 // (scripts are written there to be run), the one place on a foreign
 // mount where rootfs writes.

@@ -49,6 +49,9 @@ type Root struct {
 	// made each original durable before it is changed, so a per-file
 	// flush buys no safety and costs most of a run on a disk.
 	NoSync bool
+	// Unmounted are mount points whose filesystem the target expects but
+	// the agent could not mount: every change below one is refused.
+	Unmounted []Unmounted
 }
 
 // New returns a Root for dir, which must exist.
@@ -250,6 +253,9 @@ func (r *Root) Exists(p string) bool {
 // a rollback never has to restore a path on /proc or /dev.
 func (r *Root) preserve(host string) error {
 	rel := strings.TrimPrefix(host, r.Dir)
+	if err := r.checkUnmounted(Join(rel)); err != nil {
+		return err
+	}
 	if err := r.checkMount(Join(rel), host); err != nil {
 		return err
 	}

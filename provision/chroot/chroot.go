@@ -71,6 +71,12 @@ type Options struct {
 	// the new snapshot of an overlay-/etc target (see etcmodel), whose
 	// changes must land in its own upper layer.
 	EtcOverlay bool
+	// Optional says whether a mount point of the target's fstab may be
+	// left unmounted when its device is missing or will not mount (nil:
+	// none may, unless the entry says nofail): the engine's answer is
+	// "anything but /var, when no program runs" — a program may write
+	// anywhere, and /var holds the run's record. See Env.Unmounted.
+	Optional func(target string) bool
 	// Subvolumes, when set, is offered every fstab mount of a subvolume
 	// of the root's own btrfs (subvol=...): the transaction snapshots it
 	// and the snapshot is mounted instead, so whatever is written there —
@@ -119,6 +125,8 @@ type Env struct {
 
 	mu     sync.Mutex
 	closed bool
+	// unmounted are the optional fstab mounts left out (see skip).
+	unmounted []rootfs.Unmounted
 }
 
 type mountKey struct {
@@ -207,7 +215,7 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 	if err != nil {
 		return fmt.Errorf("chroot: target %w", err)
 	}
-	planned, err := PlanFstab(entries, e.opts.Devices.rootFS(rootMount), e.opts.Devices, e.opts.EtcOverlay, e.log)
+	planned, err := PlanFstab(entries, e.opts.Devices.rootFS(rootMount), e.opts.Devices, e.opts.EtcOverlay, e.opts.Optional, e.log)
 	if err != nil {
 		return err
 	}
@@ -221,6 +229,10 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 			}
 			continue
 		}
+		if p.missing != nil {
+			e.skip(p.Mount, p.missing)
+			continue
+		}
 		if p.Outside && p.sameFS {
 			p.Mount = e.intoTransaction(p.Mount)
 		}
@@ -230,6 +242,10 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 		err := e.mount(p.Mount, p.flags)
 		if err != nil && p.nofail {
 			e.log("skipping %s (nofail): %v", p.Target, err)
+			continue
+		}
+		if err != nil && p.optional {
+			e.skip(p.Mount, fmt.Errorf("/etc/fstab:%d: %w", p.FstabLine, err))
 			continue
 		}
 		if err != nil {
@@ -277,6 +293,20 @@ func (e *Env) intoTransaction(m Mount) Mount {
 	m.Data = strings.Join(append([]string{"subvol=" + snap}, keep...), ",")
 	m.Subvol, m.Outside = snap, false
 	return m
+}
+
+// skip leaves an optional fstab mount out: the run goes on, and a write
+// below its mount point is refused (Unmounted), since the real mount would
+// hide it at boot.
+func (e *Env) skip(m Mount, why error) {
+	e.log("not mounting %s: %v; nothing this run does needs it (a write below it is refused)", m.Target, why)
+	e.unmounted = append(e.unmounted, rootfs.Unmounted{Dir: m.Target, Why: why.Error()})
+}
+
+// Unmounted lists the target's fstab mount points left unmounted because
+// their device is missing and nothing in the run needs them.
+func (e *Env) Unmounted() []rootfs.Unmounted {
+	return append([]rootfs.Unmounted(nil), e.unmounted...)
 }
 
 func (e *Env) log(format string, args ...any) {

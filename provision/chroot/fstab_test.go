@@ -27,7 +27,7 @@ func FuzzParseFstab(f *testing.F) {
 			_, _, _ = mountOptions(e.Options)
 		}
 		// Planning over a resolver with no devices must not panic either.
-		_, _ = PlanFstab(entries, rootFS{FSType: "btrfs", Source: "/dev/null"}, &DeviceResolver{Dev: "/nonexistent", Sys: "/nonexistent"}, true, nil)
+		_, _ = PlanFstab(entries, rootFS{FSType: "btrfs", Source: "/dev/null"}, &DeviceResolver{Dev: "/nonexistent", Sys: "/nonexistent"}, true, nil, nil)
 	})
 }
 
@@ -129,7 +129,7 @@ func TestPlanFstab(t *testing.T) {
 		t.Fatalf("root fs %+v", root)
 	}
 	var logs []string
-	planned, err := PlanFstab(entries, root, r, false, func(f string, a ...any) { logs = append(logs, f) })
+	planned, err := PlanFstab(entries, root, r, false, nil, func(f string, a ...any) { logs = append(logs, f) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,20 +168,20 @@ func TestPlanFstabFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = PlanFstab(entries, root, r, false, nil)
+		_, err = PlanFstab(entries, root, r, false, nil, nil)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.fstab, err, tc.want)
 		}
 		// The same entry with nofail is skipped.
 		entries[0].Options = append(entries[0].Options, "nofail")
-		planned, err := PlanFstab(entries, root, r, false, nil)
+		planned, err := PlanFstab(entries, root, r, false, nil, nil)
 		if err != nil || len(planned) != 0 {
 			t.Errorf("%q with nofail: got %v, %v", tc.fstab, planned, err)
 		}
 	}
 	// noauto is skipped unless x-initrd.mount; other mount points are ignored.
 	entries, _ := ParseFstab("fstab", []byte("LABEL=ROOT /home btrfs subvol=@/home,noauto\nLABEL=ROOT /usr btrfs subvol=@/usr,noauto,x-initrd.mount\nLABEL=ROOT /data btrfs subvol=@/data\n/srv /mnt/srv none bind,x-initrd.mount\n"))
-	planned, err := PlanFstab(entries, root, r, false, nil)
+	planned, err := PlanFstab(entries, root, r, false, nil, nil)
 	if err != nil || len(planned) != 2 || planned[0].Target != "/usr" || planned[1].FSType != "bind-tree" || planned[1].Outside {
 		t.Fatalf("got %+v, %v", planned, err)
 	}

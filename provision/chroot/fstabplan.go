@@ -23,7 +23,11 @@ type plannedMount struct {
 	Mount
 	flags  uintptr
 	nofail bool
-	sameFS bool // a subvolume of the root's own btrfs
+	// optional: nothing this run does needs the mount (no program runs,
+	// it is not /var); missing, when set, is why it cannot be mounted.
+	optional bool
+	missing  error
+	sameFS   bool // a subvolume of the root's own btrfs
 	entry  FstabEntry
 }
 
@@ -42,10 +46,14 @@ type plannedMount struct {
 //   - "bind" entries bind a path of the tree.
 //
 // Parents are mounted before children. An unresolvable device is an error,
-// unless the entry says nofail (then it is logged and skipped).
-func PlanFstab(entries []FstabEntry, root rootFS, dev *DeviceResolver, etcOverlay bool, logf func(string, ...any)) ([]plannedMount, error) {
+// unless the entry says nofail or optional says nothing needs its mount
+// point (then it is logged and skipped; optional may be nil).
+func PlanFstab(entries []FstabEntry, root rootFS, dev *DeviceResolver, etcOverlay bool, optional func(target string) bool, logf func(string, ...any)) ([]plannedMount, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
+	}
+	if optional == nil {
+		optional = func(string) bool { return false }
 	}
 	var out, overlay []plannedMount
 	for _, e := range entries {
@@ -79,6 +87,9 @@ func PlanFstab(entries []FstabEntry, root rootFS, dev *DeviceResolver, etcOverla
 			flags:  flags,
 			nofail: e.HasOption("nofail"),
 		}
+		if !p.nofail && optional(target) {
+			p.optional = true
+		}
 		switch {
 		case bind:
 			// A bind of a path in the tree: writes land where the
@@ -93,6 +104,10 @@ func PlanFstab(entries []FstabEntry, root rootFS, dev *DeviceResolver, etcOverla
 				p.Source = e.Spec
 			case err != nil && p.nofail:
 				logf("%s: skipping %s (nofail): %v", where, target, err)
+				continue
+			case err != nil && p.optional:
+				p.missing = fmt.Errorf("%s: %w", where, err)
+				out = append(out, p)
 				continue
 			case err != nil:
 				return nil, fmt.Errorf("%s: %s: %w", where, target, err)
