@@ -8,6 +8,7 @@ import (
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/certs"
 	"github.com/provision-dev/provision/modules/files"
+	"github.com/provision-dev/provision/modules/mounts"
 	"github.com/provision-dev/provision/modules/network"
 	"github.com/provision-dev/provision/modules/ntp"
 	"github.com/provision-dev/provision/modules/packages"
@@ -32,8 +33,9 @@ var moduleOrder = []planner{
 	{"random seed", system.PlanRandomSeed}, // random_seed: first, as cloud-init's init stage
 	{"users", users.Plan},                  // groups, users, passwords, sudo
 	{"ssh", ssh.Plan},
-	{"files", files.Plan}, // non-deferred files, directories, links
-	{"certs", certs.Plan}, // ca_certs: after write_files, before packages fetch over TLS
+	{"files", files.Plan},   // non-deferred files, directories, links
+	{"certs", certs.Plan},   // ca_certs: after write_files, before packages fetch over TLS
+	{"mounts", mounts.Plan}, // mounts, swap: cloud-init's cc_mounts runs after write_files too
 	{"system", system.Plan},
 	{"network", network.Plan},
 	{"packages", packages.Plan}, // repositories, then packages

@@ -199,11 +199,8 @@ func (p *parser) readKeys(root *node) map[string]bool {
 	}
 	p.keyboard(get("keyboard"))
 	p.ntp(get("ntp"))
-	for _, k := range []string{"mounts"} {
-		if n := get(k); n != nil {
-			p.unapplied(k, n)
-		}
-	}
+	p.mounts(get("mounts"), get("mount_default_fields"))
+	p.swap(get("swap"))
 	return handled
 }
 
@@ -214,38 +211,6 @@ func (p *parser) setting(n *node, path string, dst *config.Setting) {
 	if s, ok := p.str(n, path); ok && s != "" {
 		*dst = config.Setting{Value: s, Origin: n.origin}
 	}
-}
-
-func (p *parser) unapplied(key string, n *node) {
-	switch key {
-	case "ntp":
-		if n.kind != kMap && n.kind != kNull {
-			p.typeErr(n, key, "mapping")
-			return
-		}
-		if n.kind == kMap {
-			if e := n.get("enabled"); e != nil {
-				p.boolean(e, "ntp.enabled")
-			}
-			for _, lk := range []string{"servers", "pools"} {
-				if l := n.get(lk); l != nil {
-					p.strOrList(l, "ntp."+lk)
-				}
-			}
-		}
-	case "mounts":
-		if n.kind != kSeq {
-			p.typeErr(n, key, "list")
-			return
-		}
-		for i, it := range n.items {
-			if it.kind != kSeq {
-				p.typeErr(it, fmt.Sprintf("mounts[%d]", i), "list")
-			}
-		}
-	}
-	p.cfg.Unapplied = append(p.cfg.Unapplied, config.Unapplied{Origin: n.origin, Key: key})
-	p.warnf(n.origin, "%s: accepted but not applied by this release", key)
 }
 
 // ---- users, groups, keys, passwords ----

@@ -49,11 +49,11 @@ const ignoredKeys = `ansible apk_repos apt_pipelining
 	cloud_config_modules cloud_final_modules cloud_init_modules
 	device_aliases disable_ec2_metadata disk_setup drivers fan fs_setup
 	growpart grub-dpkg grub_dpkg landscape locale_configfile lxd
-	manage_resolv_conf mcollective migrate mount_default_fields no_ssh_fingerprints
+	manage_resolv_conf mcollective migrate no_ssh_fingerprints
 	output package_reboot_if_required phone_home power_state puppet
 	reporting resize_rootfs resolv_conf rh_subscription rpi rsyslog salt_minion snap
 	spacewalk ssh ssh_fp_console_blacklist ssh_import_id
-	ssh_key_console_blacklist ssh_publish_hostkeys ssh_quiet_keygen swap
+	ssh_key_console_blacklist ssh_publish_hostkeys ssh_quiet_keygen
 	system_info ubuntu_advantage ubuntu_pro updates version wireguard yum_repo_dir
 	authkey_hash datasource datasource_list network seed_random write_metadata`
 
@@ -103,8 +103,9 @@ func buildKeyTable() map[string]keySpec {
 	add(a, "The time zone (checked against the target's zoneinfo with --root).", nullable(ref("string")), "timezone")
 	add(a, "The locale; false leaves it alone.", anyOf(null(), js{"const": false}, ref("string")), "locale")
 	add(a, "The console and X keyboard layout.", keyboardSchema(), "keyboard")
-	u := keyUnapplied
-	add(u, "fstab entries: type-checked, not applied by this release (a warning).", arrayOf(typ("array")), "mounts")
+	add(a, "fstab entries [fs_spec, fs_file, fs_vfstype, fs_mntops, fs_freq, fs_passno], completed from mount_default_fields, appended to the target's /etc/fstab with comment=cloudconfig (a previous run's replaced); sda-style names get /dev/; ephemeralN and other names only a cloud's block-device-mapping resolves are skipped with a warning; an entry without fs_file removes the earlier ones of its device; mount points are created.", mountsSchema(), "mounts")
+	add(a, "The fields a mounts entry lacks (6; null for none): default [null, null, auto, \"defaults,nofail\", \"0\", \"2\"].", mountDefaultsSchema(), "mount_default_fields")
+	add(a, "A swap file (filename, default /swap.img; size: bytes, 1G-style or auto, cloud-init's suggestion from memory and free space; maxsize): NOCOW and fully allocated on btrfs, 0600, swap signature, and its fstab line; on a snapper root it goes to /var/lib/swap, off the snapshotted subvolume.", swapSchema(), "swap")
 	i := keyInternal
 	add(i, "How this part merges with the others: a string or a list of mergers.", ref("mergeHow"), "merge_how", "merge_type")
 	add(i, "Whether vendor data is used (enabled) and which of its handlers are not.", vendorDataSchema(), "vendor_data", "vendor_data2")
@@ -364,6 +365,23 @@ func ntpSchema() js {
 	}))
 }
 
+// mountsSchema: an entry that is not a list is ignored with a warning,
+// as cloud-init does, so only lists are held to the fields.
+func mountsSchema() js {
+	field := anyOf(null(), typ("string"), typ("integer"), typ("number"))
+	return nullable(arrayOf(js{"if": typ("array"), "then": js{"items": field, "minItems": 1, "maxItems": 6}}))
+}
+
+func mountDefaultsSchema() js {
+	return nullable(js{"type": "array", "items": anyOf(null(), typ("string"), typ("integer")), "minItems": 6, "maxItems": 6})
+}
+
+func swapSchema() js {
+	size := anyOf(null(), js{"const": "auto"}, js{"type": "integer", "minimum": 0}, js{"type": "string", "pattern": `^(([0-9]+)?\.?[0-9]+[BKMGT](i?B)?|[0-9]+)$`})
+	// Not a mapping: ignored with a warning, as cloud-init does.
+	return anyOf(js{"not": typ("object")}, object(map[string]js{"filename": ref("string"), "size": size, "maxsize": size}))
+}
+
 func vendorDataSchema() js {
 	// Not a mapping: a warning, and vendor data is disabled; so no "type".
 	return js{"properties": js{
@@ -376,7 +394,7 @@ func vendorDataSchema() js {
 // schema's own description.
 const SchemaDescription = `The cloud-config keys provision reads, with the types its parser accepts: a document this schema rejects, provision rejects too. ` +
 	`Keys cloud-init knows but provision ignores are listed with "deprecated": true and a description saying so; they draw a warning. ` +
-	`mounts is type-checked but not applied. Unknown keys are allowed (a warning; an error with provision validate --strict), as in cloud-init.`
+	`Unknown keys are allowed (a warning; an error with provision validate --strict), as in cloud-init.`
 
 // Schema returns the JSON Schema (draft-07, which every editor's YAML
 // support reads) of the cloud-config keys in cloudConfigKeys.

@@ -67,6 +67,10 @@ type Config struct {
 
 	// NTP is cloud-init's ntp; nil when not given or enabled: false.
 	NTP *NTP
+	// Mounts and Swap are cloud-init's mounts and swap (mounts.go); nil
+	// when not given, and Swap also when its size is 0.
+	Mounts *Mounts
+	Swap   *Swap
 	// RandomSeed is cloud-init's random_seed; nil when not given.
 	RandomSeed *RandomSeed
 	// FinalMessage is cloud-init's final_message: printed to the console
@@ -83,8 +87,8 @@ type Config struct {
 	Units   []Unit
 	Scripts []Script
 
-	// Accepted but not applied by this release (ntp, mounts, ...): kept so the
-	// plan can say they were seen.
+	// Accepted but not applied by this release (no key at present): kept
+	// so the plan can say they were seen.
 	Unapplied []Unapplied
 
 	Warnings []Warning

@@ -28,6 +28,12 @@ func (c *Config) Merge(lower *Config) {
 	if c.NTP == nil {
 		c.NTP = lower.NTP
 	}
+	if c.Mounts == nil {
+		c.Mounts = lower.Mounts
+	}
+	if c.Swap == nil {
+		c.Swap = lower.Swap
+	}
 	if c.RandomSeed == nil {
 		c.RandomSeed = lower.RandomSeed
 	}

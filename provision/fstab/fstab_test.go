@@ -62,3 +62,16 @@ func TestUnescapeOctal(t *testing.T) {
 		}
 	}
 }
+
+func TestEscapeRoundTrip(t *testing.T) {
+	for _, s := range []string{"/srv/with space", `/a\b`, "tab\there", `/\040literal`, "plain"} {
+		e := Escape(s)
+		if strings.ContainsAny(e, " \t\n") {
+			t.Errorf("Escape(%q) = %q still has a blank", s, e)
+		}
+		got, err := Parse("t", []byte("/dev/x "+e+" auto defaults 0 0\n"))
+		if err != nil || len(got) != 1 || got[0].File != s {
+			t.Errorf("Escape(%q) = %q, parsed back as %v, %v", s, e, got, err)
+		}
+	}
+}

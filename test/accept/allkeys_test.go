@@ -294,8 +294,19 @@ func TestAllKeys(t *testing.T) {
 		if strings.Contains(r.stderr, "ntp: accepted but not applied") {
 			t.Error("ntp is still called not applied")
 		}
-		if !strings.Contains(r.stderr, "mounts: accepted but not applied") {
-			t.Error("output lacks the mounts warning")
+		// mounts and swap: cloud-init's fstab lines, marked
+		// comment=cloudconfig, the mount point made; the swap file 0600
+		// with its signature (the tree is not btrfs: no NOCOW to check).
+		checkFile(t, root, "etc/fstab", 0o644, "root", "root", ptr("/dev/vdb\t/mnt/data\text4\tdefaults,nofail,comment=cloudconfig\t0\t2\n"+
+			"/dev/sdc\t/mnt/scratch\tauto\tdefaults,nofail,comment=cloudconfig\t0\t2\n"+
+			"/var/swap.img\tnone\tswap\tsw,comment=cloudconfig\t0\t0\n"))
+		checkDir(t, root, "mnt/data", 0o755, "root", "root")
+		checkFile(t, root, "var/swap.img", 0o600, "root", "root", nil)
+		if b := readTree(t, root, "var/swap.img"); len(b) != 2<<20 || !strings.HasSuffix(b[:os.Getpagesize()], "SWAPSPACE2") {
+			t.Errorf("swap file: %d bytes, no swap signature at the end of its first page", len(b))
+		}
+		if strings.Contains(r.stderr, "accepted but not applied") {
+			t.Error("a key is still called not applied")
 		}
 		if id := readTree(t, root, "var/lib/provision/instance-id"); id != "iid-accept-1\n" {
 			t.Errorf("instance-id %q", id)
