@@ -28,7 +28,7 @@ type plannedMount struct {
 	optional bool
 	missing  error
 	sameFS   bool // a subvolume of the root's own btrfs
-	entry  FstabEntry
+	entry    FstabEntry
 }
 
 // PlanFstab picks the fstab entries to mount into the tree and says how:

@@ -207,7 +207,9 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	if err := os.Mkdir(t.stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	t.j, err = journal.Create(filepath.Join(t.stateDir, "journal"), journal.Options{Hook: opts.reach, Skip: t.inSnapshot})
+	// Lazy: most runs write only into the snapshot (and the snapshots of
+	// /var and /home), which need no journal.
+	t.j, err = journal.Create(filepath.Join(t.stateDir, "journal"), journal.Options{Hook: opts.reach, Skip: t.inSnapshot, Lazy: true})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
@@ -258,7 +260,10 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 			Description: opts.description(t.baseNum(fsPath)), Cleanup: "number",
 			Userdata: []kv{{inProgressKey, "yes"}},
 		}
-		if err := writeFileSync(t.abs(path.Join(t.st.SnapperDir, "info.xml")), info.marshal(), 0o644); err != nil {
+		// Not flushed on its own: until the commit point only recovery
+		// reads it (and deletes the directory), and the commit's syncfs
+		// makes it durable with the snapshot.
+		if err := os.WriteFile(t.abs(path.Join(t.st.SnapperDir, "info.xml")), info.marshal(), 0o644); err != nil {
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
 		opts.reach(kpBtrfsInfoWritten)
@@ -393,7 +398,9 @@ func (t *btrfsTxn) finishCommitted(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	t.opts.reach(kpBtrfsJournalRemoved)
-	if err := removeState(t.stateDir); err != nil {
+	// Unflushed: should the removal be lost, the state names a snapshot
+	// that is the default, which Recover finishes as committed.
+	if err := removeStateQuick(t.stateDir); err != nil {
 		errs = append(errs, err)
 	}
 	t.opts.reach(kpBtrfsStateRemoved)

@@ -56,6 +56,11 @@ type Options struct {
 	// Skip reports paths that need no journal (they live in a snapshot that
 	// is thrown away as a whole on abort).
 	Skip func(hostPath string) bool
+	// Lazy defers making the journal on disk (a directory, a manifest and
+	// three flushes) to its first record: a btrfs transaction whose writes
+	// all land in its snapshot never needs one. Nothing is changed before
+	// its record is durable either way.
+	Lazy bool
 }
 
 // Kinds of entries.
@@ -100,35 +105,50 @@ func (j *Journal) Dir() string { return j.dir }
 // Create starts a journal in dir, which must not exist yet; its parent is
 // created when missing.
 func Create(dir string, opts Options) (*Journal, error) {
-	dir = filepath.Clean(dir)
+	j := &Journal{dir: filepath.Clean(dir), opts: opts, seenFull: map[string]bool{}, seenTimes: map[string]bool{}}
+	if opts.Lazy {
+		if _, err := os.Lstat(j.dir); err == nil {
+			return nil, fmt.Errorf("journal: %s: %w", j.dir, fs.ErrExist)
+		}
+		return j, nil
+	}
+	if err := j.create(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// create makes the journal on disk, durably, before anything is recorded.
+func (j *Journal) create() error {
+	dir := j.dir
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "manifest"), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
 	if err := syncDir(filepath.Dir(dir)); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	j := &Journal{dir: dir, opts: opts, manifest: f, seenFull: map[string]bool{}, seenTimes: map[string]bool{}}
+	j.manifest = f
 	j.hook(StepCreated)
-	return j, nil
+	return nil
 }
 
 func (j *Journal) hook(step string) {
@@ -240,6 +260,11 @@ func statTimes(dir string) (entry, error) {
 // record copies src (when set) and appends e to the manifest, both fsynced,
 // so the entry is only there once everything it needs is on disk.
 func (j *Journal) record(e entry, src string) error {
+	if j.manifest == nil {
+		if err := j.create(); err != nil {
+			return err
+		}
+	}
 	j.seq++
 	e.Seq = j.seq
 	if src != "" {
@@ -308,6 +333,10 @@ func (j *Journal) Commit() error {
 	if err := j.close(); err != nil {
 		return err
 	}
+	if j.manifest == nil {
+		j.settle(true) // never made: nothing to keep or remove
+		return nil
+	}
 	err := finish(j.dir, SuffixCommitted, j.hook, StepCommitRenamed, StepCommitRemoved)
 	j.settle(err == nil || !exists(j.dir))
 	return err
@@ -318,6 +347,10 @@ func (j *Journal) Commit() error {
 func (j *Journal) Rollback() error {
 	if err := j.close(); err != nil {
 		return err
+	}
+	if j.manifest == nil {
+		j.settle(true)
+		return nil
 	}
 	err := rollback(j.dir, j.hook)
 	j.settle(err == nil)
@@ -333,6 +366,9 @@ func (j *Journal) close() error {
 	}
 	if !j.closed {
 		j.closed = true
+		if j.manifest == nil {
+			return nil
+		}
 		return j.manifest.Close()
 	}
 	return nil

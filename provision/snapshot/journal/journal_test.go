@@ -223,3 +223,49 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+// A lazy journal is made on disk by its first record, and a rollback then
+// restores as an eager one does; one that never recorded anything leaves
+// nothing, whether committed or rolled back.
+func TestLazyJournal(t *testing.T) {
+	tree, jdir, before := setup(t)
+	j, err := Create(jdir, Options{Lazy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(jdir); !os.IsNotExist(err) {
+		t.Fatalf("a lazy journal made on Create: %v", err)
+	}
+	change(t, tree, j)
+	if _, err := os.Stat(filepath.Join(jdir, "manifest")); err != nil {
+		t.Fatalf("no manifest after the first change: %v", err)
+	}
+	if err := j.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	expectSame(t, tree, before)
+
+	for _, finish := range []func(*Journal) error{(*Journal).Commit, (*Journal).Rollback} {
+		dir := filepath.Join(t.TempDir(), "journal.2")
+		j, err := Create(dir, Options{Lazy: true, Skip: func(string) bool { return true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Preserve(filepath.Join(tree, "etc")); err != nil {
+			t.Fatal(err)
+		}
+		if err := finish(j); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+			t.Errorf("a journal that recorded nothing left %s: %v", dir, err)
+		}
+	}
+	if _, err := Create(jdir+"x", Options{Lazy: true}); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(jdir+"y", 0o700)
+	if _, err := Create(jdir+"y", Options{Lazy: true}); err == nil {
+		t.Error("a lazy journal over an existing directory")
+	}
+}
