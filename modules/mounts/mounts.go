@@ -60,6 +60,37 @@ func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
 		return append(steps, modules.Step{Module: module, Action: "add to", Target: fstabPath, Origin: origin,
 			Detail: fmt.Sprintf("%d lines marked %s", len(entries), Marker)}), nil
 	}
+	old, err := readFstab(root)
+	if err != nil {
+		return nil, fmt.Errorf("%s: mounts: %w", origin, err)
+	}
+	// A mount point the image's own lines already mount is left to them:
+	// systemd-fstab-generator refuses a second line for it, so the
+	// cloud-init way of adding one anyway would lose one of the two.
+	imageMounts := map[string]int{}
+	if image, err := fstab.Parse(fstabPath, render(old, nil, "")); err == nil {
+		for _, e := range image {
+			imageMounts[path.Clean(e.File)] = e.Line
+		}
+	}
+	kept := entries[:0:0]
+	for _, e := range entries {
+		if line, dup := imageMounts[path.Clean(e.File)]; dup && strings.HasPrefix(e.File, "/") {
+			steps = append(steps, modules.Step{
+				Module: module, Action: "not added: warning", Target: e.File, Origin: e.Origin,
+				Detail: fmt.Sprintf("%s line %d already mounts it; a second line would be refused at boot", fstabPath, line),
+				Apply: func(_ context.Context, env *modules.Env) error {
+					if env.Console != nil {
+						fmt.Fprintf(env.Console, "[WARN] mounts: %s: %s line %d already mounts it: not added [%s]\n", e.File, fstabPath, line, e.Origin)
+					}
+					return nil
+				},
+			})
+			continue
+		}
+		kept = append(kept, e)
+	}
+	entries = kept
 	for _, e := range entries {
 		if !strings.HasPrefix(e.File, "/") {
 			continue // none, swap: not a directory
@@ -74,10 +105,6 @@ func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
 				return env.Root.MkdirAll(e.File, 0o755, rootfs.RootOwner)
 			},
 		})
-	}
-	old, err := readFstab(root)
-	if err != nil {
-		return nil, fmt.Errorf("%s: mounts: %w", origin, err)
 	}
 	// Planned with the swap line when a swap file is planned; applied
 	// with it only when the file is there by then (size auto may come to 0).

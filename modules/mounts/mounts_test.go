@@ -56,6 +56,26 @@ func TestFstab(t *testing.T) {
 	}
 }
 
+// A mount point the image's fstab already mounts is not added again (a
+// warning); a previous run's line for it does not count.
+func TestImageMountKept(t *testing.T) {
+	root := rootfstest.NewRoot(t, map[string]string{"etc/fstab": "UUID=a /data ext4 defaults 0 2\n/dev/x\t/again\tauto\tdefaults,comment=cloudconfig\t0\t2\n", "data/": "", "again/": ""})
+	cfg := &config.Config{Mounts: &config.Mounts{Entries: []config.MountEntry{
+		{Spec: "/dev/vdb", File: "/data/", VfsType: "auto", Options: "defaults", Freq: "0", Passno: "2"},
+		{Spec: "/dev/vdc", File: "/again", VfsType: "auto", Options: "defaults", Freq: "0", Passno: "2"},
+	}}}
+	steps, err := Plan(cfg, root)
+	if err != nil || len(steps) != 2 || steps[0].Action != "not added: warning" || !strings.Contains(steps[0].Detail, "/etc/fstab line 1 already mounts it") {
+		t.Fatalf("%v %v", steps, err)
+	}
+	if out := rootfstest.Apply(t, root, steps); !strings.Contains(out, "[WARN] mounts: /data/") {
+		t.Errorf("console %q", out)
+	}
+	if b, _ := root.ReadFile("/etc/fstab"); string(b) != "UUID=a /data ext4 defaults 0 2\n/dev/vdc\t/again\tauto\tdefaults,comment=cloudconfig\t0\t2\n" {
+		t.Errorf("fstab %q", b)
+	}
+}
+
 // An fstab the parser rejects is not appended to.
 func TestBadFstab(t *testing.T) {
 	root := rootfstest.NewRoot(t, map[string]string{"etc/fstab": "onlyonefield\n"})

@@ -247,11 +247,15 @@ func planInstalled(n *config.NTP, ch choice, root *rootfs.Root) ([]modules.Step,
 		return nil, fmt.Errorf("%s: ntp: %w", n.Origin, err)
 	}
 	data := render(old, lines{servers: servers, pools: pools, peers: n.Peers, allow: n.Allow})
+	detail := strings.Join(append(append([]string(nil), servers...), pools...), " ")
+	if ch.name == "systemd-timesyncd" && len(n.Peers)+len(n.Allow) > 0 {
+		detail += "; peers and allow left out: systemd-timesyncd has neither" // cloud-init's template drops them too
+	}
 	var steps []modules.Step
 	if !bytes.Equal(old, data) { // a plan lists only what changes something
 		steps = append(steps, modules.Step{
 			Module: module, Action: "write " + ch.name + " configuration", Target: p, Origin: n.Origin,
-			Detail: strings.Join(append(append([]string(nil), servers...), pools...), " "),
+			Detail: detail,
 			Apply: func(_ context.Context, env *modules.Env) error {
 				return env.Root.WriteFile(p, data, 0o644, rootfs.RootOwner)
 			},

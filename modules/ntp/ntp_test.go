@@ -75,9 +75,9 @@ func TestTimesyncd(t *testing.T) {
 		"usr/lib/systemd/system/systemd-timesyncd.service": unitFile,
 		"usr/sbin/chronyd":                                 "",
 	})
-	cfg := &config.Config{NTP: &config.NTP{Client: "systemd-timesyncd", Servers: []string{"a.example"}, Pools: []string{"pool.example"}}}
+	cfg := &config.Config{NTP: &config.NTP{Client: "systemd-timesyncd", Servers: []string{"a.example"}, Pools: []string{"pool.example"}, Peers: []string{"p"}}}
 	steps, err := Plan(cfg, root)
-	if err != nil || len(steps) != 2 || steps[0].Target != "/etc/systemd/timesyncd.conf.d/cloud-init.conf" {
+	if err != nil || len(steps) != 2 || steps[0].Target != "/etc/systemd/timesyncd.conf.d/cloud-init.conf" || !strings.Contains(steps[0].Detail, "peers and allow left out") {
 		t.Fatalf("steps %v, %v", steps, err)
 	}
 	rootfstest.Apply(t, root, steps)
