@@ -60,6 +60,9 @@ func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
 	}
 	var steps []modules.Step
 	var errs []error
+	if err := resolvedConflicts(cfg, root); err != nil {
+		errs = append(errs, err)
+	}
 	for _, p := range moduleOrder {
 		s, err := p.plan(cfg, root)
 		if err != nil {
