@@ -90,3 +90,33 @@ func TestFATLookupIgnoresCase(t *testing.T) {
 		t.Errorf("absent file: %v", err)
 	}
 }
+
+// Sibling directories are bounded: past 256, the medium is refused at once
+// with the limit named (each ISO directory is found from the root, so a
+// listing of thousands would take minutes); under it, every file is read.
+func TestSiblingDirectoriesLimit(t *testing.T) {
+	for _, tc := range []struct {
+		dirs int
+		fail bool
+	}{{200, false}, {300, true}} {
+		files := map[string]string{"combustion/script": "#!/bin/sh\n"}
+		for i := 0; i < tc.dirs; i++ {
+			files[fmt.Sprintf("combustion/d%04d/f.cfg", i)] = fmt.Sprintf("c %d\n", i)
+		}
+		img := blockdevtest.MakeISO(t, filepath.Join(t.TempDir(), "c.iso"), "combustion", files, "-J", "-r")
+		m := openOnly(t, img)
+		docs, ok, err := drive.ReadMedium(m, m.Name, 0)
+		if tc.fail {
+			if err == nil || !strings.Contains(err.Error(), "more than 256 directories below combustion") {
+				t.Errorf("%d directories: %v, want the limit named", tc.dirs, err)
+			}
+			if got := blockdev.DirReads(m); got > 258 {
+				t.Errorf("%d directories read before giving up", got)
+			}
+			continue
+		}
+		if err != nil || !ok || len(docs) != tc.dirs+1 {
+			t.Errorf("%d directories: %d documents, %v", tc.dirs, len(docs), err)
+		}
+	}
+}
