@@ -12,8 +12,9 @@ import (
 )
 
 // A dry run without --root plans ntp, mounts and swap offline against the
-// MicroOS-like base tree: chrony's drop-in and enable, the fstab lines and
-// the swap file, nothing asked of the network or the host.
+// MicroOS-like base tree, given MicroOS's chrony with a warning: chrony's
+// drop-in and enable, the fstab lines and the swap file, nothing asked of
+// the network or the host.
 func TestDryRunNTPMountsSwap(t *testing.T) {
 	seed := t.TempDir()
 	os.WriteFile(filepath.Join(seed, "meta-data"), []byte("instance-id: i-ntp\n"), 0o644)
@@ -21,6 +22,9 @@ func TestDryRunNTPMountsSwap(t *testing.T) {
 	res := Run(context.Background(), Options{Sources: []sources.Source{dir.New(seed)}, DryRun: true})
 	if res.Err != nil {
 		t.Fatal(res.Err)
+	}
+	if w := strings.Join(res.Warnings, "\n"); !strings.Contains(w, "ntp: the image's NTP client is assumed to be chrony, as MicroOS ships it (checked only with --root)") {
+		t.Errorf("no warning that chrony was assumed:\n%s", w)
 	}
 	var lines []string
 	for _, s := range res.Plan {

@@ -402,6 +402,14 @@ func dryRun(res *Result, cfg *config.Config, root string, diff bool) *Result {
 		if w := assumeZone(tmp, cfg); w != "" {
 			res.Warnings = append(res.Warnings, w)
 		}
+		w, err := assumeNTPClient(tmp, cfg)
+		if err != nil {
+			res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
+			return res
+		}
+		if w != "" {
+			res.Warnings = append(res.Warnings, w)
+		}
 		planRoot = tmp
 	}
 	r, err := rootfs.New(planRoot)
@@ -839,11 +847,6 @@ var baseTree = map[string]string{
 	// package steps plan as they would on the default target.
 	"usr/lib/systemd/system/NetworkManager.service": "[Unit]\nDescription=Network Manager\n",
 	"usr/bin/zypper": "",
-	// and chrony, which MicroOS ships: ntp plans its drop-in and enable
-	// instead of asking for a client to install.
-	"usr/sbin/chronyd":                       "",
-	"etc/chrony.conf":                        "include /etc/chrony.d/*.conf\n",
-	"usr/lib/systemd/system/chronyd.service": "[Unit]\nDescription=NTP client/server\n[Service]\nExecStart=/usr/sbin/chronyd\n[Install]\nWantedBy=multi-user.target\n",
 	"etc/login.defs": "UID_MIN 1000\nUID_MAX 60000\nSYS_UID_MIN 100\nSYS_UID_MAX 999\n" +
 		"GID_MIN 1000\nGID_MAX 60000\nSYS_GID_MIN 100\nSYS_GID_MAX 999\n" +
 		"USERGROUPS_ENAB yes\nUMASK 022\nENCRYPT_METHOD SHA512\n",
