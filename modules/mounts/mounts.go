@@ -5,8 +5,8 @@
 // of adding copies), the mount points created, and a swap file made as
 // btrfs needs one. The image's own fstab lines are kept byte for byte.
 //
-// It reads fstab with provision/fstab, a leaf package like config: the one
-// parser of the mount table.
+// It reads and escapes fstab with modules/fstab, the one parser of the
+// mount table, which the engine uses too.
 package mounts
 
 import (
@@ -19,9 +19,9 @@ import (
 	"strings"
 
 	"github.com/provision-dev/provision/modules"
+	"github.com/provision-dev/provision/modules/fstab"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/config"
-	"github.com/provision-dev/provision/provision/fstab"
 )
 
 const module = "mounts"

@@ -17,9 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/provision-dev/provision/modules"
+	"github.com/provision-dev/provision/modules/fstab"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/config"
-	"github.com/provision-dev/provision/provision/fstab"
 )
 
 // swapDir is where a swap file goes on a snapper root instead of the root

@@ -3,7 +3,7 @@ package bootentry
 import (
 	"errors"
 	"fmt"
-	"github.com/provision-dev/provision/provision/fstab"
+	"github.com/provision-dev/provision/modules/fstab"
 	"io/fs"
 	"path"
 	"path/filepath"

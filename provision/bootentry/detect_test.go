@@ -2,7 +2,7 @@ package bootentry
 
 import (
 	"errors"
-	"github.com/provision-dev/provision/provision/fstab"
+	"github.com/provision-dev/provision/modules/fstab"
 	"os"
 	"path/filepath"
 	"strings"

@@ -10,7 +10,7 @@ import (
 )
 
 func FuzzParseFstab(f *testing.F) {
-	if data, err := os.ReadFile("../fstab/testdata/fstab.microos"); err == nil {
+	if data, err := os.ReadFile("../../modules/fstab/testdata/fstab.microos"); err == nil {
 		f.Add(data)
 	}
 	f.Add([]byte("UUID=x / btrfs defaults 0 0\n"))
@@ -115,7 +115,7 @@ func TestResolve(t *testing.T) {
 
 func TestPlanFstab(t *testing.T) {
 	r := fakeSystem(t)
-	data, err := os.ReadFile("../fstab/testdata/fstab.microos")
+	data, err := os.ReadFile("../../modules/fstab/testdata/fstab.microos")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 package chroot
 
-import "github.com/provision-dev/provision/provision/fstab"
+import "github.com/provision-dev/provision/modules/fstab"
 
 // FstabEntry is one line of the target's fstab.
 type FstabEntry = fstab.Entry

@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/provision-dev/provision/provision/fstab"
+	"github.com/provision-dev/provision/modules/fstab"
 )
 
 // Kind is how /etc is kept.

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/provision-dev/provision/modules/fstab"
 	"github.com/provision-dev/provision/modules/rootfs"
-	"github.com/provision-dev/provision/provision/fstab"
 	"github.com/provision-dev/provision/provision/snapshot/btrfs"
 )
 

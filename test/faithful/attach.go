@@ -3,7 +3,7 @@ package faithful
 import (
 	"errors"
 	"fmt"
-	"github.com/provision-dev/provision/provision/fstab"
+	"github.com/provision-dev/provision/modules/fstab"
 	"os"
 	"path/filepath"
 	"strings"

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/provision-dev/provision/provision/fstab"
+	"github.com/provision-dev/provision/modules/fstab"
 	"io/fs"
 	"os"
 	"path/filepath"
