@@ -589,6 +589,9 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		if needsChroot(cfg) {
 			env.Exec = chroot
 		}
+		if b, ok := chroot.(interface{ BeforeChange(string) error }); ok {
+			root.BeforeChange = b.BeforeChange
+		}
 		if u, ok := chroot.(interface{ Unmounted() []rootfs.Unmounted }); ok {
 			root.Unmounted = u.Unmounted()
 			for _, m := range root.Unmounted {

@@ -364,6 +364,9 @@ func setupChroot(timeout time.Duration, console io.Writer, cur *currentTxn) func
 			// can be left out, and a module write below it is refused
 			// (rootfs.Root.Unmounted). /var holds the run's record.
 			o.Optional = notVar
+			// And every write passes rootfs, so /home, /root... are
+			// snapshotted on their first write only.
+			o.LazySubvolumes = true
 		}
 		if sv, ok := cur.txn.(snapshot.SubvolumeSnapshotter); ok {
 			o.Subvolumes = sv

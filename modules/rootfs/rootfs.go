@@ -52,6 +52,10 @@ type Root struct {
 	// Unmounted are mount points whose filesystem the target expects but
 	// the agent could not mount: every change below one is refused.
 	Unmounted []Unmounted
+	// BeforeChange, when set, is told the host path of every change
+	// before it is made, first of all: the chroot snapshots a subvolume
+	// there on its first write (chroot.Options.LazySubvolumes).
+	BeforeChange func(host string) error
 }
 
 // New returns a Root for dir, which must exist.
@@ -255,6 +259,11 @@ func (r *Root) preserve(host string) error {
 	rel := strings.TrimPrefix(host, r.Dir)
 	if err := r.checkUnmounted(Join(rel)); err != nil {
 		return err
+	}
+	if r.BeforeChange != nil {
+		if err := r.BeforeChange(host); err != nil {
+			return err
+		}
 	}
 	if err := r.checkMount(Join(rel), host); err != nil {
 		return err

@@ -71,6 +71,15 @@ type Options struct {
 	// the new snapshot of an overlay-/etc target (see etcmodel), whose
 	// changes must land in its own upper layer.
 	EtcOverlay bool
+	// LazySubvolumes defers the snapshot of a subvolume the transaction
+	// would take into it (Subvolumes) until a write first reaches it
+	// (Env.BeforeChange): the original is mounted meanwhile, read only in
+	// effect, and a run that never writes /home or /root makes no snapshot
+	// of them — each is a btrfs transaction commit, and a MicroOS root has
+	// six. Only for a run in which no program runs (a program writes
+	// behind our back), and never for /var, which every run writes and on
+	// which an overlay /etc stacks its layers.
+	LazySubvolumes bool
 	// Optional says whether a mount point of the target's fstab may be
 	// left unmounted when its device is missing or will not mount (nil:
 	// none may, unless the entry says nofail): the engine's answer is
@@ -127,6 +136,17 @@ type Env struct {
 	closed bool
 	// unmounted are the optional fstab mounts left out (see skip).
 	unmounted []rootfs.Unmounted
+	// deferred are the originals mounted for LazySubvolumes whose
+	// snapshot is not taken yet.
+	deferred []deferredSnapshot
+}
+
+// deferredSnapshot is a subvolume mounted as it is until the first write
+// below HostPath (see Options.LazySubvolumes).
+type deferredSnapshot struct {
+	mount Mount // as planned, before intoTransaction
+	flags uintptr
+	host  string // its mount point on the host
 }
 
 type mountKey struct {
@@ -233,13 +253,20 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 			e.skip(p.Mount, p.missing)
 			continue
 		}
-		if p.Outside && p.sameFS {
+		lazy := false
+		switch {
+		case p.Outside && p.sameFS && e.opts.LazySubvolumes && e.opts.Subvolumes != nil && p.Target != "/var":
+			lazy = true
+		case p.Outside && p.sameFS:
 			p.Mount = e.intoTransaction(p.Mount)
 		}
-		if p.Outside {
+		if p.Outside && !lazy {
 			e.log("%s is outside the snapshot: module writes there are journaled and undone on failure, but what scripts write there directly is NOT undone", p.Target)
 		}
 		err := e.mount(p.Mount, p.flags)
+		if err == nil && lazy {
+			e.deferred = append(e.deferred, deferredSnapshot{mount: p.Mount, flags: p.flags, host: e.mounts[len(e.mounts)-1].HostPath})
+		}
 		if err != nil && p.nofail {
 			e.log("skipping %s (nofail): %v", p.Target, err)
 			continue
@@ -293,6 +320,41 @@ func (e *Env) intoTransaction(m Mount) Mount {
 	m.Data = strings.Join(append([]string{"subvol=" + snap}, keep...), ",")
 	m.Subvol, m.Outside = snap, false
 	return m
+}
+
+// BeforeChange is called before anything below host (a path in the tree)
+// changes: a subvolume deferred by LazySubvolumes is snapshotted now, and
+// the snapshot mounted over the original, so the change lands in the
+// transaction. Nothing was written to the original before, so what was
+// read from it is what the snapshot holds.
+func (e *Env) BeforeChange(host string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := 0; i < len(e.deferred); i++ {
+		d := e.deferred[i]
+		if host != d.host && !strings.HasPrefix(host, d.host+"/") {
+			continue
+		}
+		e.deferred = append(e.deferred[:i], e.deferred[i+1:]...)
+		m := e.intoTransaction(d.mount)
+		if m.Subvol == d.mount.Subvol {
+			// Declined (see intoTransaction's log): the original stays,
+			// its changes journaled.
+			e.log("%s is outside the snapshot: module writes there are journaled and undone on failure", m.Target)
+			return nil
+		}
+		// The kernel refuses a second mount of one filesystem on one
+		// mount point (EBUSY), so the original goes first; nothing holds
+		// it open (rootfs opens paths anew for every operation).
+		if err := e.unmount(d.host, 0); err != nil {
+			return fmt.Errorf("chroot: %s: %w", m.Target, err)
+		}
+		if err := e.mount(m, d.flags); err != nil {
+			return fmt.Errorf("chroot: mounting the snapshot of %s: %w", m.Target, err)
+		}
+		return nil
+	}
+	return nil
 }
 
 // skip leaves an optional fstab mount out: the run goes on, and a write

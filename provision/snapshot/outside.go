@@ -99,7 +99,7 @@ func (t *btrfsTxn) SnapshotSubvolume(target, subvol string) (string, error) {
 	if ro, err := btrfs.ReadOnly(abs); err != nil || ro {
 		return "", notSwappable("read-only subvolume (%v)", err)
 	}
-	if m, ok := mountedElsewhere(t.dev, orig, t.top); ok {
+	if m, ok := mountedElsewhere(t.dev, orig, t.top, t.Root()); ok {
 		return "", notSwappable("it is mounted at %s (a running system): its name cannot be swapped under a mounted filesystem, so the original is used and only journaled writes are undone", m)
 	}
 	if nested, err := btrfs.HasChildSubvolumes(abs); err != nil || nested {
@@ -144,15 +144,17 @@ func within(p, dir string) bool {
 	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }
 
-// mountedElsewhere finds a mount (other than our private top level) of the
-// subvolume orig of device dev, or of anything inside it.
-func mountedElsewhere(dev, orig, top string) (string, bool) {
+// mountedElsewhere finds a mount (other than our private top level, and the
+// chroot's own mounts inside the new snapshot, where a subvolume waits for
+// its first write) of the subvolume orig of device dev, or of anything
+// inside it.
+func mountedElsewhere(dev, orig, top, snapRoot string) (string, bool) {
 	mounts, err := btrfs.ReadMountinfo()
 	if err != nil {
 		return "(mountinfo unreadable: " + err.Error() + ")", true
 	}
 	for _, m := range mounts {
-		if m.FSType == "btrfs" && m.Source == dev && m.MountPoint != top && within(m.Root, orig) {
+		if m.FSType == "btrfs" && m.Source == dev && m.MountPoint != top && !within(m.MountPoint, snapRoot) && within(m.Root, orig) {
 			return m.MountPoint, true
 		}
 	}
