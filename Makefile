@@ -50,6 +50,7 @@ bench: $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
 	test/bench/commands.sh $(BIN)
 	test/bench/side-by-side.sh $(BIN)
+	test/bench/flat.sh $(BIN)
 	@if command -v qemu-system-x86_64 >/dev/null; then $(MAKE) bench-vm; else echo "qemu-system-x86_64 not installed: skipping the VM timing"; fi
 
 # Every fuzz target, each for FUZZTIME.
