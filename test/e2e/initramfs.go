@@ -41,6 +41,12 @@ var busyboxApplets = []string{"sh", "mount", "umount", "insmod", "cat", "ls", "e
 // BuildInitramfs writes an uncompressed newc initramfs holding busybox, the
 // binary as /bin/provision and the kernel modules, to out.
 func BuildInitramfs(out string, k *Kernel, busybox, binary string, modules []string) error {
+	return BuildInitramfsWith(out, k, busybox, binary, modules, nil)
+}
+
+// BuildInitramfsWith is BuildInitramfs with extra entries merged over the
+// tree (a test's own /init, tools, a seed).
+func BuildInitramfsWith(out string, k *Kernel, busybox, binary string, modules []string, extra Tree) error {
 	ms, err := LoadModules(k)
 	if err != nil {
 		return err
@@ -81,6 +87,9 @@ func BuildInitramfs(out string, k *Kernel, busybox, binary string, modules []str
 	// Tools that resolve names (Go's os/user, DHCP clients) look here.
 	t["etc/passwd"] = TreeEntry{Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/bin/sh\n")}
 	t["etc/group"] = TreeEntry{Mode: 0o644, Data: []byte("root:x:0:\n")}
+	for p, e := range extra {
+		t[p] = e
+	}
 
 	f, err := os.Create(out)
 	if err != nil {

@@ -20,7 +20,11 @@ type VM struct {
 	Root   *RootDisk
 	// RootArg is the root= value; LABEL=root when empty.
 	RootArg string
-	// Seeds are attached as extra read-only virtio disks, in order (vdb, vdc...).
+	// Disks are extra writable virtio disks, in order after the root
+	// (vdb...).
+	Disks []string
+	// Seeds are attached as extra read-only virtio disks, in order after
+	// the root and Disks.
 	Seeds []string
 	// Cmdline words are appended to the kernel command line.
 	Cmdline []string
@@ -58,6 +62,9 @@ func (vm *VM) Args() []string {
 		// An entropy source, as cloud VMs have (see InitrdModules).
 		"-device", "virtio-rng-pci",
 	)
+	for _, d := range vm.Disks {
+		args = append(args, "-drive", "file="+d+",if=virtio,format=raw")
+	}
 	for _, s := range vm.Seeds {
 		args = append(args, "-drive", "file="+s+",if=virtio,format=raw,readonly=on")
 	}

@@ -1,0 +1,689 @@
+package e2e
+
+// Power loss, not a kill: a tier A VM runs `provision run --root` on a
+// btrfs root behind dm-log-writes, so the log disk holds every write that
+// reached the disk with the flushes between them. On the host the log is
+// replayed onto the disk as it was before the boot, and at every FLUSH and
+// FUA entry the disk a power cut there would have left is mounted (btrfs
+// replays its log tree, as the next boot would) and judged: the default
+// subvolume is the old root, byte for byte as before with every other
+// subvolume, or the new snapshot with the whole run in it. Then the next
+// boot's run goes over it with the same seed and must end with the
+// complete new root and nothing left of the interrupted transaction.
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/provision-dev/provision/test/faithful"
+)
+
+// powerlossModules are loaded after the tier's own: device-mapper and its
+// log-writes target (Debian builds both as modules).
+var powerlossModules = []string{"dm_mod", "dm_log_writes"}
+
+// powerlossInit is the VM's /init: no switch_root, only the run under the
+// log. The data device comes from the command line (powerloss.data=).
+// Every step prints a line the host looks for; a failure powers off at
+// once and the host fails on the missing line.
+const powerlossInit = `#!/bin/sh
+export PATH=/bin
+mount -t devtmpfs devtmpfs /dev
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+while read -r m; do
+	insmod "/lib/modules/$m" || echo "init: insmod $m failed"
+done < /lib/modules/load-order
+data=
+for w in $(cat /proc/cmdline); do
+	case "$w" in powerloss.data=*) data="${w#powerloss.data=}" ;; esac
+done
+fail() { echo "POWERLOSS-FAILED: $*"; poweroff -f; }
+n=0
+while [ ! -b "$data" ] || [ ! -b /dev/vdb ]; do
+	n=$((n + 1)); [ $n -gt 100 ] && fail "no $data or /dev/vdb"
+	sleep 0.1
+done
+dev=$(dmctl create powerloss "$data" /dev/vdb) || fail "dmctl create"
+echo "POWERLOSS-DEVICE $dev over $data"
+mount -t btrfs "$dev" /sysroot || fail "mount $dev"
+dmctl mark powerloss run-start || fail "mark"
+provision run --root /sysroot --source /seed --report /run/report.json
+echo "POWERLOSS-RUN-EXIT $?"
+dmctl mark powerloss run-end || fail "mark"
+umount /sysroot || fail "umount"
+dmctl remove powerloss || fail "dmctl remove"
+echo POWERLOSS-DONE
+sync
+poweroff -f
+`
+
+const (
+	plInstanceID = "iid-powerloss"
+	plConfigTxt  = "written by write_files\n"
+	plVarTxt     = "in var\n"
+	plRunMarker  = "ran\n"
+)
+
+// plBlob is a 256 KiB file the run writes: big enough to span many
+// extents, incompressible, so a torn write shows in its digest.
+func plBlob() []byte {
+	b := make([]byte, 0, 256<<10)
+	s := sha256.Sum256([]byte("powerloss"))
+	for len(b) < 256<<10 {
+		b = append(b, s[:]...)
+		s = sha256.Sum256(s[:])
+	}
+	return b
+}
+
+func plUserData() string {
+	return `#cloud-config
+users:
+  - name: alice
+    gecos: Alice Powerloss
+    shell: /bin/sh
+write_files:
+  - path: /etc/powerloss/config.txt
+    content: "written by write_files\n"
+  - path: /etc/powerloss/blob.bin
+    encoding: b64
+    content: ` + base64.StdEncoding.EncodeToString(plBlob()) + `
+  - path: /var/lib/powerloss/data.txt
+    content: "in var\n"
+runcmd:
+  - echo ran > /etc/powerloss/runcmd.txt
+  - mkdir -p /var/lib/powerloss-run && echo ran > /var/lib/powerloss-run/ok
+`
+}
+
+// plLayout is one target disk shape.
+type plLayout struct {
+	name string
+	img  string // whole-disk image
+	part int    // partition holding the root btrfs, 0: the whole disk
+	off  int64  // its first byte in img
+	dev  string // the data device in the VM
+}
+
+var (
+	dmctlOnce sync.Once
+	dmctlPath string
+	dmctlErr  error
+)
+
+// buildDmctl builds the static device-mapper helper once per test binary.
+func buildDmctl(dir string) (string, error) {
+	dmctlOnce.Do(func() {
+		dmctlPath = filepath.Join(dir, "dmctl")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", dmctlPath, "./dmctl")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			dmctlErr = fmt.Errorf("building test/e2e/dmctl: %w\n%s", err, out)
+		}
+	})
+	return dmctlPath, dmctlErr
+}
+
+// TestPowerLossReplay replays a run's writes to every flush and FUA point
+// on the snapper layout BuildRoot makes and on MicroOS's current layout
+// (faithful variant A: nested /etc subvolume, read-only snapshot 1,
+// quotas, partitioned disk).
+func TestPowerLossReplay(t *testing.T) {
+	w := setup(t)
+	ms, err := LoadModules(w.kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ms.Resolve(powerlossModules); err != nil {
+		t.Skipf("the kernel %s has no device-mapper log-writes target as a module: %v", w.kernel.Version, err)
+	}
+	for _, tool := range []string{"losetup", "sfdisk", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("power-loss replay needs %s: %v", tool, err)
+		}
+	}
+	dmctl, err := buildDmctl(workDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper, err := os.ReadFile(dmctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same NoCloud seed for the run in the VM (in the initramfs) and
+	// for the next boot's runs on the host.
+	seedFiles := Tree{
+		"user-data": {Mode: 0o644, Data: []byte(plUserData())},
+		"meta-data": {Mode: 0o644, Data: []byte("instance-id: " + plInstanceID + "\n")},
+	}
+	seed := t.TempDir()
+	if err := seedFiles.WriteDir(seed); err != nil {
+		t.Fatal(err)
+	}
+	extra := Tree{
+		"init":      {Mode: 0o755, Data: []byte(powerlossInit)},
+		"bin/dmctl": {Mode: 0o755, Data: helper},
+		"bin/sync":  {Link: "busybox"},
+	}
+	for p, e := range seedFiles {
+		extra["seed/"+p] = e
+	}
+	initrd := filepath.Join(t.TempDir(), "initrd-powerloss.cpio")
+	if err := BuildInitramfsWith(initrd, w.kernel, w.busybox, w.binary, append(append([]string{}, InitrdModules...), powerlossModules...), extra); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("snapper", func(t *testing.T) {
+		dir := t.TempDir()
+		d, err := BuildRoot(dir, w.busybox, RootOptions{Layout: Snapper})
+		if err != nil {
+			t.Fatal(err)
+		}
+		powerLoss(t, w, initrd, seed, plLayout{name: "snapper", img: d.Path, dev: "/dev/vda"})
+	})
+	t.Run("microos-A", func(t *testing.T) {
+		dir := t.TempDir()
+		list, err := run("", w.busybox, "--list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stage := filepath.Join(dir, "stage")
+		if err := baseRoot(mustRead(t, w.busybox), strings.Fields(list), newUUID(), Snapper).WriteDir(stage); err != nil {
+			t.Fatal(err)
+		}
+		d, err := faithful.Build(dir, faithful.Options{Variant: faithful.A, Stage: stage, Size: 256 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.RemoveAll(stage)
+		var start int64
+		for _, p := range d.Parts {
+			if p.Number == d.RootPart {
+				start = p.Start
+			}
+		}
+		powerLoss(t, w, initrd, seed, plLayout{name: "microos-A", img: d.Path, part: d.RootPart, off: start, dev: fmt.Sprintf("/dev/vda%d", d.RootPart)})
+	})
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// plBefore is the disk as built, before the boot.
+type plBefore struct {
+	oldID   uint64
+	oldRoot string
+	subvols []string
+	digest  map[string]string // the whole top level
+}
+
+// powerLoss boots the layout's disk once under the log and replays it.
+func powerLoss(t *testing.T, w *world, initrd, seed string, l plLayout) {
+	shm, err := os.MkdirTemp("/dev/shm", "provision-powerloss-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	base := filepath.Join(shm, "base.img")
+	if err := copySparse(l.img, base); err != nil {
+		t.Fatal(err)
+	}
+	before, err := plReadBefore(base, l.part, shm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logImg := filepath.Join(filepath.Dir(l.img), "log.img")
+	if err := os.WriteFile(logImg, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(logImg, 512<<20); err != nil {
+		t.Fatal(err)
+	}
+	vm := VM{Arch: AMD64, Kernel: w.kernel.Vmlinuz, Initrd: initrd, Root: &RootDisk{Path: l.img},
+		Disks: []string{logImg}, Cmdline: []string{"powerloss.data=" + l.dev}, Timeout: 300 * time.Second}
+	console, err := os.Create(filepath.Join(filepath.Dir(l.img), "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := vm.Boot(t.Context(), console)
+	console.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"POWERLOSS-RUN-EXIT 0", "POWERLOSS-DONE"} {
+		if !strings.Contains(res.Console, want) {
+			t.Fatalf("%s: the run under the log did not finish (no %q on the console, timed out: %v):\n%s", l.name, want, res.TimedOut, res.Console)
+		}
+	}
+	t.Logf("%s: the run under dm-log-writes took %s (boot to power-off)", l.name, res.Elapsed.Round(100*time.Millisecond))
+
+	lf, err := os.Open(logImg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	st, err := lf.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl, err := ReadWriteLog(lf, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := filepath.Join(shm, "replay.img")
+	if err := copySparse(base, master); err != nil {
+		t.Fatal(err)
+	}
+	mf, err := os.OpenFile(master, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mf.Close()
+
+	c := &plChecker{t: t, l: l, before: before, seed: seed, binary: w.binary, shm: shm, states: map[string]int{}, trees: map[string]bool{}, kinds: map[string]int{}}
+	start := time.Now()
+	dirty := true
+	lastVerdict := ""
+	var flushes, fuas, marks int
+	inRun := false
+	for _, e := range wl.Entries {
+		if err := wl.Apply(e, mf, l.off); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case e.Flags&LogMark != 0:
+			marks++
+			inRun = e.Mark == "run-start"
+			continue
+		case !e.Checkpoint():
+			dirty = dirty || e.Sectors > 0
+			continue
+		}
+		if e.Flags&LogFlush != 0 {
+			flushes++
+		}
+		if e.Flags&LogFUA != 0 {
+			fuas++
+		}
+		c.points++
+		if inRun {
+			c.inRun++
+		}
+		if !dirty && e.Sectors == 0 {
+			// Nothing reached the disk since the last point: the same
+			// image, the same verdict.
+			c.same++
+			c.states[lastVerdict]++
+			continue
+		}
+		dirty = false
+		lastVerdict = c.check(c.points, e, master)
+	}
+	// The whole log replayed must be the disk the VM left: proof that
+	// the log holds every write and the replay reads it right.
+	got, err := fileSum(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := fileSum(l.img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("%s: the fully replayed log (%d entries) differs from the disk the VM left: the replay is wrong, no point can be trusted", l.name, len(wl.Entries))
+	}
+	if c.inRun == 0 {
+		t.Errorf("%s: no flush point between the run-start and run-end marks: the run wrote nothing durable?", l.name)
+	}
+	t.Logf("%s: %d log entries (%d marks), %d flush points checked (%d FLUSH, %d FUA; %d during provision run, the rest the VM's mount and unmount), %d of them byte-identical to the point before; states: %d old root, %d new root, %d new root with the /var swap left to recovery; %d points (%d distinct trees) given the next boot's run; %d violations; replay took %s",
+		l.name, len(wl.Entries), marks, c.points, flushes, fuas, c.inRun, c.same, c.states["old"], c.states["new"], c.states["new-swap-pending"], c.followed, len(c.trees), c.violations, time.Since(start).Round(time.Second))
+}
+
+// plReadBefore mounts the built disk read-only and records what the old
+// root and every subvolume hold.
+func plReadBefore(img string, part int, scratch string) (*plBefore, error) {
+	dev, detach, err := plAttach(img, part)
+	if err != nil {
+		return nil, err
+	}
+	top := filepath.Join(scratch, "before")
+	var b *plBefore
+	err = plMounted(dev, top, "ro,subvolid=5", func() error {
+		in := &Inspection{Top: top}
+		if err := in.load(); err != nil {
+			return err
+		}
+		d, err := treeDigest(top)
+		if err != nil {
+			return err
+		}
+		b = &plBefore{oldID: in.Default.ID, oldRoot: in.Default.Path, subvols: in.subvolumePaths(), digest: d}
+		return nil
+	})
+	return b, errors.Join(err, detach())
+}
+
+// plAttach puts an image on a loop device; part > 0 names the partition
+// to use. detach forgets the btrfs device (the next image has the same
+// fsid and an older generation, which the kernel would refuse) and frees
+// the loop device.
+func plAttach(img string, part int) (string, func() error, error) {
+	args := []string{"--show", "-f"}
+	if part > 0 {
+		args = append(args, "-P")
+	}
+	out, err := run("", "losetup", append(args, img)...)
+	if err != nil {
+		return "", nil, err
+	}
+	loop := strings.TrimSpace(out)
+	dev := loop
+	if part > 0 {
+		dev = fmt.Sprintf("%sp%d", loop, part)
+	}
+	detach := func() error {
+		// A mount namespace's mounts are torn down after its last
+		// process exits, in the background: the next image, with the
+		// same fsid, must not meet this one still open (a kernel with
+		// temp-fsid mounts it beside it, and fstab's UUID= then names
+		// this one).
+		err := waitReleased(dev)
+		_, _ = run("", "btrfs", "device", "scan", "--forget", dev)
+		_, derr := run("", "losetup", "-d", loop)
+		return errors.Join(err, derr)
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat(dev); err == nil {
+			return dev, detach, nil
+		}
+		if i == 0 && part > 0 {
+			_, _ = run("", "partx", "-u", loop)
+		}
+		if i > 250 {
+			return "", nil, errors.Join(fmt.Errorf("%s: %s did not appear", img, dev), detach())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitReleased waits until no mounted btrfs has dev as a member any more
+// (sysfs lists the devices of mounted filesystems only).
+func waitReleased(dev string) error {
+	pattern := filepath.Join("/sys/fs/btrfs", "*", "devices", filepath.Base(dev))
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		m, _ := filepath.Glob(pattern)
+		if len(m) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is still a member of a mounted btrfs a minute after its last unmount: %v", dev, m)
+		}
+	}
+}
+
+// plMounted mounts dev on dir with opts for the length of f.
+func plMounted(dev, dir, opts string, f func() error) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if _, err := run("", "mount", "-t", "btrfs", "-o", opts, dev, dir); err != nil {
+		return err
+	}
+	err := f()
+	if _, uerr := run("", "umount", dir); uerr != nil {
+		err = errors.Join(err, uerr)
+	}
+	return err
+}
+
+// plChecker judges the replayed images.
+type plChecker struct {
+	t             *testing.T
+	l             plLayout
+	before        *plBefore
+	seed, binary  string
+	shm           string
+	points, inRun int
+	same          int
+	violations    int
+	states        map[string]int
+	followed      int             // points given the next boot's run
+	trees         map[string]bool // distinct default, subvolumes and files
+	changes       []string        // the last point's differences from before, for messages
+	kinds         map[string]int  // a violation's first line -> the first point showing it
+}
+
+var snapperSnapshot = regexp.MustCompile(`^@/\.snapshots/(\d+)/snapshot$`)
+
+// check judges the disk a power cut at point n (log entry e) leaves and,
+// for a tree not seen before, the next boot's run on it. It returns the
+// state: old, new or new-swap-pending.
+func (c *plChecker) check(n int, e LogEntry, master string) string {
+	img := filepath.Join(c.shm, "point.img")
+	if err := copySparse(master, img); err != nil {
+		c.t.Fatal(err)
+	}
+	defer os.Remove(img)
+	var problems []string
+	state := ""
+	c.changes = nil
+	dev, detach, err := plAttach(img, c.l.part)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer func() {
+		if err := detach(); err != nil {
+			c.t.Error(err)
+		}
+	}()
+	top := filepath.Join(c.shm, "top")
+	fingerprint := ""
+	// Mounted read-write as the next boot mounts it: btrfs replays its
+	// log tree.
+	err = plMounted(dev, top, "subvolid=5", func() error {
+		in := &Inspection{Top: top}
+		if err := in.load(); err != nil {
+			return err
+		}
+		d, err := treeDigest(top)
+		if err != nil {
+			return err
+		}
+		fingerprint = in.Default.Path + " " + strings.Join(in.subvolumePaths(), ",") + " " + digestSum(d)
+		state, problems = c.judge(top, in, d)
+		c.changes = digestChanges(c.before.digest, d, 25)
+		c.changes = append([]string{fmt.Sprintf("default subvolume %s (id %d)", in.Default.Path, in.Default.ID)}, c.changes...)
+		return nil
+	})
+	if err != nil {
+		problems = append(problems, "does not mount as the next boot would: "+err.Error())
+	}
+	c.states[state]++
+	c.trees[fingerprint] = true
+	if len(problems) == 0 {
+		// Every point, not a sample: two points with the same files can
+		// differ in what btrfs must replay or clean up at mount.
+		problems = append(problems, c.nextBoot(dev, top)...)
+		c.followed++
+	}
+	if len(problems) > 0 {
+		c.violations++
+		// The first line says what is wrong; one violation of a kind is
+		// shown in full, the others name it.
+		kind, _, _ := strings.Cut(problems[0], "\n")
+		kind = regexp.MustCompile(`provision-top-\d+|\d{8}T\d{6}Z-\d+`).ReplaceAllString(kind, "*")
+		if first, seen := c.kinds[kind]; seen {
+			c.t.Errorf("%s: flush point %d (%v), state %q: as at flush point %d: %s", c.l.name, n, e, state, first, problems[0])
+		} else {
+			c.kinds[kind] = n
+			c.t.Errorf("%s: flush point %d (%v), state %q: power lost here leaves:\n  %s\n  on the disk, against the disk before the boot:\n    %s",
+				c.l.name, n, e, state, strings.Join(problems, "\n  "), strings.Join(c.changes, "\n    "))
+		}
+	}
+	return state
+}
+
+// judge reads the replayed disk's top level.
+func (c *plChecker) judge(top string, in *Inspection, d map[string]string) (string, []string) {
+	var problems []string
+	b := c.before
+	if diff := digestDiff(subDigest(b.digest, b.oldRoot), subDigest(d, b.oldRoot), 10); len(diff) > 0 {
+		problems = append(problems, fmt.Sprintf("the old root %s changed: %v", b.oldRoot, diff))
+	}
+	if in.Default.ID == b.oldID {
+		// Nothing committed: every subvolume as it was.
+		for _, sv := range b.subvols {
+			if sv == "@" || sv == "@/.snapshots" || strings.HasPrefix(sv, b.oldRoot) {
+				continue
+			}
+			if diff := digestDiff(subDigest(b.digest, sv), subDigest(d, sv), 10); len(diff) > 0 {
+				problems = append(problems, fmt.Sprintf("the old root is the default, but subvolume %s changed: %v", sv, diff))
+			}
+		}
+		return "old", problems
+	}
+	if !snapperSnapshot.MatchString(in.Default.Path) || in.Default.Path == b.oldRoot {
+		return "other", append(problems, fmt.Sprintf("the default subvolume is %q (id %d): neither the old root %s nor a new snapper snapshot", in.Default.Path, in.Default.ID, b.oldRoot))
+	}
+	problems = append(problems, newRootProblems(filepath.Join(top, in.Default.Path))...)
+	if vp := varProblems(filepath.Join(top, "@/var")); len(vp) == 0 {
+		return "new", problems
+	} else {
+		// The commit point passed, the renames of /var did not: the
+		// state must name the snapshot that holds the new /var, for
+		// recovery to swap it in.
+		if _, err := os.Stat(filepath.Join(top, ".provision")); err != nil {
+			return "new", append(problems, fmt.Sprintf("the new root is the default, /var is not the run's (%v) and no transaction state is left to finish it", vp))
+		}
+		for _, sv := range in.subvolumePaths() {
+			if strings.HasPrefix(sv, "@/.var.provision-") && !strings.HasSuffix(sv, "-old") && len(varProblems(filepath.Join(top, sv))) == 0 {
+				return "new-swap-pending", problems
+			}
+		}
+		return "new", append(problems, fmt.Sprintf("the new root is the default, but no /var holds the run's writes: @/var: %v", vp))
+	}
+}
+
+func wantFile(base, p, want string) []string {
+	b, err := os.ReadFile(filepath.Join(base, p))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if string(b) != want {
+		if len(b) > 80 {
+			return []string{fmt.Sprintf("%s: %d bytes (sha256 %x), not the run's %d", p, len(b), sha256.Sum256(b), len(want))}
+		}
+		return []string{fmt.Sprintf("%s = %q, want %q", p, b, want)}
+	}
+	return nil
+}
+
+// newRootProblems checks that the root holds everything the run wrote.
+func newRootProblems(root string) []string {
+	var ps []string
+	passwd, err := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	if err != nil || !strings.Contains(string(passwd), "\nalice:x:") {
+		ps = append(ps, fmt.Sprintf("etc/passwd has no alice (%v)", err))
+	}
+	shadow, err := os.ReadFile(filepath.Join(root, "etc/shadow"))
+	if err != nil || !strings.Contains(string(shadow), "\nalice:") {
+		ps = append(ps, fmt.Sprintf("etc/shadow has no alice (%v)", err))
+	}
+	ps = append(ps, wantFile(root, "etc/powerloss/config.txt", plConfigTxt)...)
+	ps = append(ps, wantFile(root, "etc/powerloss/blob.bin", string(plBlob()))...)
+	ps = append(ps, wantFile(root, "etc/powerloss/runcmd.txt", plRunMarker)...)
+	return ps
+}
+
+// varProblems checks that a /var holds the run's writes.
+func varProblems(v string) []string {
+	var ps []string
+	ps = append(ps, wantFile(v, "lib/powerloss/data.txt", plVarTxt)...)
+	ps = append(ps, wantFile(v, "lib/powerloss-run/ok", plRunMarker)...)
+	id, err := os.ReadFile(filepath.Join(v, "lib/provision/instance-id"))
+	if err != nil || !strings.Contains(string(id), plInstanceID) {
+		ps = append(ps, fmt.Sprintf("lib/provision/instance-id: %q (%v)", id, err))
+	}
+	return ps
+}
+
+// nextBoot runs provision on the replayed disk as the next boot would
+// (the default subvolume mounted as /sysroot, the same seed) and checks
+// the outcome: the complete new root, /var swapped in, nothing left of
+// the interrupted transaction, the old root untouched.
+func (c *plChecker) nextBoot(dev, top string) []string {
+	sysroot := filepath.Join(c.shm, "sysroot")
+	var out []byte
+	var runErr error
+	err := plMounted(dev, sysroot, "rw", func() error {
+		cmd := exec.Command(c.binary, "run", "--root", sysroot, "--source", c.seed, "--report", filepath.Join(c.shm, "report.json"))
+		// Its own mount namespace, like a boot: what it mounts dies with it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+		out, runErr = cmd.CombinedOutput()
+		return nil
+	})
+	if err != nil {
+		return []string{"the next boot cannot mount it: " + err.Error()}
+	}
+	if runErr != nil {
+		return []string{fmt.Sprintf("the next boot's run fails (%v):\n%s", runErr, out)}
+	}
+	var problems []string
+	err = plMounted(dev, top, "ro,subvolid=5", func() error {
+		in := &Inspection{Top: top}
+		if err := in.load(); err != nil {
+			return err
+		}
+		d, err := treeDigest(top)
+		if err != nil {
+			return err
+		}
+		state, ps := c.judge(top, in, d)
+		problems = append(problems, ps...)
+		if state != "new" {
+			problems = append(problems, fmt.Sprintf("after the next boot's run the disk is in state %q, want the new root with its /var", state))
+		}
+		if _, err := os.Stat(filepath.Join(top, ".provision")); err == nil {
+			problems = append(problems, "after the next boot's run a transaction state is still in .provision")
+		}
+		// Snapper must see the new default as a finished snapshot.
+		if m := snapperSnapshot.FindStringSubmatch(in.Default.Path); m != nil {
+			info, err := os.ReadFile(filepath.Join(top, "@/.snapshots", m[1], "info.xml"))
+			if err != nil || !strings.Contains(string(info), "<num>"+m[1]+"</num>") || strings.Contains(string(info), "in-progress") {
+				problems = append(problems, fmt.Sprintf("after the next boot's run snapshot %s's info.xml is not a finished snapper snapshot's (%v):\n%s", m[1], err, info))
+			}
+		}
+		for _, sv := range in.subvolumePaths() {
+			if strings.Contains(sv, ".provision-") {
+				problems = append(problems, "after the next boot's run subvolume "+sv+" is left over")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		problems = append(problems, "after the next boot's run: "+err.Error())
+	}
+	if len(problems) > 0 {
+		problems = append(problems, "the next boot's run said:\n"+string(out))
+	}
+	return problems
+}
