@@ -4,12 +4,15 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/provision-dev/provision/provision/config"
 	"github.com/provision-dev/provision/sources"
+	"github.com/provision-dev/provision/sources/dir"
 )
 
 // refServer serves an Ignition config at /cfg only to a request carrying
@@ -92,5 +95,41 @@ func TestIgnitionReferencesFetched(t *testing.T) {
 	}
 	if len(seen("/cfg")) != before || len(cfg.Files) != 0 || len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Message, "does not fetch referenced Ignition configs") {
 		t.Errorf("dry run: %d requests, files %+v, warnings %v", len(seen("/cfg"))-before, cfg.Files, cfg.Warnings)
+	}
+}
+
+// A boot run applies a merged config and a remote file fetched with its
+// header; the header's value is a secret the report masks.
+func TestIgnitionRunMergesAndMasksHeaders(t *testing.T) {
+	const token = "tok-s3cr3t-value"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/child.ign":
+			w.Write([]byte(`{"ignition": {"version": "3.0.0"}, "storage": {"directories": [{"path": "/srv/merged"}]}}`))
+		case r.URL.Path == "/blob" && r.Header.Get("X-Token") == token:
+			w.Write([]byte("blob\n"))
+		default:
+			http.Error(w, "no", http.StatusForbidden)
+		}
+	}))
+	defer srv.Close()
+	seed := t.TempDir()
+	os.MkdirAll(filepath.Join(seed, "ignition"), 0o755)
+	cfg := `{"ignition": {"version": "3.4.0", "config": {"merge": [{"source": "` + srv.URL + `/child.ign"}]}},
+"storage": {"files": [{"path": "/srv/blob", "contents": {"source": "` + srv.URL + `/blob", "httpHeaders": [{"name": "X-Token", "value": "` + token + `"}]}}]}}`
+	os.WriteFile(filepath.Join(seed, "ignition/config.ign"), []byte(cfg), 0o644)
+	root := newTarget(t)
+	res := runOn(root, dir.New(seed))
+	if res.Err != nil {
+		t.Fatalf("run failed: %v", res.Err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "srv/blob")); string(b) != "blob\n" {
+		t.Errorf("/srv/blob = %q", b)
+	}
+	if st, err := os.Stat(filepath.Join(root, "srv/merged")); err != nil || !st.IsDir() {
+		t.Errorf("/srv/merged from the merged config: %v", err)
+	}
+	if got := res.Report.Mask("header " + token); strings.Contains(got, token) {
+		t.Errorf("the report does not mask the header value: %q", got)
 	}
 }

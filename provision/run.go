@@ -276,7 +276,7 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 
 	// Parsing, validation and planning each find their own errors; all of
 	// them are reported together, so one run shows everything to fix.
-	cfg, parseErr := ParseDocuments(ctx, docs, ParseOptions{Strict: opts.Strict, DefaultUser: defaultUser(opts.Root), FetchInclude: includeFetcher(opts.DryRun)})
+	cfg, parseErr := ParseDocuments(ctx, docs, ParseOptions{Strict: opts.Strict, DefaultUser: defaultUser(opts.Root), FetchInclude: includeFetcher(opts.DryRun), FetchConfig: configFetcher(opts.DryRun)})
 	res.Config = cfg
 	for _, w := range cfg.Warnings {
 		res.Warnings = append(res.Warnings, w.String())
@@ -908,8 +908,8 @@ func finishReport(res *Result) {
 	}
 }
 
-// secrets lists the plain-text passwords of the config, so the report can
-// mask them wherever they might surface.
+// secrets lists the plain-text passwords and HTTP header values of the
+// config, so the report can mask them wherever they might surface.
 func secrets(cfg *config.Config) []string {
 	var out []string
 	for _, u := range cfg.Users {
@@ -920,6 +920,12 @@ func secrets(cfg *config.Config) []string {
 	for _, p := range cfg.Passwords {
 		if p.Password.Kind == config.PasswordPlain {
 			out = append(out, p.Password.Value)
+		}
+	}
+	// Ignition's httpHeaders carry tokens for the URLs they go to.
+	for _, f := range cfg.Files {
+		for _, h := range f.Headers {
+			out = append(out, h.Value)
 		}
 	}
 	return out

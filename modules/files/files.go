@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"syscall"
@@ -230,6 +231,14 @@ func (p Planner) planFile(cfg *config.Config, root *rootfs.Root, f config.File) 
 			}
 			it.remote = true
 			what = "from " + f.Source
+			if len(f.Headers) > 0 {
+				// Names only: the values may be credentials.
+				var names []string
+				for _, h := range f.Headers {
+					names = append(names, h.Name)
+				}
+				what += " with header " + strings.Join(names, ", ")
+			}
 			if f.Hash != "" {
 				what += ", " + strings.SplitN(f.Hash, "-", 2)[0] + " verified"
 			}
@@ -263,6 +272,9 @@ func (p Planner) planFile(cfg *config.Config, root *rootfs.Root, f config.File) 
 		if skip {
 			return nil, nil
 		}
+		if note := replacedNode(root, f.Path, f.Overwrite, false); note != "" {
+			details = append(details, note)
+		}
 	}
 	return []modules.Step{{
 		Module: "files",
@@ -281,7 +293,12 @@ func (p Planner) planFile(cfg *config.Config, root *rootfs.Root, f config.File) 
 
 // fileUnchanged looks at what the target has: it refuses early what the
 // apply would refuse (overwrite false), and reports a file that already is
-// exactly as requested, so a dry run leaves it out.
+// exactly as requested, so a dry run leaves it out. Ignition's rules for
+// an existing node: overwrite true removes whatever is there (a directory
+// with its contents); overwrite false refuses anything but a regular file,
+// and a regular file too when the config gives contents, unless they are
+// the same (applying twice is not an error); without contents the file is
+// kept and only the mode and owner the config gives are applied.
 func fileUnchanged(root *rootfs.Root, it fileItem, po plannedOwner) (bool, error) {
 	st, err := root.Lstat(it.f.Path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -290,11 +307,21 @@ func fileUnchanged(root *rootfs.Root, it fileItem, po plannedOwner) (bool, error
 	if err != nil {
 		return false, err
 	}
-	if st.IsDir() {
+	switch {
+	case it.f.Append:
+		if st.IsDir() {
+			return false, errors.New("a directory exists at this path")
+		}
+		return false, nil
+	case st.IsDir() && overwrite(it.f.Overwrite):
+		return false, nil // removed when applying
+	case noOverwrite(it.f.Overwrite) && !st.Mode().IsRegular():
+		return false, errNonRegular
+	case st.IsDir():
 		return false, errors.New("a directory exists at this path")
 	}
-	if it.f.Append || it.remote {
-		return false, nil
+	if it.remote {
+		return false, nil // compared once fetched
 	}
 	var old []byte
 	if st.Mode().IsRegular() {
@@ -302,12 +329,99 @@ func fileUnchanged(root *rootfs.Root, it fileItem, po plannedOwner) (bool, error
 			return false, err
 		}
 	}
-	// Overwrite false without contents keeps what is there (Ignition).
-	same := st.Mode().IsRegular() && (bytes.Equal(old, it.data) || (noOverwrite(it.f.Overwrite) && !hasContent(it.f)))
-	if noOverwrite(it.f.Overwrite) && !same && hasContent(it.f) {
-		return false, errors.New("already exists in the target and overwrite is false")
+	keep := noOverwrite(it.f.Overwrite) && !hasContent(it.f)
+	same := st.Mode().IsRegular() && (keep || bytes.Equal(old, it.data))
+	if noOverwrite(it.f.Overwrite) && !same {
+		return false, errExists
+	}
+	if keep {
+		return keptAttrsSame(st, it, po), nil
 	}
 	return same && po.known && sameAttrs(st, it.mode, po.owner), nil
+}
+
+var (
+	errExists     = errors.New("already exists in the target and overwrite is false")
+	errNonRegular = errors.New("a non-regular file (a directory, link or special file) exists at this path and overwrite is false")
+)
+
+// keptAttrsSame: a kept file changes only in what the config gives.
+func keptAttrsSame(st fs.FileInfo, it fileItem, po plannedOwner) bool {
+	if it.explicit && st.Mode()&modeBits != it.mode {
+		return false
+	}
+	if it.owner == (ownerSpec{}) {
+		return true
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return ok && po.known &&
+		(it.owner.user == "" || int(sys.Uid) == po.owner.UID) &&
+		(it.owner.group == "" || int(sys.Gid) == po.owner.GID)
+}
+
+// overwrite is an explicit overwrite: true (Ignition's), which removes
+// whatever is at the path first.
+func overwrite(o *bool) bool { return o != nil && *o }
+
+// replacedNode tells the plan what an overwrite: true removes: another
+// kind of node, or a directory's contents. "" when nothing is removed.
+func replacedNode(root *rootfs.Root, p string, o *bool, wantDir bool) string {
+	if !overwrite(o) {
+		return ""
+	}
+	st, err := root.Lstat(p)
+	if err != nil {
+		return ""
+	}
+	switch {
+	case st.IsDir() && wantDir:
+		if entries, err := root.ReadDir(p); err == nil && len(entries) > 0 {
+			return fmt.Sprintf("its %d entries removed first (overwrite: true)", len(entries))
+		}
+		return ""
+	case st.IsDir():
+		return "replacing the directory there and its contents (overwrite: true)"
+	case wantDir:
+		return "replacing the " + nodeKind(st) + " there (overwrite: true)"
+	}
+	return ""
+}
+
+func nodeKind(st fs.FileInfo) string {
+	switch m := st.Mode(); {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsRegular():
+		return "file"
+	case m.IsDir():
+		return "directory"
+	}
+	return "special file"
+}
+
+// removeTree removes p and, for a directory, everything below it, deepest
+// first, each entry through the root (confined and journaled). A mount
+// point below refuses the removal (rootfs.preserve).
+func removeTree(root *rootfs.Root, p string) error {
+	st, err := root.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		entries, err := root.ReadDir(p)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := removeTree(root, path.Join(p, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return root.Remove(p)
 }
 
 func noOverwrite(o *bool) bool { return o != nil && !*o }
@@ -318,7 +432,7 @@ func (p Planner) content(ctx context.Context, it fileItem) ([]byte, error) {
 	if !it.remote {
 		return it.data, nil
 	}
-	data, err := p.Fetch(ctx, it.f.Source)
+	data, err := p.Fetch(ctx, it.f.Source, headerOf(it.f.Headers))
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
@@ -333,17 +447,23 @@ func (p Planner) applyFile(ctx context.Context, env *modules.Env, it fileItem) e
 	if err != nil {
 		return err
 	}
-	data, err := p.content(ctx, it)
-	if err != nil {
-		return err
-	}
 	path := it.f.Path
 	st, err := env.Root.Lstat(path)
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if exists && st.IsDir() {
+	data, err := p.content(ctx, it)
+	if err != nil {
+		return err
+	}
+	if exists && st.IsDir() && !it.f.Append && overwrite(it.f.Overwrite) {
+		if err := removeTree(env.Root, path); err != nil {
+			return fmt.Errorf("removing the directory in the way (overwrite: true): %w", err)
+		}
+		exists = false
+	}
+	if exists && st.IsDir() && !noOverwrite(it.f.Overwrite) {
 		return errors.New("a directory exists at this path")
 	}
 	if it.f.Append {
@@ -361,18 +481,30 @@ func (p Planner) applyFile(ctx context.Context, env *modules.Env, it fileItem) e
 		// Ignition: an existing node is an error unless the config gives no
 		// contents, which means "keep it, fix mode and owner". The same
 		// content counts as kept, so applying twice is not an error.
+		if !st.Mode().IsRegular() {
+			return errNonRegular
+		}
 		var old []byte
-		if st.Mode().IsRegular() {
+		if hasContent(it.f) {
 			old, _ = env.Root.ReadFile(path)
 		}
-		if hasContent(it.f) && !(st.Mode().IsRegular() && bytes.Equal(old, data)) {
-			return errors.New("already exists in the target and overwrite is false")
+		if hasContent(it.f) && !bytes.Equal(old, data) {
+			return errExists
 		}
-		if !st.Mode().IsRegular() {
-			return errors.New("a non-regular file exists at this path and overwrite is false")
+		// Kept: the owner and mode the config gives, the file's own
+		// otherwise (Ignition's SetPermissions).
+		o := owner
+		if it.owner.user == "" {
+			o.UID = -1
 		}
-		if err := env.Root.Chown(path, owner); err != nil {
+		if it.owner.group == "" {
+			o.GID = -1
+		}
+		if err := env.Root.Chown(path, o); err != nil {
 			return err
+		}
+		if !it.explicit {
+			return nil
 		}
 		return env.Root.Chmod(path, it.mode)
 	}
@@ -398,19 +530,24 @@ func (p Planner) planDirectory(cfg *config.Config, root *rootfs.Root, d config.D
 	if err != nil {
 		return fail(err)
 	}
+	replacing := ""
 	if root != nil {
 		st, err := root.Lstat(d.Path)
+		replacing = replacedNode(root, d.Path, d.Overwrite, true)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
 			return fail(err)
-		case !st.IsDir():
-			return fail(errors.New("exists and is not a directory"))
-		case po.known && sameAttrs(st, mode, po.owner):
+		case !st.IsDir() && !overwrite(d.Overwrite):
+			return fail(errNotDir)
+		case replacing == "" && st.IsDir() && po.known && sameAttrs(st, mode, po.owner):
 			return nil, nil
 		}
 	}
 	details := []string{"mode " + fmtMode(mode), "owner " + spec.String()}
+	if replacing != "" {
+		details = append(details, replacing)
+	}
 	if po.note != "" {
 		details = append(details, po.note)
 	}
@@ -421,7 +558,7 @@ func (p Planner) planDirectory(cfg *config.Config, root *rootfs.Root, d config.D
 		Detail: strings.Join(details, ", "),
 		Origin: d.Origin,
 		Apply: func(ctx context.Context, env *modules.Env) error {
-			if err := applyDirectory(env.Root, d.Path, mode, spec); err != nil {
+			if err := applyDirectory(env.Root, d.Path, mode, spec, overwrite(d.Overwrite)); err != nil {
 				return fmt.Errorf("%s: directory %s: %w", d.Origin, rootfs.Printable(d.Path), err)
 			}
 			return nil
@@ -429,15 +566,26 @@ func (p Planner) planDirectory(cfg *config.Config, root *rootfs.Root, d config.D
 	}}, nil
 }
 
-func applyDirectory(root *rootfs.Root, p string, mode fs.FileMode, spec ownerSpec) error {
+// errNotDir is Ignition's refusal of a non-directory where a directory is
+// wanted without overwrite: true (a symlink to a directory included).
+var errNotDir = errors.New("exists and is not a directory, and overwrite is not true")
+
+// applyDirectory creates p; replace (Ignition's overwrite: true) removes
+// what is there first, a directory's contents included.
+func applyDirectory(root *rootfs.Root, p string, mode fs.FileMode, spec ownerSpec, replace bool) error {
 	owner, err := resolveOwner(root, spec)
 	if err != nil {
 		return err
 	}
+	if replace {
+		if err := removeTree(root, p); err != nil {
+			return fmt.Errorf("removing what is there (overwrite: true): %w", err)
+		}
+	}
 	st, err := root.Lstat(p)
 	if err == nil && !st.IsDir() {
 		// A symlink here would make chmod and chown act on its target.
-		return errors.New("exists and is not a directory")
+		return errNotDir
 	}
 	if err := root.MkdirAll(p, mode, owner); err != nil {
 		return err
@@ -487,6 +635,11 @@ func (p Planner) planLink(cfg *config.Config, root *rootfs.Root, l config.Link) 
 		}
 	}
 	detail := "-> " + l.Target
+	if root != nil {
+		if note := replacedNode(root, l.Path, l.Overwrite, false); note != "" {
+			detail += ", " + note
+		}
+	}
 	if !l.Hard {
 		detail += ", owner " + spec.String()
 	}
@@ -526,9 +679,9 @@ func linkUnchanged(cfg *config.Config, root *rootfs.Root, l config.Link, po plan
 		return false, err
 	}
 	if !same && noOverwrite(l.Overwrite) {
-		return false, errors.New("already exists in the target and overwrite is false")
+		return false, errExists
 	}
-	if !same && st.IsDir() {
+	if !same && st.IsDir() && !overwrite(l.Overwrite) {
 		return false, errors.New("a directory exists at this path")
 	}
 	return same && (l.Hard || (po.known && sameOwner(st, po.owner))), nil
@@ -553,8 +706,9 @@ func linkInPlace(root *rootfs.Root, l config.Link, st fs.FileInfo) (bool, error)
 		if err != nil {
 			return false, err
 		}
+		// Compared cleaned, as Ignition does ("a/../b" is "b").
 		target, err := os.Readlink(host)
-		return err == nil && target == l.Target, nil
+		return err == nil && path.Clean(target) == path.Clean(l.Target), nil
 	}
 	tst, err := root.Lstat(l.Target)
 	if err != nil {
@@ -583,7 +737,11 @@ func applyLink(root *rootfs.Root, l config.Link, spec ownerSpec) error {
 		case same:
 			return root.Chown(l.Path, owner)
 		case noOverwrite(l.Overwrite):
-			return errors.New("already exists in the target and overwrite is false")
+			return errExists
+		case st.IsDir() && overwrite(l.Overwrite):
+			if err := removeTree(root, l.Path); err != nil {
+				return fmt.Errorf("removing the directory in the way (overwrite: true): %w", err)
+			}
 		case st.IsDir():
 			return errors.New("a directory exists at this path")
 		}

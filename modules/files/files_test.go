@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,7 +77,7 @@ func sha(algo string, data string) string {
 
 // fakeFetch serves a fixed set of URLs.
 func fakeFetch(pages map[string]string) FetchFunc {
-	return func(ctx context.Context, u string) ([]byte, error) {
+	return func(ctx context.Context, u string, _ http.Header) ([]byte, error) {
 		if b, ok := pages[u]; ok {
 			return []byte(b), nil
 		}

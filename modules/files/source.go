@@ -15,30 +15,50 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/provision-dev/provision/provision/config"
 )
 
-// FetchFunc retrieves the body of an http: or https: URL.
-type FetchFunc func(ctx context.Context, url string) ([]byte, error)
+// FetchFunc retrieves the body of an http: or https: URL, sending header
+// with the request (not with a redirect it answers with).
+type FetchFunc func(ctx context.Context, url string, header http.Header) ([]byte, error)
 
 // MaxRemoteSize bounds a fetched file: the initrd holds it in memory before
 // writing it, and a hostile server must not be able to exhaust that.
 const MaxRemoteSize = 256 << 20
 
+// fetchClient drops every header on a redirect, as Ignition does: the
+// headers a config gives (httpHeaders) may be credentials for the URL it
+// names alone, and Go would forward most of them.
+var fetchClient = &http.Client{
+	CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return fmt.Errorf("stopped after %d redirects", len(via))
+		}
+		req.Header = http.Header{}
+		return nil
+	},
+}
+
 // HTTPFetch is the default FetchFunc: one GET with a timeout, any status but
-// 200 is an error, and bodies over MaxRemoteSize are refused.
-func HTTPFetch(ctx context.Context, u string) ([]byte, error) {
+// 200 and 204 is an error (Ignition's rule), and bodies over MaxRemoteSize
+// are refused.
+func HTTPFetch(ctx context.Context, u string, header http.Header) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := fetchClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
 		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxRemoteSize+1))
@@ -49,6 +69,18 @@ func HTTPFetch(ctx context.Context, u string) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s: body larger than %d bytes", u, MaxRemoteSize)
 	}
 	return data, nil
+}
+
+// headerOf turns the model's headers into a request's.
+func headerOf(hs []config.HTTPHeader) http.Header {
+	if len(hs) == 0 {
+		return nil
+	}
+	h := http.Header{}
+	for _, x := range hs {
+		h.Add(x.Name, x.Value)
+	}
+	return h
 }
 
 // sourceKind classifies a File.Source.

@@ -231,6 +231,9 @@ type File struct {
 	// when Contents is nil.
 	Source string
 	Hash   string // "sha256-<hex>" or "sha512-<hex>" for Source
+	// Headers are sent with the request for an http(s) Source (Ignition's
+	// httpHeaders), not with a redirect; values may be credentials.
+	Headers []HTTPHeader
 	Mode   *fs.FileMode
 	Owner  string // name or numeric string; resolved in the target
 	Group  string
@@ -240,6 +243,9 @@ type File struct {
 	Defer     bool
 }
 
+// HTTPHeader is one header of a request.
+type HTTPHeader struct{ Name, Value string }
+
 // Directory is a directory to create.
 type Directory struct {
 	Origin Origin
@@ -247,6 +253,9 @@ type Directory struct {
 	Mode   *fs.FileMode
 	Owner  string
 	Group  string
+	// Overwrite true removes whatever else is at Path first (Ignition);
+	// otherwise a non-directory there is an error.
+	Overwrite *bool
 }
 
 // Link is a symbolic or hard link to create.

@@ -224,9 +224,6 @@ func (p *parser) resource(n *node, path string, file *config.File) (hasSource, o
 			}
 		}
 	}
-	if h, ok := f["httpHeaders"]; ok && !(h.kind == kindArray && len(h.elems) == 0) {
-		p.unsupported(h.off, join(path, "httpHeaders"), "custom HTTP headers for fetching are")
-	}
 	if comp != nil && *comp != "" && *comp != "gzip" {
 		p.failf(f["compression"].off, join(path, "compression"), "unknown compression %q (gzip is the only one)", *comp)
 	}
@@ -234,7 +231,13 @@ func (p *parser) resource(n *node, path string, file *config.File) (hasSource, o
 		if hash != nil {
 			p.failf(n.off, path, "verification.hash is set but source is not")
 		}
+		p.headers(f, path, "")
 		return false, len(p.errs) == before
+	}
+	for _, h := range p.headers(f, path, urlScheme(*src)) {
+		if h.hasValue {
+			file.Headers = append(file.Headers, config.HTTPHeader{Name: h.name, Value: h.value})
+		}
 	}
 	gz := comp != nil && *comp == "gzip"
 	srcOff := f["source"].off
@@ -403,19 +406,15 @@ func (p *parser) directory(n *node, path string) {
 	if !ok {
 		return
 	}
-	if c.overwrite != nil && *c.overwrite {
-		// Ignition would delete a non-directory in the way; the model has
-		// no way to ask for that, and dropping the request silently could
-		// leave a file where a directory was wanted.
-		p.unsupported(f["overwrite"].off, join(path, "overwrite"), "overwrite: true for directories is")
-		return
-	}
+	// overwrite: true removes whatever is at the path first, a directory's
+	// contents included, as Ignition does (the files module applies it).
 	p.out.Directories = append(p.out.Directories, config.Directory{
-		Origin: p.at(n.off),
-		Path:   c.path,
-		Mode:   p.mode(f, path),
-		Owner:  c.owner,
-		Group:  c.group,
+		Origin:    p.at(n.off),
+		Path:      c.path,
+		Mode:      p.mode(f, path),
+		Owner:     c.owner,
+		Group:     c.group,
+		Overwrite: c.overwrite,
 	})
 }
 
