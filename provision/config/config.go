@@ -234,10 +234,10 @@ type File struct {
 	// Headers are sent with the request for an http(s) Source (Ignition's
 	// httpHeaders), not with a redirect; values may be credentials.
 	Headers []HTTPHeader
-	Mode   *fs.FileMode
-	Owner  string // name or numeric string; resolved in the target
-	Group  string
-	Append bool
+	Mode    *fs.FileMode
+	Owner   string // name or numeric string; resolved in the target
+	Group   string
+	Append  bool
 	// Overwrite false refuses to replace an existing file (Ignition); nil = replace.
 	Overwrite *bool
 	Defer     bool
