@@ -44,8 +44,7 @@ var versionRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][
 
 // Parse translates one Ignition config without fetching anything: a config
 // it references (ignition.config.merge and replace) through an http: or
-// https: URL is left out with a warning, as a dry run does; data: URLs are
-// read. See ParseWith.
+// https: URL is an error, one in a data: URL is read. See ParseWith.
 func Parse(origin config.Origin, data []byte) (*config.Config, error) {
 	return ParseWith(context.Background(), origin, data, Options{})
 }
@@ -71,7 +70,7 @@ func ParseWith(ctx context.Context, origin config.Origin, data []byte, opts Opti
 		if tree == root && r.fetched == 0 {
 			// Nothing was merged: the document's own translation is the
 			// result, its warnings given once.
-			out = r.own[root]
+			out = r.own
 		} else {
 			p := &parser{set: r.set, out: out, quiet: true, final: true}
 			p.config(tree)

@@ -45,9 +45,10 @@ type renderer struct {
 	set      *docSet
 	fetched  int
 	warnings []config.Warning
-	// own is each document's translation on its own (Ignition parses and
-	// validates every config before merging it).
-	own map[*node]*config.Config
+	// own is the first document's translation on its own: the result
+	// when it references nothing (every document is translated on its own
+	// first, as Ignition parses and validates every config before merging).
+	own *config.Config
 }
 
 // load decodes one document, reads its version and checks it on its own;
@@ -82,9 +83,8 @@ func (r *renderer) load(origin config.Origin, data []byte) (*node, error) {
 	r.warnings = append(r.warnings, p.out.Warnings...)
 	p.out.Warnings = nil
 	if r.own == nil {
-		r.own = map[*node]*config.Config{}
+		r.own = p.out
 	}
-	r.own[root] = p.out
 	return root, nil
 }
 
