@@ -1,7 +1,10 @@
 package provision
 
 import (
+	"compress/gzip"
 	"context"
+	"crypto/sha512"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,14 +18,17 @@ import (
 	"github.com/provision-dev/provision/sources/dir"
 )
 
+const refChild = `{"ignition": {"version": "3.2.0"}, "storage": {"files": [{"path": "/etc/from-ref", "contents": {"source": "data:,ok"}}]}}`
+
 // refServer serves an Ignition config at /cfg only to a request carrying
-// the bearer token, redirects /redir to /plain, and records the
+// the bearer token, gzipped at /child.gz, redirects /redir to /plain, and
+// records the
 // Authorization header each path received.
 func refServer(t *testing.T) (*httptest.Server, func(path string) []string) {
 	t.Helper()
 	var mu sync.Mutex
 	seen := map[string][]string{}
-	const child = `{"ignition": {"version": "3.2.0"}, "storage": {"files": [{"path": "/etc/from-ref", "contents": {"source": "data:,ok"}}]}}`
+	const child = refChild
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		seen[r.URL.Path] = append(seen[r.URL.Path], r.Header.Get("Authorization"))
@@ -38,6 +44,10 @@ func refServer(t *testing.T) (*httptest.Server, func(path string) []string) {
 			http.Redirect(w, r, "/plain", http.StatusFound)
 		case "/plain":
 			w.Write([]byte(child))
+		case "/child.gz":
+			zw := gzip.NewWriter(w)
+			zw.Write([]byte(child))
+			zw.Close()
 		default:
 			http.NotFound(w, r)
 		}
@@ -86,6 +96,17 @@ func TestIgnitionReferencesFetched(t *testing.T) {
 	_, err = ParseDocuments(context.Background(), ignitionDoc(mergeRef(srv.URL+"/cfg", "")), ParseOptions{FetchConfig: configFetcher(false)})
 	if err == nil || !strings.Contains(err.Error(), "HTTP 401") || !strings.Contains(err.Error(), "test:config.ign:1:") {
 		t.Errorf("without the header: %v, want an HTTP 401 naming the reference", err)
+	}
+
+	// gzip undone, then the hash of the decompressed config checked.
+	sum := sha512.Sum512([]byte(refChild))
+	verified := fmt.Sprintf(`, "compression": "gzip", "verification": {"hash": "sha512-%x"}`, sum)
+	if cfg, err := ParseDocuments(context.Background(), ignitionDoc(mergeRef(srv.URL+"/child.gz", verified)), ParseOptions{FetchConfig: configFetcher(false)}); err != nil || len(cfg.Files) != 1 {
+		t.Errorf("gzip and sha512: %v, files %+v", err, cfg)
+	}
+	bad := strings.Replace(verified, fmt.Sprintf("%x", sum[:4]), "00000000", 1)
+	if _, err := ParseDocuments(context.Background(), ignitionDoc(mergeRef(srv.URL+"/child.gz", bad)), ParseOptions{FetchConfig: configFetcher(false)}); err == nil || !strings.Contains(err.Error(), "contents do not match sha512-00000000") {
+		t.Errorf("hash mismatch: %v", err)
 	}
 
 	before := len(seen("/cfg"))
