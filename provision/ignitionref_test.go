@@ -22,8 +22,7 @@ const refChild = `{"ignition": {"version": "3.2.0"}, "storage": {"files": [{"pat
 
 // refServer serves an Ignition config at /cfg only to a request carrying
 // the bearer token, gzipped at /child.gz, redirects /redir to /plain, and
-// records the
-// Authorization header each path received.
+// records the Authorization header each path received.
 func refServer(t *testing.T) (*httptest.Server, func(path string) []string) {
 	t.Helper()
 	var mu sync.Mutex
