@@ -26,12 +26,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provision-dev/provision/modules/fstab"
 	"github.com/provision-dev/provision/test/faithful"
 )
 
 // powerlossModules are loaded after the tier's own: device-mapper and its
-// log-writes target (Debian builds both as modules).
-var powerlossModules = []string{"dm_mod", "dm_log_writes"}
+// log-writes target (Debian builds both as modules), and overlayfs for
+// variant B's /etc.
+var powerlossModules = []string{"dm_mod", "dm_log_writes", "overlay"}
 
 // powerlossInit is the VM's /init: no switch_root, only the run under the
 // log. The data device comes from the command line (powerloss.data=).
@@ -139,9 +141,9 @@ func buildDmctl(dir string) (string, error) {
 }
 
 // TestPowerLossReplay replays a run's writes to every flush and FUA point
-// on the snapper layout BuildRoot makes and on MicroOS's current layout
-// (faithful variant A: nested /etc subvolume, read-only snapshot 1,
-// quotas, partitioned disk).
+// on the snapper layout BuildRoot makes and on the faithful openSUSE
+// layouts A (nested /etc subvolume) and B (overlay /etc in /var), both
+// with a read-only snapshot 1, quotas and a partitioned disk.
 func TestPowerLossReplay(t *testing.T) {
 	w := setup(t)
 	ms, err := LoadModules(w.kernel)
@@ -194,29 +196,40 @@ func TestPowerLossReplay(t *testing.T) {
 		}
 		powerLoss(t, w, initrd, seed, plLayout{name: "snapper", img: d.Path, dev: "/dev/vda"})
 	})
-	t.Run("microos-A", func(t *testing.T) {
-		dir := t.TempDir()
-		list, err := run("", w.busybox, "--list")
-		if err != nil {
-			t.Fatal(err)
+	// MicroOS from 2025 on (A: /etc a nested subvolume) and SLE/Leap
+	// Micro 5.x (B: /etc an overlay whose upper layer is in /var).
+	for _, v := range []faithful.Variant{faithful.A, faithful.B} {
+		name := "microos-" + string(v)
+		t.Run(name, func(t *testing.T) {
+			powerLoss(t, w, initrd, seed, faithfulLayout(t, w, v, name))
+		})
+	}
+}
+
+// faithfulLayout builds the variant's disk (256 MiB, partitioned) from the
+// tier's busybox root.
+func faithfulLayout(t *testing.T, w *world, v faithful.Variant, name string) plLayout {
+	dir := t.TempDir()
+	list, err := run("", w.busybox, "--list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage := filepath.Join(dir, "stage")
+	if err := baseRoot(mustRead(t, w.busybox), strings.Fields(list), newUUID(), Snapper).WriteDir(stage); err != nil {
+		t.Fatal(err)
+	}
+	d, err := faithful.Build(dir, faithful.Options{Variant: v, Stage: stage, Size: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(stage)
+	l := plLayout{name: name, img: d.Path, part: d.RootPart, dev: fmt.Sprintf("/dev/vda%d", d.RootPart)}
+	for _, p := range d.Parts {
+		if p.Number == d.RootPart {
+			l.off = p.Start
 		}
-		stage := filepath.Join(dir, "stage")
-		if err := baseRoot(mustRead(t, w.busybox), strings.Fields(list), newUUID(), Snapper).WriteDir(stage); err != nil {
-			t.Fatal(err)
-		}
-		d, err := faithful.Build(dir, faithful.Options{Variant: faithful.A, Stage: stage, Size: 256 << 20})
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.RemoveAll(stage)
-		var start int64
-		for _, p := range d.Parts {
-			if p.Number == d.RootPart {
-				start = p.Start
-			}
-		}
-		powerLoss(t, w, initrd, seed, plLayout{name: "microos-A", img: d.Path, part: d.RootPart, off: start, dev: fmt.Sprintf("/dev/vda%d", d.RootPart)})
-	})
+	}
+	return l
 }
 
 func mustRead(t *testing.T, p string) []byte {
@@ -564,27 +577,27 @@ func (c *plChecker) judge(top string, in *Inspection, d map[string]string) (stri
 	if !snapperSnapshot.MatchString(in.Default.Path) || in.Default.Path == b.oldRoot {
 		return "other", append(problems, fmt.Sprintf("the default subvolume is %q (id %d): neither the old root %s nor a new snapper snapshot", in.Default.Path, in.Default.ID, b.oldRoot))
 	}
-	problems = append(problems, newRootProblems(filepath.Join(top, in.Default.Path))...)
-	if vp := varProblems(filepath.Join(top, "@/var")); len(vp) == 0 {
-		return "new", problems
-	} else {
-		// The commit point passed, the renames of /var did not: the
-		// state must name the snapshot that holds the new /var, for
-		// recovery to swap it in.
-		if _, err := os.Stat(filepath.Join(top, ".provision")); err != nil {
-			return "new", append(problems, fmt.Sprintf("the new root is the default, /var is not the run's (%v) and no transaction state is left to finish it", vp))
-		}
-		for _, sv := range in.subvolumePaths() {
-			if strings.HasPrefix(sv, "@/.var.provision-") && !strings.HasSuffix(sv, "-old") && len(varProblems(filepath.Join(top, sv))) == 0 {
-				return "new-swap-pending", problems
-			}
-		}
-		return "new", append(problems, fmt.Sprintf("the new root is the default, but no /var holds the run's writes: @/var: %v", vp))
+	root := filepath.Join(top, in.Default.Path)
+	vp := varProblems(filepath.Join(top, "@/var"))
+	if len(vp) == 0 {
+		return "new", append(problems, newRootProblems(root, filepath.Join(top, "@/var"))...)
 	}
+	// The commit point passed, the renames of /var did not: the state
+	// must name the snapshot that holds the new /var, for recovery to
+	// swap it in.
+	if _, err := os.Stat(filepath.Join(top, ".provision")); err != nil {
+		return "new", append(problems, fmt.Sprintf("the new root is the default, /var is not the run's (%v) and no transaction state is left to finish it", vp))
+	}
+	for _, sv := range in.subvolumePaths() {
+		if strings.HasPrefix(sv, "@/.var.provision-") && !strings.HasSuffix(sv, "-old") && len(varProblems(filepath.Join(top, sv))) == 0 {
+			return "new-swap-pending", append(problems, newRootProblems(root, filepath.Join(top, sv))...)
+		}
+	}
+	return "new", append(problems, fmt.Sprintf("the new root is the default, but no /var holds the run's writes: @/var: %v", vp))
 }
 
-func wantFile(base, p, want string) []string {
-	b, err := os.ReadFile(filepath.Join(base, p))
+func wantFile(p, want string) []string {
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -597,28 +610,67 @@ func wantFile(base, p, want string) []string {
 	return nil
 }
 
-// newRootProblems checks that the root holds everything the run wrote.
-func newRootProblems(root string) []string {
+// newRootProblems checks that the root, with varDir as its /var, holds
+// everything the run wrote.
+func newRootProblems(root, varDir string) []string {
 	var ps []string
-	passwd, err := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	etc := func(p string) string { return etcPath(root, varDir, p) }
+	passwd, err := os.ReadFile(etc("passwd"))
 	if err != nil || !strings.Contains(string(passwd), "\nalice:x:") {
-		ps = append(ps, fmt.Sprintf("etc/passwd has no alice (%v)", err))
+		ps = append(ps, fmt.Sprintf("/etc/passwd has no alice (%v)", err))
 	}
-	shadow, err := os.ReadFile(filepath.Join(root, "etc/shadow"))
+	shadow, err := os.ReadFile(etc("shadow"))
 	if err != nil || !strings.Contains(string(shadow), "\nalice:") {
-		ps = append(ps, fmt.Sprintf("etc/shadow has no alice (%v)", err))
+		ps = append(ps, fmt.Sprintf("/etc/shadow has no alice (%v)", err))
 	}
-	ps = append(ps, wantFile(root, "etc/powerloss/config.txt", plConfigTxt)...)
-	ps = append(ps, wantFile(root, "etc/powerloss/blob.bin", string(plBlob()))...)
-	ps = append(ps, wantFile(root, "etc/powerloss/runcmd.txt", plRunMarker)...)
+	ps = append(ps, wantFile(etc("powerloss/config.txt"), plConfigTxt)...)
+	ps = append(ps, wantFile(etc("powerloss/blob.bin"), string(plBlob()))...)
+	ps = append(ps, wantFile(etc("powerloss/runcmd.txt"), plRunMarker)...)
 	return ps
+}
+
+// etcPath is where /etc/<p> of the snapshot at root is on the host as it
+// boots: its own etc, or the first layer holding it of the /etc overlay
+// its fstab names (B: upper in /var/lib/overlay/N/etc, then the lower
+// ones). varDir is what is mounted on its /var.
+func etcPath(root, varDir, p string) string {
+	b, err := os.ReadFile(filepath.Join(root, "etc/fstab"))
+	if err != nil {
+		return filepath.Join(root, "etc", p)
+	}
+	entries, err := fstab.Parse(filepath.Join(root, "etc/fstab"), b)
+	if err != nil {
+		return filepath.Join(root, "etc", p)
+	}
+	for _, e := range entries {
+		if e.File != "/etc" || e.VfsType != "overlay" {
+			continue
+		}
+		var layers []string
+		if up, _ := e.Option("upperdir"); up != "" {
+			layers = append(layers, up)
+		}
+		lower, _ := e.Option("lowerdir")
+		layers = append(layers, strings.Split(lower, ":")...)
+		for _, l := range layers {
+			l = "/" + strings.TrimPrefix(strings.TrimPrefix(l, "/sysroot"), "/")
+			host := filepath.Join(root, l)
+			if l == "/var" || strings.HasPrefix(l, "/var/") {
+				host = filepath.Join(varDir, strings.TrimPrefix(l, "/var"))
+			}
+			if _, err := os.Lstat(filepath.Join(host, p)); err == nil {
+				return filepath.Join(host, p)
+			}
+		}
+	}
+	return filepath.Join(root, "etc", p)
 }
 
 // varProblems checks that a /var holds the run's writes.
 func varProblems(v string) []string {
 	var ps []string
-	ps = append(ps, wantFile(v, "lib/powerloss/data.txt", plVarTxt)...)
-	ps = append(ps, wantFile(v, "lib/powerloss-run/ok", plRunMarker)...)
+	ps = append(ps, wantFile(filepath.Join(v, "lib/powerloss/data.txt"), plVarTxt)...)
+	ps = append(ps, wantFile(filepath.Join(v, "lib/powerloss-run/ok"), plRunMarker)...)
 	id, err := os.ReadFile(filepath.Join(v, "lib/provision/instance-id"))
 	if err != nil || !strings.Contains(string(id), plInstanceID) {
 		ps = append(ps, fmt.Sprintf("lib/provision/instance-id: %q (%v)", id, err))
