@@ -87,6 +87,9 @@ type Options struct {
 	Prepare func(ctx context.Context, script config.Script) error
 	// Now is the clock (for the report); nil means time.Now.
 	Now func() time.Time
+	// RunDir is the running system's /run when the run is the boot's own
+	// (the initrd): power_state leaves its unit there. "" elsewhere.
+	RunDir string
 }
 
 // Txn is the transaction the modules apply into (SPEC §6).
@@ -441,6 +444,19 @@ func dryRun(res *Result, cfg *config.Config, root string, diff bool) *Result {
 		}
 		res.Diff = text
 	}
+	// What acts after the commit is planned, not simulated: the disk is
+	// the machine's, decided at boot.
+	after, err := PlanAfterCommit(cfg, "", "")
+	if err != nil {
+		res.planErr = err
+		err = invalidConfig(nil, err)
+		res.Status, res.Err, res.Error = StatusInvalid, err, err.Error()
+		return res
+	}
+	for _, s := range after {
+		res.Plan = append(res.Plan, s)
+		res.Steps = append(res.Steps, stepResult(s, StatusPlanned))
+	}
 	if root != "" {
 		res.Target = append(res.Target, describeLabels(root, cfg, steps))
 	}
@@ -726,6 +742,8 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			fmt.Fprintf(console, "[WARN] %s\n", modules.PrintableLines(w))
 		}
 	}
+	// growpart, resize_rootfs, power_state: outside the transaction.
+	applyAfterCommit(ctx, res, cfg, opts, console)
 	res.Status = StatusDone
 	return res
 }

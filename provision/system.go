@@ -99,6 +99,9 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 			if sc.InInitrd {
 				opts.Network = initrdNetwork(orDiscard(sc.Console))
 				opts.Prepare = prepareCombustion(orDiscard(sc.Console))
+				// /run survives switch_root: power_state's unit runs
+				// in the system this boot starts, and on no other.
+				opts.RunDir = "/run"
 			}
 		}
 		if !sc.InInitrd {

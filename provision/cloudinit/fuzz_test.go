@@ -27,6 +27,7 @@ func FuzzCloudConfig(f *testing.F) {
 	f.Add([]byte("users: [default]\nchpasswd: {list: 'a:b'}\nmerge_how: dict(replace)+list(append)\n"))
 	f.Add([]byte("a: &x [1, *x]\n"))
 	f.Add([]byte("write_files: [{path: /a, permissions: '0o9999'}]\nruncmd: [[a, 1], b]\n"))
+	f.Add([]byte("growpart: {mode: off, devices: [/, /dev/vda2]}\nresize_rootfs: noblock\npower_state: {mode: reboot, delay: '+5', condition: [test, -f, /x], timeout: 1.5}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = Parse(context.Background(), DataSet{
 			UserData:   &Blob{Data: append([]byte("#cloud-config\n"), data...)},

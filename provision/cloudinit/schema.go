@@ -48,10 +48,10 @@ const ignoredKeys = `ansible apk_repos apt_pipelining
 	apt_reboot_if_required autoinstall byobu_by_default chef
 	cloud_config_modules cloud_final_modules cloud_init_modules
 	device_aliases disable_ec2_metadata disk_setup drivers fan fs_setup
-	growpart grub-dpkg grub_dpkg landscape locale_configfile lxd
+	grub-dpkg grub_dpkg landscape locale_configfile lxd
 	manage_resolv_conf mcollective migrate no_ssh_fingerprints
-	output package_reboot_if_required phone_home power_state puppet
-	reporting resize_rootfs resolv_conf rh_subscription rpi rsyslog salt_minion snap
+	output package_reboot_if_required phone_home puppet
+	reporting resolv_conf rh_subscription rpi rsyslog salt_minion snap
 	spacewalk ssh ssh_fp_console_blacklist ssh_import_id
 	ssh_key_console_blacklist ssh_publish_hostkeys ssh_quiet_keygen
 	system_info ubuntu_advantage ubuntu_pro updates version wireguard yum_repo_dir
@@ -93,6 +93,9 @@ func buildKeyTable() map[string]keySpec {
 	add(a, "apt sources (sources: by name; source, key or keyid each); other apt keys draw a warning.", aptSchema(), "apt")
 	add(a, "Trusted CA certificates (trusted) added to the target's trust store, after removing the distribution's with remove_defaults; the target's update-ca-certificates or update-ca-trust runs.", caCertsSchema(), "ca_certs", "ca-certs")
 	add(a, "Seed data (data, decoded per encoding) appended to file (default /dev/urandom, which provision leaves to the kernel), then command run in the target with RANDOM_SEED_FILE; command_required makes a missing command an error.", randomSeedSchema(), "random_seed")
+	add(a, "Grow the partitions of devices (mount points of the target or device paths; default [\"/\"]) to the end of the free space behind them, after the commit: mode auto or growpart (default) or off; the target's /etc/growroot-disabled stops it unless ignore_growroot_disabled.", growpartSchema(), "growpart")
+	add(a, "Grow the root filesystem (btrfs, online) to the end of its partition after growpart: true (default), false or noblock.", resizeRootfsSchema(), "resize_rootfs")
+	add(a, "Power off, reboot or halt (mode) once the booted system has started, on the first boot only: delay now or minutes, message, condition (true, false or a command); applied only when provisioning in the initrd.", powerStateSchema(), "power_state")
 	add(a, "A message printed to the console at the end of a successful run ($UPTIME, $TIMESTAMP, $DATASOURCE, $VERSION substituted) and kept in the report.", nullable(ref("string")), "final_message")
 	add(a, "NTP (enabled, default true; ntp_client auto|chrony|systemd-timesyncd|ntp|ntpdate; servers; pools; peers; allow; config: confpath, service_name, check_exe, packages): the client's configuration written as the target keeps it, its service enabled; a target without a client gets the distribution's client installed when packages are installed too, else a warning.", ntpSchema(), "ntp")
 	add(a, "The host name; with a dot, the fqdn.", nullable(ref("string")), "hostname", "fqdn")

@@ -77,6 +77,11 @@ type Config struct {
 	// at the end of a successful run ($UPTIME, $TIMESTAMP, $DATASOURCE and
 	// $VERSION substituted then). Zero when not given.
 	FinalMessage Setting
+	// Growpart, ResizeRootfs and PowerState act after the commit (see
+	// power.go); nil when not given.
+	Growpart     *Growpart
+	ResizeRootfs *ResizeRootfs
+	PowerState   *PowerState
 
 	Network        []NetworkDoc
 	Repositories   []Repository

@@ -38,6 +38,15 @@ func (c *Config) Merge(lower *Config) {
 		c.RandomSeed = lower.RandomSeed
 	}
 	setIfEmpty(&c.FinalMessage, lower.FinalMessage)
+	if c.Growpart == nil {
+		c.Growpart = lower.Growpart
+	}
+	if c.ResizeRootfs == nil {
+		c.ResizeRootfs = lower.ResizeRootfs
+	}
+	if c.PowerState == nil {
+		c.PowerState = lower.PowerState
+	}
 	s, l := &c.System, &lower.System
 	setIfEmpty(&s.Hostname, l.Hostname)
 	setIfEmpty(&s.FQDN, l.FQDN)

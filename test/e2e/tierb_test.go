@@ -92,6 +92,7 @@ func TestTierB(t *testing.T) {
 	t.Run("nocloud", b.nocloud)
 	t.Run("faithful", b.faithful)
 	t.Run("packages", b.packages)
+	t.Run("power_state", b.powerState)
 }
 
 // tierBMachine is one scenario's disk and VM.
