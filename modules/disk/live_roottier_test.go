@@ -193,3 +193,60 @@ func TestPlanDryRun(t *testing.T) {
 		t.Errorf("off and false: %v", steps)
 	}
 }
+
+// TestGrowLiveExt4: the partition of an ext4 root grows as any other;
+// the filesystem is not grown, and the step says which tool would.
+func TestGrowLiveExt4(t *testing.T) {
+	needLoopPartitions(t)
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		t.Skip("root tier: mkfs.ext4 is not installed")
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Truncate(img, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sfdisk", "-q", img)
+	cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, size=65536\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	loop := sh(t, "losetup", "-P", "-f", "--show", img)
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	part := loop + "p1"
+	if _, err := os.Stat(part); err != nil {
+		exec.Command("partx", "-a", loop).Run()
+	}
+	if _, err := os.Stat(part); err != nil {
+		t.Skipf("root tier: %s did not appear (no loop partition support here): %v", part, err)
+	}
+	sh(t, "mkfs.ext4", "-q", part)
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	sh(t, "mount", part, mnt)
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	if err := os.Truncate(img, 128<<20); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "losetup", "-c", loop)
+
+	steps, _ := Plan(&config.Config{ResizeRootfs: &config.ResizeRootfs{Mode: "true"}}, mnt)
+	if len(steps) != 2 {
+		t.Fatalf("%v", steps)
+	}
+	if err := steps[0].Apply(context.Background(), &modules.Env{}); err != nil {
+		t.Fatalf("growing the partition of an ext4 root: %v", err)
+	}
+	if got := sh(t, "blockdev", "--getsize64", part); got != strconv.FormatInt((128<<20/512-34-2048+1)*512, 10) {
+		t.Errorf("partition size %s", got)
+	}
+	err = steps[1].Apply(context.Background(), &modules.Env{})
+	if err == nil || !strings.Contains(err.Error(), "resize2fs") {
+		t.Errorf("resizing ext4: %v", err)
+	}
+}
