@@ -87,7 +87,9 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 		// The chroot hands the target's /var, /home... subvolumes to the
 		// run's transaction, so it needs to know it.
 		cur := new(currentTxn)
-		opts.Recover = snapshot.Recover
+		opts.Recover = func(ctx context.Context, root string) error {
+			return snapshot.RecoverLogged(ctx, root, sc.Console)
+		}
 		if os.Geteuid() == 0 {
 			opts.RecordedInstance = recordedInstance
 		}
@@ -335,7 +337,7 @@ type currentTxn struct {
 // a btrfs snapshot when the root is a btrfs subvolume, else a journal.
 func beginSnapshot(console io.Writer, cur *currentTxn) func(ctx context.Context, root string) (Txn, error) {
 	return func(ctx context.Context, root string) (Txn, error) {
-		if err := snapshot.Recover(ctx, root); err != nil {
+		if err := snapshot.RecoverLogged(ctx, root, console); err != nil {
 			return nil, fmt.Errorf("recovering an earlier run: %w", err)
 		}
 		t, err := snapshot.Begin(ctx, root, snapshot.Options{Log: console, Plugins: runSnapperPlugins(root, orDiscard(console))})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -31,6 +32,10 @@ import (
 // transaction is finished, so `snapper list` shows them for what they are.
 const StateDirName = ".provision"
 
+// QuarantineDirName, in the top level, keeps the journals recovery would
+// not replay (see recoverJournals), for whoever wants to look.
+const QuarantineDirName = ".provision-quarantine"
+
 const stateFile = "state.json"
 
 // selinuxXattr holds a file's SELinux context.
@@ -44,6 +49,9 @@ type btrfsState struct {
 	Root       string    `json:"root"` // the subvolume snapshotted
 	OldDefault uint64    `json:"old_default"`
 	Created    time.Time `json:"created"`
+	// Top is where the run mounted the top level: the journal records
+	// paths below it (topPath), which recovery rebases onto its own.
+	Top string `json:"top,omitempty"`
 	// Outside lists the subvolumes mounted outside the root that were
 	// taken into the transaction (see outside.go).
 	Outside []outsideSubvol `json:"outside,omitempty"`
@@ -180,7 +188,7 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	now := time.Now().UTC()
-	t.st = btrfsState{Root: fsPath, OldDefault: oldDefault, Created: now}
+	t.st = btrfsState{Root: fsPath, OldDefault: oldDefault, Created: now, Top: top}
 	if m := snapperPath.FindStringSubmatch(fsPath); m != nil && isDir(t.abs(m[1]+"/.snapshots")) {
 		num, err := nextSnapperNumber(t.abs(m[1] + "/.snapshots"))
 		if err != nil {
@@ -209,7 +217,7 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	}
 	// Lazy: most runs write only into the snapshot (and the snapshots of
 	// /var and /home), which need no journal.
-	t.j, err = journal.Create(filepath.Join(t.stateDir, "journal"), journal.Options{Hook: opts.reach, Skip: t.inSnapshot, Lazy: true})
+	t.j, err = journal.Create(filepath.Join(t.stateDir, "journal"), journal.Options{Hook: opts.reach, Skip: t.inSnapshot, MapPath: t.topPath, Lazy: true})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
@@ -490,7 +498,7 @@ func (t *btrfsTxn) cleanup(ctx context.Context) error {
 
 // recoverBtrfs judges every transaction left in the top level's state dir:
 // committed (its snapshot is the default) ones are finished, others undone.
-func recoverBtrfs(ctx context.Context, root string) error {
+func recoverBtrfs(ctx context.Context, root string, log io.Writer) error {
 	dev, _, err := locate(root)
 	if err != nil {
 		return err
@@ -520,7 +528,7 @@ func recoverBtrfs(ctx context.Context, root string) error {
 		if !e.IsDir() {
 			continue
 		}
-		if err := recoverOne(top, filepath.Join(top, StateDirName, e.Name()), def); err != nil {
+		if err := recoverOne(top, filepath.Join(top, StateDirName, e.Name()), def, log); err != nil {
 			errs = append(errs, fmt.Errorf("snapshot: recover %s: %w", e.Name(), err))
 		}
 	}
@@ -530,11 +538,11 @@ func recoverBtrfs(ctx context.Context, root string) error {
 	return errors.Join(errs...)
 }
 
-func recoverOne(top, stateDir string, def uint64) error {
+func recoverOne(top, stateDir string, def uint64, log io.Writer) error {
 	data, err := os.ReadFile(filepath.Join(stateDir, stateFile))
 	if isNotExist(err) {
 		// Begin died before recording a snapshot: nothing else exists.
-		if err := journal.RecoverAll(stateDir, "journal", nil); err != nil {
+		if err := recoverJournals(top, stateDir, "", log); err != nil {
 			return err
 		}
 		return removeState(stateDir)
@@ -594,7 +602,7 @@ func recoverOne(top, stateDir string, def uint64) error {
 		}
 		return removeState(stateDir)
 	}
-	if err := journal.RecoverAll(stateDir, "journal", nil); err != nil {
+	if err := recoverJournals(top, stateDir, st.Top, log); err != nil {
 		return err
 	}
 	if err := dropOutside(top, st.Outside, func(string) {}); err != nil {
@@ -821,4 +829,73 @@ func (t *btrfsTxn) LabelSnapperFiles(label func(host, target string) error) erro
 		return err
 	}
 	return label(t.abs(path.Join(t.st.SnapperDir, "info.xml")), dir+"/info.xml")
+}
+
+// topPath names host, a path on a mount of this filesystem (the original
+// /var the chroot mounted in the tree, or one the caller mounted), by its
+// place below the transaction's top-level mount: the same file, under a
+// name recovery can rebase onto the top level it mounts itself after the
+// mounts of a crashed run are gone. Paths on other filesystems keep their
+// name, which recovery will not trust.
+func (t *btrfsTxn) topPath(host string) string {
+	mounts, err := btrfs.ReadMountinfo()
+	if err != nil {
+		return host
+	}
+	m, rel, ok := btrfs.MountOf(mounts, host)
+	if !ok || m.FSType != "btrfs" || m.Source != t.dev {
+		return host
+	}
+	return filepath.Join(t.top, filepath.FromSlash(m.Root), rel)
+}
+
+// recoverJournals rolls back the undo journals of a crashed transaction —
+// what it wrote outside its snapshots (a /var that could not be
+// snapshotted). Their paths were recorded below that run's top-level mount
+// (topPath), which died with it: they are rebased onto this recovery's own
+// (recordedTop, from the state; "" for a state that has none). A journal
+// naming any other path — a filesystem of its own, or the host's files in
+// a journal planted in an image's top level — is never replayed: it is
+// moved to QuarantineDirName and the log says so; what the crashed run
+// wrote there stays, the rest of the transaction is undone.
+func recoverJournals(top, stateDir, recordedTop string, log io.Writer) error {
+	ents, err := os.ReadDir(stateDir)
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "journal") {
+			continue
+		}
+		dir := filepath.Join(stateDir, e.Name())
+		var err error
+		if recordedTop != "" {
+			err = journal.RecoverRebased(dir, recordedTop, top, nil)
+		} else {
+			err = journal.RecoverWithin(dir, top, nil)
+		}
+		if !errors.Is(err, journal.ErrRefused) {
+			if err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		q := filepath.Join(top, QuarantineDirName, filepath.Base(stateDir)+"-"+e.Name())
+		if mkErr := os.MkdirAll(filepath.Dir(q), 0o700); mkErr != nil {
+			errs = append(errs, mkErr)
+			continue
+		}
+		if mvErr := os.Rename(dir, q); mvErr != nil {
+			errs = append(errs, mvErr)
+			continue
+		}
+		if log != nil {
+			fmt.Fprintf(log, "[WARN] snapshot: recovery: a crashed run's journal names paths outside this recovery's mounts, so it was not replayed (%v); what that run wrote outside its snapshots stays; journal kept in /%s\n", err, path.Join(QuarantineDirName, filepath.Base(q)))
+		}
+	}
+	return errors.Join(errs...)
 }

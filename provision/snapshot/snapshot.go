@@ -233,7 +233,11 @@ func Begin(ctx context.Context, root string, opts Options) (Txn, error) {
 // open journals are rolled back; an in-progress btrfs snapshot is deleted
 // unless it already is the default subvolume (then the crash came after
 // the commit point and only the bookkeeping is finished).
-func Recover(ctx context.Context, root string) error {
+func Recover(ctx context.Context, root string) error { return RecoverLogged(ctx, root, nil) }
+
+// RecoverLogged is Recover telling log (nil: nobody) what it could not
+// undo and why.
+func RecoverLogged(ctx context.Context, root string, log io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -250,7 +254,7 @@ func Recover(ctx context.Context, root string) error {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	if isSub {
-		if err := recoverBtrfs(ctx, abs); err != nil {
+		if err := recoverBtrfs(ctx, abs, log); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -56,6 +56,10 @@ type Options struct {
 	// Skip reports paths that need no journal (they live in a snapshot that
 	// is thrown away as a whole on abort).
 	Skip func(hostPath string) bool
+	// MapPath, when set, gives the path to record for a host path the
+	// journal is asked to preserve (after Skip): the same file by a name
+	// that recovery can find again (see RecoverRebased).
+	MapPath func(hostPath string) string
 	// Lazy defers making the journal on disk (a directory, a manifest and
 	// three flushes) to its first record: a btrfs transaction whose writes
 	// all land in its snapshot never needs one. Nothing is changed before
@@ -170,6 +174,9 @@ func (j *Journal) Preserve(hostPath string) error {
 	}
 	if j.opts.Skip != nil && j.opts.Skip(p) {
 		return nil
+	}
+	if j.opts.MapPath != nil {
+		p = filepath.Clean(j.opts.MapPath(p))
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -446,14 +453,18 @@ func RecoverWithin(dir, root string, hook func(string)) error {
 	return rollback(dir, hook)
 }
 
+// ErrRefused is wrapped by RecoverWithin's refusal of a journal that names
+// a path outside the root it may restore into: nothing of it was restored.
+var ErrRefused = errors.New("refusing the journal, nothing restored")
+
 func checkWithin(dir, root string, entries []entry) error {
 	root = filepath.Clean(root)
 	if st, err := os.Lstat(filepath.Join(dir, "data")); err == nil && !st.IsDir() {
-		return fmt.Errorf("journal: %s/data is not a directory: refusing the journal", dir)
+		return fmt.Errorf("journal: %s/data is not a directory: %w", dir, ErrRefused)
 	}
 	for _, e := range entries {
 		if err := insideRoot(root, e.Path); err != nil {
-			return fmt.Errorf("journal: %s/manifest: entry %d: %w: refusing the journal, nothing restored", dir, e.Seq, err)
+			return fmt.Errorf("journal: %s/manifest: entry %d: %w: %w", dir, e.Seq, err, ErrRefused)
 		}
 	}
 	return nil
@@ -523,6 +534,36 @@ func rollback(dir string, hook func(string)) error {
 	if err != nil {
 		return err
 	}
+	return rollbackEntries(dir, entries, hook)
+}
+
+// RecoverRebased is RecoverWithin for a journal whose paths were recorded
+// below from, a mount that is now at to (a btrfs top level mounted anew):
+// each path below from is restored below to instead, and every one must
+// then lie inside to, or nothing is restored (ErrRefused).
+func RecoverRebased(dir, from, to string, hook func(string)) error {
+	dir = filepath.Clean(dir)
+	if strings.HasSuffix(dir, SuffixCommitted) || strings.HasSuffix(dir, SuffixDone) {
+		return Recover(dir, hook)
+	}
+	entries, err := readManifest(dir)
+	if err != nil {
+		return err
+	}
+	from, to = filepath.Clean(from), filepath.Clean(to)
+	for i, e := range entries {
+		if rel, err := filepath.Rel(from, e.Path); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			entries[i].Path = filepath.Join(to, rel)
+		}
+	}
+	if err := checkWithin(dir, to, entries); err != nil {
+		return err
+	}
+	return rollbackEntries(dir, entries, hook)
+}
+
+// rollbackEntries restores entries, newest first, then deletes the journal.
+func rollbackEntries(dir string, entries []entry, hook func(string)) error {
 	var errs []error
 	for i := len(entries) - 1; i >= 0; i-- {
 		err := fault.At(fault.PointJournalRestore)
