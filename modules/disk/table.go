@@ -139,6 +139,9 @@ func growMBR(dev Device, size, ss int64, part int, mbr []byte, dryRun bool) (Gro
 	}
 	g.Start = int64(binary.LittleEndian.Uint32(e[8:]))
 	n := int64(binary.LittleEndian.Uint32(e[12:]))
+	if g.Start == 0 || n == 0 {
+		return g, fmt.Errorf("partition %d: start %d, %d sectors: not a partition", part, g.Start, n)
+	}
 	g.OldEnd = g.Start + n - 1
 	var starts []int64
 	for i := 0; i < 4; i++ {
@@ -218,7 +221,9 @@ func growGPT(dev Device, size, ss int64, part int, pmbr []byte, dryRun bool) (Gr
 	}
 	count := int64(binary.LittleEndian.Uint32(hdr[hdrEntries:]))
 	esize := int64(binary.LittleEndian.Uint32(hdr[hdrEntrySize:]))
-	if esize < 128 || esize%8 != 0 || esize > 4096 || count < 1 || count > 16384 {
+	// The array is 16 KiB by convention; a larger one than 1 MiB is no
+	// table a tool made.
+	if esize < 128 || esize%8 != 0 || esize > 4096 || count < 1 || count*esize > 1<<20 {
 		return g, fmt.Errorf("GPT entry array of %d entries of %d bytes is invalid", count, esize)
 	}
 	entryLBA := int64(binary.LittleEndian.Uint64(hdr[hdrEntryLBA:]))
@@ -242,6 +247,9 @@ func growGPT(dev Device, size, ss int64, part int, pmbr []byte, dryRun bool) (Gr
 	}
 	g.Start = int64(binary.LittleEndian.Uint64(entry[32:]))
 	g.OldEnd = int64(binary.LittleEndian.Uint64(entry[40:]))
+	if g.Start < 1 || g.OldEnd < g.Start {
+		return g, fmt.Errorf("partition %d: sectors %d to %d: not a partition", part, g.Start, g.OldEnd)
+	}
 	var starts []int64
 	for i := int64(0); i < count; i++ {
 		o := array[i*esize:][:esize]

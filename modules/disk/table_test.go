@@ -213,6 +213,20 @@ func TestDamagedTables(t *testing.T) {
 	if _, err := Grow(memDev(b), int64(len(b)), 1000, 1, false); err == nil {
 		t.Error("sector size 1000 accepted")
 	}
+	mbr := make([]byte, 1<<20)
+	mbr[510], mbr[511] = 0x55, 0xAA
+	mbr[446+4] = 0x83 // a type, but no sectors
+	if _, err := Grow(memDev(mbr), int64(len(mbr)), 512, 1, false); err == nil || !strings.Contains(err.Error(), "not a partition") {
+		t.Errorf("an empty MBR entry: %v", err)
+	}
+	gpt := tinyGPT()
+	binary.LittleEndian.PutUint64(gpt[1024+40:], 20) // ends before it starts
+	arr := gpt[1024 : 1024+4*128]
+	binary.LittleEndian.PutUint32(gpt[512+hdrArrayCRC:], crc32.ChecksumIEEE(arr))
+	binary.LittleEndian.PutUint32(gpt[512+hdrCRC:], headerCRC(gpt[512:604]))
+	if _, err := Grow(memDev(gpt), int64(len(gpt)), 512, 1, false); err == nil || !strings.Contains(err.Error(), "not a partition") {
+		t.Errorf("a GPT entry ending before its start: %v", err)
+	}
 }
 
 // memDev is a disk in memory; reads past its end are short, as a file's.
