@@ -739,7 +739,10 @@ func dropSnapperMarker(dir string) error {
 // info.xml and the directory, never anything else.
 func removeSnapperDir(dir string) error {
 	p := filepath.Join(dir, "info.xml")
-	if data, err := os.ReadFile(p); err == nil {
+	// Missing or empty is a crash before Begin's write of it reached the
+	// disk (it is made durable by the commit's syncfs, not on its own);
+	// snapper never leaves either.
+	if data, err := os.ReadFile(p); err == nil && len(data) > 0 {
 		info, err := parseSnapperInfo(p, data)
 		if err != nil {
 			return err

@@ -86,3 +86,32 @@ func FuzzParseSnapperInfo(f *testing.F) {
 		}
 	})
 }
+
+// removeSnapperDir removes the directory of a snapshot we made: its
+// info.xml in progress, missing, or empty (a power loss before the
+// unflushed write reached the disk); a finished snapper snapshot's is left.
+func TestRemoveSnapperDir(t *testing.T) {
+	inProgress := snapperInfo{Type: "single", Num: 3, Date: time.Unix(0, 0), Userdata: []kv{{inProgressKey, "yes"}}}
+	done := snapperInfo{Type: "single", Num: 3, Date: time.Unix(0, 0)}
+	for _, c := range []struct {
+		name   string
+		info   []byte // nil: no info.xml
+		remove bool
+	}{
+		{"in progress", inProgress.marshal(), true},
+		{"missing", nil, true},
+		{"empty", []byte{}, true},
+		{"snapper's own", done.marshal(), false},
+	} {
+		dir := t.TempDir() + "/3"
+		os.Mkdir(dir, 0o755)
+		if c.info != nil {
+			os.WriteFile(dir+"/info.xml", c.info, 0o644)
+		}
+		err := removeSnapperDir(dir)
+		_, statErr := os.Stat(dir)
+		if removed := os.IsNotExist(statErr); removed != c.remove || (err == nil) != c.remove {
+			t.Errorf("%s: removed %v, error %v; want removed %v", c.name, removed, err, c.remove)
+		}
+	}
+}
