@@ -128,7 +128,7 @@ func (p *parser) cloudConfig(root *node) {
 	}
 	handled := p.readKeys(root)
 	for _, k := range root.keys {
-		spec, known := cloudConfigKeys[k.value]
+		spec, known := cloudConfigKeys()[k.value]
 		switch {
 		case handled[k.value]:
 		case known && spec.status == keyIgnored:

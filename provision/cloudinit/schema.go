@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/provision-dev/provision/provision/config"
 )
@@ -57,8 +58,10 @@ const ignoredKeys = `ansible apk_repos apt_pipelining
 	system_info ubuntu_advantage ubuntu_pro updates version wireguard yum_repo_dir
 	authkey_hash datasource datasource_list network seed_random write_metadata`
 
-// cloudConfigKeys maps every known top-level key to its spec.
-var cloudConfigKeys = buildKeyTable()
+// cloudConfigKeys maps every known top-level key to its spec; built on first
+// use, not at start-up (a few thousand allocations a dry run of Ignition or
+// a "nothing to do" boot never needs).
+var cloudConfigKeys = sync.OnceValue(buildKeyTable)
 
 func buildKeyTable() map[string]keySpec {
 	t := map[string]keySpec{}
@@ -403,7 +406,7 @@ const SchemaDescription = `The cloud-config keys provision reads, with the types
 // support reads) of the cloud-config keys in cloudConfigKeys.
 func Schema() []byte {
 	props := map[string]js{}
-	for name, k := range cloudConfigKeys {
+	for name, k := range cloudConfigKeys() {
 		s := js{}
 		if k.schema != nil {
 			s = withDesc(k.schema, k.desc)
@@ -434,7 +437,7 @@ func Schema() []byte {
 // knownKeys lists the table's keys of the given statuses, sorted.
 func knownKeys(statuses ...keyStatus) []string {
 	var out []string
-	for name, k := range cloudConfigKeys {
+	for name, k := range cloudConfigKeys() {
 		for _, s := range statuses {
 			if k.status == s {
 				out = append(out, name)
