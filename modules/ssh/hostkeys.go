@@ -257,8 +257,9 @@ func suppliedPath(f config.HostKeyFile) string {
 
 // planSuppliedKeys writes ssh_keys' entries (cloud-init writes each 0600,
 // whatever the part), derives the public key of a private key given
-// alone (cloud-init's ssh-keygen -y, with the comment root@localhost), and
-// names the certificates to sshd.
+// alone (cloud-init's ssh-keygen -y, with the comment root@localhost,
+// redirected by its shell into a new file: 0644 under the service's umask
+// 022, as ssh-keygen leaves a .pub), and names the certificates to sshd.
 func planSuppliedKeys(hk *config.SSHHostKeys, root *rootfs.Root) []modules.Step {
 	var steps []modules.Step
 	have := map[string]bool{}
@@ -279,7 +280,7 @@ func planSuppliedKeys(hk *config.SSHHostKeys, root *rootfs.Root) []modules.Step 
 		if f.Part == "private" && !have[f.Type+"_public"] {
 			if k, err := gossh.ParsePrivateKey(data); err == nil {
 				steps = append(steps, writeKeyStep(f.Origin, "write host key", p+".pub", f.Type+" public, derived from the private key",
-					publicLine(k.PublicKey(), "root@localhost"), 0o600))
+					publicLine(k.PublicKey(), "root@localhost"), 0o644))
 			}
 		}
 	}

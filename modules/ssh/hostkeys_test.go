@@ -200,7 +200,7 @@ func TestHostKeysSupplied(t *testing.T) {
 	plan := string(rootfstest.PlanText(steps))
 	for _, want := range []string{
 		"ssh: write host key /etc/ssh/ssh_host_ed25519_key (ed25519 private from ssh_keys, mode 0600) [test:user-data:2:3]",
-		"ssh: write host key /etc/ssh/ssh_host_ed25519_key.pub (ed25519 public, derived from the private key, mode 0600) [test:user-data:2:3]",
+		"ssh: write host key /etc/ssh/ssh_host_ed25519_key.pub (ed25519 public, derived from the private key, mode 0644) [test:user-data:2:3]",
 		"ssh: write host key /etc/ssh/ssh_host_ed25519_key-cert.pub (ed25519 certificate from ssh_keys, mode 0600) [test:user-data:3:3]",
 		"ssh: set HostCertificate /etc/ssh/sshd_config.d/50-provision-hostcertificate.conf (/etc/ssh/ssh_host_ed25519_key-cert.pub) [test:user-data:3:3]",
 	} {
@@ -218,6 +218,14 @@ func TestHostKeysSupplied(t *testing.T) {
 	pub, comment, _, _, err := gossh.ParseAuthorizedKey(readHost(t, root, hostKeyPath("ed25519")+".pub"))
 	if err != nil || string(pub.Marshal()) != string(signer.PublicKey().Marshal()) || comment != "root@localhost" {
 		t.Errorf("derived public key: %v %q", err, comment)
+	}
+	// cloud-init 22.4.2 derives it with a shell redirect: 0644, as
+	// test/cloudinitdiff found; the given parts stay 0600.
+	if perm, _, _ := statOwner(t, filepath.Join(root.Dir, hostKeyPath("ed25519")+".pub")); perm != 0o644 {
+		t.Errorf("derived public key: mode %o, want 0644", perm)
+	}
+	if perm, _, _ := statOwner(t, filepath.Join(root.Dir, hostKeyPath("ed25519")+"-cert.pub")); perm != 0o600 {
+		t.Errorf("certificate: mode %o, want 0600", perm)
 	}
 	if root.Exists(hostKeyPath("rsa")) {
 		t.Error("the image's rsa key was not deleted")
