@@ -61,6 +61,7 @@ type suite struct {
 	loopDev string // /dev/loopN holding it
 	base    string // mnt/base/tree
 	version string // the installed cloud-init's Debian version
+	copies  int    // snapshots made so far; the cases run one at a time
 }
 
 var (
@@ -286,7 +287,8 @@ func run(dir, name string, args ...string) (string, error) {
 // and returns its tree; the snapshot is deleted when the test ends.
 func (s *suite) copyOf(t *testing.T, name string) string {
 	t.Helper()
-	sub := filepath.Join(s.mnt, strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())+"-"+name)
+	s.copies++ // a case may make several copies of one name (two instances)
+	sub := filepath.Join(s.mnt, fmt.Sprintf("%s-%s-%d", strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()), name, s.copies))
 	if _, err := run("", "btrfs", "subvolume", "snapshot", filepath.Join(s.mnt, "base"), sub); err != nil {
 		t.Fatal(err)
 	}
