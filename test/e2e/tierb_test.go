@@ -92,7 +92,7 @@ func TestTierB(t *testing.T) {
 	t.Run("nocloud", b.nocloud)
 	t.Run("faithful", b.faithful)
 	t.Run("packages", b.packages)
-	t.Run("power_state", b.powerState)
+	t.Run("after_commit", b.afterCommit)
 }
 
 // tierBMachine is one scenario's disk and VM.
