@@ -540,12 +540,11 @@ func (c *plChecker) check(n int, e LogEntry, master string) string {
 	}
 	if len(problems) > 0 {
 		c.violations++
-		// The first line says what is wrong; one violation of a kind is
-		// shown in full, the others name it.
-		kind, _, _ := strings.Cut(problems[0], "\n")
-		kind = regexp.MustCompile(`provision-top-\d+|\d{8}T\d{6}Z-\d+`).ReplaceAllString(kind, "*")
+		// One violation of a kind (the same first problem) is shown in
+		// full, the others name it.
+		kind := regexp.MustCompile(`provision-top-\d+|\d{8}T\d{6}Z-\d+`).ReplaceAllString(problems[0], "*")
 		if first, seen := c.kinds[kind]; seen {
-			c.t.Errorf("%s: flush point %d (%v), state %q: as at flush point %d: %s", c.l.name, n, e, state, first, problems[0])
+			c.t.Errorf("%s: flush point %d (%v), state %q: as at flush point %d: %s", c.l.name, n, e, state, first, strings.TrimSpace(problems[0]))
 		} else {
 			c.kinds[kind] = n
 			c.t.Errorf("%s: flush point %d (%v), state %q: power lost here leaves:\n  %s\n  on the disk, against the disk before the boot:\n    %s",
