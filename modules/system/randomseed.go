@@ -3,6 +3,7 @@ package system
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"path"
 	"strings"
 
@@ -39,8 +40,14 @@ func PlanRandomSeed(cfg *config.Config, _ *rootfs.Root) ([]modules.Step, error) 
 				Module: "system", Action: "append random seed", Target: file, Origin: rs.Origin,
 				Detail: fmt.Sprintf("%d bytes", len(data)),
 				Apply: func(_ context.Context, env *modules.Env) error {
-					// As cloud-init's append: a new file gets 0644.
-					return env.Root.AppendFile(file, data, 0o644, rootfs.Owner{UID: -1, GID: -1})
+					// As cloud-init's append_file (open in "ab"): a new
+					// file gets 0644, an existing one keeps its mode (a
+					// 0600 seed stays private); AppendFile keeps it for 0.
+					mode := fs.FileMode(0o644)
+					if st, err := env.Root.Stat(file); err == nil && st.Mode().IsRegular() {
+						mode = 0
+					}
+					return env.Root.AppendFile(file, data, mode, rootfs.Owner{UID: -1, GID: -1})
 				},
 			})
 		}

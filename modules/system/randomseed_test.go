@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -59,6 +60,35 @@ func TestRandomSeedFileAppended(t *testing.T) {
 	rootfstest.Apply(t, root, steps)
 	if b, _ := root.ReadFile("/var/lib/seed"); string(b) != "new" {
 		t.Errorf("new seed file %q", b)
+	}
+	if st, err := root.Stat("/var/lib/seed"); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("new seed file: %v %v, want mode 0644", st, err)
+	}
+}
+
+// An existing seed file keeps its mode, as cloud-init's append_file leaves
+// it (test/cloudinitdiff found a 0600 file made 0644).
+func TestRandomSeedAppendKeepsMode(t *testing.T) {
+	cfg := &config.Config{RandomSeed: &config.RandomSeed{File: "/var/lib/seed", Data: []byte("new")}}
+	root := rootfstest.NewRoot(t, map[string]string{"var/lib/seed": "old-"})
+	host, err := root.Resolve("/var/lib/seed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(host, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := PlanRandomSeed(cfg, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfstest.Apply(t, root, steps)
+	st, err := root.Stat("/var/lib/seed")
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("appended seed file: %v %v, want mode 0600 kept", st, err)
+	}
+	if b, _ := root.ReadFile("/var/lib/seed"); string(b) != "old-new" {
+		t.Errorf("seed file %q", b)
 	}
 }
 
