@@ -45,10 +45,12 @@ func TestDryRunOnProvisionedTree(t *testing.T) {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	// What may reappear, by design: appends, passwords that cannot be
-	// compared (RANDOM), expiry, scripts, packages, warnings, and what the
+	// compared (RANDOM), expiry, scripts, packages, what acts after the
+	// commit on the machine's disk and power (decided at boot), warnings,
+	// and what the
 	// target is (its /etc model, boot handling), and the header (sources,
 	// documents, instance-id, first-boot verdict).
-	allowed := regexp.MustCompile(`^(# source |#   |# document |# instance-id: |# first boot: |# target: |# scripts: |files: append |users: set password debian \(random|scripts: run |packages: )`)
+	allowed := regexp.MustCompile(`^(# source |#   |# document |# instance-id: |# first boot: |# target: |# scripts: |disk: grow |power: skip |files: append |users: set password debian \(random|scripts: run |packages: )`)
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		if !allowed.MatchString(l) {
 			t.Errorf("plan line for something already done: %s", l)
