@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -230,6 +231,13 @@ func faithfulLayout(t *testing.T, w *world, v faithful.Variant, name string) plL
 		}
 	}
 	return l
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 func mustRead(t *testing.T, p string) []byte {
@@ -529,8 +537,15 @@ func (c *plChecker) check(n int, e LogEntry, master string) string {
 		}
 		fingerprint = in.Default.Path + " " + strings.Join(in.subvolumePaths(), ",") + " " + digestSum(d)
 		state, problems = c.judge(top, in, d)
-		c.changes = digestChanges(c.before.digest, d, 25)
-		c.changes = append([]string{fmt.Sprintf("default subvolume %s (id %d)", in.Default.Path, in.Default.ID)}, c.changes...)
+		c.changes = []string{fmt.Sprintf("default subvolume %s (id %d)", in.Default.Path, in.Default.ID)}
+		for _, sv := range in.subvolumePaths() {
+			if slices.Contains(c.before.subvols, sv) {
+				continue
+			}
+			ro, err := run("", "btrfs", "property", "get", "-ts", filepath.Join(top, sv), "ro")
+			c.changes = append(c.changes, fmt.Sprintf("new subvolume %s: %s", sv, strings.TrimSpace(ro+" "+errString(err))))
+		}
+		c.changes = append(c.changes, digestChanges(c.before.digest, d, 25)...)
 		return nil
 	})
 	if err != nil {
