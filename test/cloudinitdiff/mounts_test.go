@@ -2,6 +2,7 @@ package cloudinitdiff
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -297,5 +298,52 @@ func TestSwap(t *testing.T) {
 				t.Errorf("provision's fstab lines %q", got)
 			}
 		})
+	}
+}
+
+// On a snapper root, provision puts the swap file in /var/lib/swap (README:
+// a swap file in the snapshotted root subvolume would block every later
+// snapshot); cloud-init puts it where asked. The image here is MicroOS's
+// layout on the test's btrfs: / and a /var subvolume in its fstab, and
+// /.snapshots.
+func TestSwapSnapperRoot(t *testing.T) {
+	s := need(t)
+	varSub := map[string]string{} // tree -> its /var subvolume
+	snapper := func(t *testing.T, tree string) {
+		sub := fmt.Sprintf("%s-var-%d", strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()), len(varSub))
+		varSub[tree] = sub
+		if _, err := run("", "btrfs", "subvolume", "create", filepath.Join(s.mnt, sub)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = run("", "btrfs", "subvolume", "delete", filepath.Join(s.mnt, sub)) })
+		writeFile(t, tree, fstabPath, s.loopDev+"\t/\tbtrfs\tdefaults\t0\t0\n"+s.loopDev+"\t/var\tbtrfs\tsubvol=/"+sub+"\t0\t0\n", 0o644)
+		if err := os.MkdirAll(filepath.Join(tree, ".snapshots"), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := s.apply(t, seed{userData: "swap:\n  filename: /swapfile\n  size: 8M\n"}, snapper, "cc_mounts")
+	a := readSwap(t, p.a, "/swapfile")
+	if a.size != 8<<20 {
+		t.Errorf("cloud-init's swap file: %+v", a)
+	}
+	if exists(p.b, "/swapfile") {
+		t.Errorf("provision made /swapfile in the snapshotted root")
+	}
+	var marked []string
+	for _, l := range fstabLines(readFile(t, p.b, fstabPath)) {
+		if strings.Contains(l[3], "comment=cloudconfig") {
+			marked = append(marked, strings.Join(l, " "))
+		}
+	}
+	if len(marked) != 1 || marked[0] != "/var/lib/swap/swapfile none swap sw,comment=cloudconfig 0 0" {
+		t.Errorf("provision's fstab lines %q", marked)
+	}
+	// The file is in the /var subvolume the run mounted from the fstab.
+	b := readSwap(t, filepath.Join(s.mnt, varSub[p.b]), "/lib/swap/swapfile")
+	if !b.nocow || b.size != a.size || b.mode != a.mode {
+		t.Errorf("swap files: cloud-init %+v, provision %+v", a, b)
+	}
+	if !strings.Contains(p.bOut, "/var/lib/swap/swapfile") {
+		t.Errorf("provision's output does not name /var/lib/swap/swapfile:\n%s", p.bOut)
 	}
 }

@@ -2,7 +2,6 @@ package cloudinitdiff
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,24 +45,27 @@ var standIns = map[string]string{
 		"case \"$1\" in enable|disable|mask|unmask|preset|is-enabled) exec /usr/bin/systemctl \"$@\";; esac\n",
 }
 
-// cloudInitCfg keeps cloud-init to what the case runs: no network
-// configuration is rendered, and the init stage that consumes the
-// user-data runs no module of its own.
-const cloudInitCfg = "network: {config: disabled}\ncloud_init_modules: []\ncloud_config_modules: []\ncloud_final_modules: []\n"
+// cloudInitCfg makes cloud-init's init stage run exactly the case's
+// modules (each as a fresh instance runs it) and render no network
+// configuration; the config and final stages run nothing.
+func cloudInitCfg(modules []string) string {
+	return "network: {config: disabled}\ncloud_init_modules: [" + strings.Join(modules, ", ") +
+		"]\ncloud_config_modules: []\ncloud_final_modules: []\n"
+}
 
-// runCloudInit applies sd with the real cloud-init in tree: the local and
-// network init stages find the NoCloud seed and consume the user-data,
-// then each module runs alone (cloud-init single) as its stage would run
-// it. It runs in a chroot with /proc, /sys and /dev, in a mount and UTS
-// namespace of its own (cc_set_hostname sets the hostname). A module's
-// failure is in the output, not an error: the comparison says what it
-// left.
+// runCloudInit applies sd with the real cloud-init in tree: its init
+// stage finds the NoCloud seed, consumes the user-data and runs modules,
+// as a first boot runs them (one process per case: cloud-init's start-up
+// is most of a case's time). It runs in a chroot with /proc, /sys and
+// /dev, in a mount and UTS namespace of its own (cc_set_hostname sets the
+// hostname). A module's failure is in the output, not an error: the
+// comparison says what it left.
 func runCloudInit(t *testing.T, tree string, sd seed, modules ...string) string {
 	t.Helper()
 	for name, data := range sd.files() {
 		writeFile(t, tree, "/var/lib/cloud/seed/nocloud/"+name, data, 0o600)
 	}
-	writeFile(t, tree, "/etc/cloud/cloud.cfg.d/99-cloudinitdiff.cfg", cloudInitCfg, 0o644)
+	writeFile(t, tree, "/etc/cloud/cloud.cfg.d/99-cloudinitdiff.cfg", cloudInitCfg(modules), 0o644)
 	for name, script := range standIns {
 		writeFile(t, tree, "/usr/local/sbin/"+name, script, 0o755)
 	}
@@ -71,23 +73,26 @@ func runCloudInit(t *testing.T, tree string, sd seed, modules ...string) string 
 	if err := os.MkdirAll(filepath.Join(tree, "run/systemd/system"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	script := "cloud-init init --local && cloud-init init"
-	for _, m := range modules {
-		script += fmt.Sprintf(" && { cloud-init single --name %s --frequency always || echo \"cloudinitdiff: %s exited $?\"; }", m, m)
-	}
 	const inNS = `set -e
 mount --bind "$1" "$1"
 mount -t proc proc "$1/proc"
 mount --rbind /sys "$1/sys"
 mount --rbind /dev "$1/dev"
-exec chroot "$1" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 HOME=/root SYSTEMD_OFFLINE=1 /bin/sh -c "$2"`
-	cmd := exec.Command("unshare", "--mount", "--uts", "--propagation", "private", "/bin/sh", "-c", inNS, "sh", tree, script)
+exec chroot "$1" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 HOME=/root SYSTEMD_OFFLINE=1 cloud-init init`
+	cmd := exec.Command("unshare", "--mount", "--uts", "--propagation", "private", "/bin/sh", "-c", inNS, "sh", tree)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("cloud-init in %s: %v\n%s", tree, err, out.String())
 	}
-	return out.String() + readOptional(t, tree, callLog)
+	// What the modules logged at WARNING and above is in the log file.
+	var warnings []string
+	for _, l := range strings.Split(readOptional(t, tree, "/var/log/cloud-init.log"), "\n") {
+		if strings.Contains(l, "[WARNING]") || strings.Contains(l, "[ERROR]") {
+			warnings = append(warnings, l)
+		}
+	}
+	return out.String() + strings.Join(warnings, "\n") + "\n" + readOptional(t, tree, callLog)
 }
 
 // runProvision applies sd with provision's binary to tree, from a NoCloud
