@@ -83,6 +83,9 @@ func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
 	var steps []modules.Step
 	if cc.RemoveDefaults {
 		steps = append(steps, removeStep(cc, st))
+		if st.name == "debian" && root != nil && hasTool(root, debconfTool) {
+			steps = append(steps, debconfStep(cc))
+		}
 	}
 	steps = append(steps, writeSteps(cc, st)...)
 	if root != nil && !hasTool(root, st.update[0]) {
@@ -117,6 +120,39 @@ func removeStep(cc *config.CACerts, st store) modules.Step {
 				if err := env.Root.WriteFile(st.config, nil, 0o644, rootfs.RootOwner); err != nil {
 					return fmt.Errorf("%s: ca_certs.remove_defaults: %w", cc.Origin, err)
 				}
+			}
+			return nil
+		},
+	}
+}
+
+// debconfTool answers debconf's questions from its standard input.
+const debconfTool = "debconf-set-selections"
+
+// debconfAnswer is what cloud-init's remove_defaults tells debconf on
+// Debian and Ubuntu: ca-certificates must not trust the CAs a later
+// upgrade of the package brings, or the removed defaults would come back
+// with it.
+const debconfAnswer = "ca-certificates ca-certificates/trust_new_crts select no"
+
+func debconfStep(cc *config.CACerts) modules.Step {
+	return modules.Step{
+		Module: "certs",
+		Action: "run",
+		Target: debconfTool,
+		Detail: "in the target: " + debconfAnswer + " (new CAs of a package upgrade not trusted)",
+		Origin: cc.Origin,
+		Apply: func(ctx context.Context, env *modules.Env) error {
+			if env.Exec == nil {
+				return fmt.Errorf("%s: ca_certs.remove_defaults: %s: %w", cc.Origin, debconfTool, modules.ErrNoExecutor)
+			}
+			code, err := env.Exec.Run(ctx, modules.Command{Argv: []string{debconfTool, "-"}, Dir: "/",
+				Stdin: strings.NewReader(debconfAnswer + "\n"), Output: env.Console})
+			if err != nil {
+				return fmt.Errorf("%s: ca_certs.remove_defaults: %s: %w", cc.Origin, debconfTool, err)
+			}
+			if code != 0 {
+				return fmt.Errorf("%s: ca_certs.remove_defaults: %s exited with status %d", cc.Origin, debconfTool, code)
 			}
 			return nil
 		},

@@ -3,6 +3,7 @@ package certs
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,11 +27,23 @@ func caCfg(remove bool) *config.Config {
 		Trusted: []config.CACert{{Origin: origin(4), PEM: certA}, {Origin: origin(5), PEM: certB}}}}
 }
 
-// fakeExec records the commands run in the target.
-type fakeExec struct{ argv [][]string }
+// fakeExec records the commands run in the target and their input.
+type fakeExec struct {
+	argv  [][]string
+	stdin []string
+}
 
 func (f *fakeExec) Run(ctx context.Context, c modules.Command) (int, error) {
 	f.argv = append(f.argv, c.Argv)
+	in := ""
+	if c.Stdin != nil {
+		b, err := io.ReadAll(c.Stdin)
+		if err != nil {
+			return 0, err
+		}
+		in = string(b)
+	}
+	f.stdin = append(f.stdin, in)
 	return 0, nil
 }
 
@@ -113,6 +126,38 @@ func TestDebianRemoveDefaults(t *testing.T) {
 	}
 	if got := read(t, root, "etc/ca-certificates.conf"); got != "cloud-init-ca-certs.crt\n" {
 		t.Errorf("ca-certificates.conf %q", got)
+	}
+}
+
+// On Debian, remove_defaults also answers debconf as cloud-init does, so
+// an upgrade of ca-certificates does not trust its new CAs again (found
+// by test/cloudinitdiff); the answer goes before the update tool runs.
+func TestDebianRemoveDefaultsDebconf(t *testing.T) {
+	root := rootfstest.NewRoot(t, map[string]string{
+		"etc/ca-certificates.conf":                "mozilla/A.crt\n",
+		"usr/share/ca-certificates/mozilla/A.crt": "a",
+		"usr/sbin/update-ca-certificates":         "#!/bin/sh\n",
+		"usr/bin/debconf-set-selections":          "#!/bin/sh\n",
+	})
+	steps, err := Plan(caCfg(true), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := string(rootfstest.PlanText(steps)); !strings.Contains(plan, "certs: run debconf-set-selections (in the target: ca-certificates ca-certificates/trust_new_crts select no") {
+		t.Errorf("plan:\n%s", plan)
+	}
+	ex := apply(t, root, steps)
+	if len(ex.argv) != 2 || strings.Join(ex.argv[0], " ") != "debconf-set-selections -" || ex.argv[1][0] != "update-ca-certificates" ||
+		ex.stdin[0] != "ca-certificates ca-certificates/trust_new_crts select no\n" {
+		t.Errorf("commands %q, input %q", ex.argv, ex.stdin)
+	}
+	// Without remove_defaults debconf is left alone.
+	steps, err = Plan(caCfg(false), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := string(rootfstest.PlanText(steps)); strings.Contains(plan, "debconf") {
+		t.Errorf("plan without remove_defaults:\n%s", plan)
 	}
 }
 
