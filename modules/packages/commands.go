@@ -296,45 +296,57 @@ func exitMeaning(f Family, code int) (string, bool) {
 var (
 	// rpm itself, under zypper and dnf: "warning: %post(foo-1.0-1.noarch)
 	// scriptlet failed, exit status 1", "error: %prein(...) scriptlet failed".
-	rpmScriptletRe = regexp.MustCompile(`^(?:warning|error): %([a-z]+)\((.+)\) scriptlet failed`)
+	rpmScriptletRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:warning|error): %([a-z]+)\((.+)\) scriptlet failed`)
+	})
 	// dnf 4: "Error in POSTIN scriptlet in rpm package foo".
-	dnf4ScriptletRe = regexp.MustCompile(`^Error in (PREIN|POSTIN|PREUN|POSTUN|PRETRANS|POSTTRANS) scriptlet in rpm package (\S+)`)
+	dnf4ScriptletRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^Error in (PREIN|POSTIN|PREUN|POSTUN|PRETRANS|POSTTRANS) scriptlet in rpm package (\S+)`)
+	})
 	// dnf 5: ">>> Error in %post scriptlet: foo-0:1.0-1.noarch",
 	// ">>> Non-critical error in %post scriptlet: ...",
 	// ">>> Error in post-install scriptlet: ...".
-	dnf5ScriptletRe = regexp.MustCompile(`^>>> (?:Non-critical )?[Ee]rror in (%?[a-z-]+) scriptlet: (\S+)`)
+	dnf5ScriptletRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^>>> (?:Non-critical )?[Ee]rror in (%?[a-z-]+) scriptlet: (\S+)`)
+	})
 
-	notFoundRes = []*regexp.Regexp{
-		regexp.MustCompile(`^Package '([^']+)' not found\.`),                      // zypper
-		regexp.MustCompile(`^No provider of '([^']+)' found\.`),                   // zypper
-		regexp.MustCompile(`^No match for argument: (\S+)`),                       // dnf 4 and 5
-		regexp.MustCompile(`^E: Unable to locate package (\S+)`),                  // apt
-		regexp.MustCompile(`^E: Package '([^']+)' has no installation candidate`), // apt
-		regexp.MustCompile(`^E: Version '[^']+' for '([^']+)' was not found`),     // apt
-	}
-	dpkgErrorRe = regexp.MustCompile(`^dpkg: error processing (?:package|archive) (\S+)`)
+	notFoundRes = sync.OnceValue(func() []*regexp.Regexp {
+		return []*regexp.Regexp{
+			regexp.MustCompile(`^Package '([^']+)' not found\.`),                      // zypper
+			regexp.MustCompile(`^No provider of '([^']+)' found\.`),                   // zypper
+			regexp.MustCompile(`^No match for argument: (\S+)`),                       // dnf 4 and 5
+			regexp.MustCompile(`^E: Unable to locate package (\S+)`),                  // apt
+			regexp.MustCompile(`^E: Package '([^']+)' has no installation candidate`), // apt
+			regexp.MustCompile(`^E: Version '[^']+' for '([^']+)' was not found`),     // apt
+		}
+	})
+	dpkgErrorRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^dpkg: error processing (?:package|archive) (\S+)`) })
 
 	// rpm's file conflict lines, printed by dnf and yum: "file /x
 	// conflicts between attempted installs of a-1-1.noarch and b-1-1.noarch",
 	// "file /x from install of a-1 conflicts with file from package b-1".
-	rpmConflictRe = regexp.MustCompile(`^\s*file \S+ (?:conflicts between attempted installs of|from install of) (\S+)`)
+	rpmConflictRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\s*file \S+ (?:conflicts between attempted installs of|from install of) (\S+)`)
+	})
 	// zypper's summary before it lists the conflicts.
-	zypperConflictRe = regexp.MustCompile(`^Detected \d+ file conflicts?`)
+	zypperConflictRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^Detected \d+ file conflicts?`) })
 
 	// A repository that could not be read. zypper and apt go on without
 	// it (zypper exits 106 at the end, apt-get update 0 after a W: line),
 	// dnf too when the repository or dnf.conf says skip_if_unavailable,
 	// and then exits 0.
-	repoFailureRes = []*regexp.Regexp{
-		regexp.MustCompile(`^Repository '[^']+' is invalid\.`),                                          // zypper
-		regexp.MustCompile(`^Warning: Skipping repository '[^']+'`),                                     // zypper
-		regexp.MustCompile(`^(?:Error: )?Failed to download metadata for repo '[^']+'`),                 // dnf 4
-		regexp.MustCompile(`^Ignoring repositories: `),                                                  // dnf 4, skip_if_unavailable
-		regexp.MustCompile(`^Failed to download metadata .*for repository '[^']+'`),                     // dnf 5
-		regexp.MustCompile(`^[EW]: Failed to fetch `),                                                   // apt
-		regexp.MustCompile(`^W: Some index files failed to download`),                                   // apt
-		regexp.MustCompile(`^E: The repository '[^']+' (?:does not have a Release file|is not signed)`), // apt
-	}
+	repoFailureRes = sync.OnceValue(func() []*regexp.Regexp {
+		return []*regexp.Regexp{
+			regexp.MustCompile(`^Repository '[^']+' is invalid\.`),                                          // zypper
+			regexp.MustCompile(`^Warning: Skipping repository '[^']+'`),                                     // zypper
+			regexp.MustCompile(`^(?:Error: )?Failed to download metadata for repo '[^']+'`),                 // dnf 4
+			regexp.MustCompile(`^Ignoring repositories: `),                                                  // dnf 4, skip_if_unavailable
+			regexp.MustCompile(`^Failed to download metadata .*for repository '[^']+'`),                     // dnf 5
+			regexp.MustCompile(`^[EW]: Failed to fetch `),                                                   // apt
+			regexp.MustCompile(`^W: Some index files failed to download`),                                   // apt
+			regexp.MustCompile(`^E: The repository '[^']+' (?:does not have a Release file|is not signed)`), // apt
+		}
+	})
 )
 
 // analysis reads the output of one command for what went wrong.
@@ -353,38 +365,38 @@ type analysis struct {
 }
 
 func (a *analysis) line(l string) {
-	if m := rpmScriptletRe.FindStringSubmatch(l); m != nil {
+	if m := rpmScriptletRe().FindStringSubmatch(l); m != nil {
 		a.scriptletLine(l, m[1] != "postun", m[2])
 		return
 	}
-	if m := dnf4ScriptletRe.FindStringSubmatch(l); m != nil {
+	if m := dnf4ScriptletRe().FindStringSubmatch(l); m != nil {
 		a.scriptletLine(l, m[1] != "POSTUN", m[2])
 		return
 	}
-	if m := dnf5ScriptletRe.FindStringSubmatch(l); m != nil {
+	if m := dnf5ScriptletRe().FindStringSubmatch(l); m != nil {
 		kind := m[1]
 		a.scriptletLine(l, kind != "%postun" && kind != "post-uninstall", m[2])
 		return
 	}
-	for _, re := range notFoundRes {
+	for _, re := range notFoundRes() {
 		if m := re.FindStringSubmatch(l); m != nil {
 			a.note(l, m[1])
 			return
 		}
 	}
-	if m := dpkgErrorRe.FindStringSubmatch(l); m != nil {
+	if m := dpkgErrorRe().FindStringSubmatch(l); m != nil {
 		a.note(l, m[1])
 		return
 	}
-	if m := rpmConflictRe.FindStringSubmatch(l); m != nil {
+	if m := rpmConflictRe().FindStringSubmatch(l); m != nil {
 		a.note(strings.TrimSpace(l), m[1])
 		return
 	}
-	if zypperConflictRe.MatchString(l) {
+	if zypperConflictRe().MatchString(l) {
 		a.note(l, "")
 		return
 	}
-	for _, re := range repoFailureRes {
+	for _, re := range repoFailureRes() {
 		if re.MatchString(l) {
 			if a.repo == "" {
 				a.repo = l

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/provision/config"
@@ -24,7 +25,7 @@ const (
 	addAptRepoMatch = `^[\w-]+:\w` // cloud-init's add_apt_repo_match default
 )
 
-var aptRepoRe = regexp.MustCompile(addAptRepoMatch)
+var aptRepoRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(addAptRepoMatch) })
 
 // family maps a repository's Manager field to the family that reads it.
 func family(manager string) (Family, bool) {
@@ -166,7 +167,7 @@ type kv struct{ key, value string }
 
 // validKey is what an INI key may be after cloud-init's normalisation
 // (lower case, '-' -> '_'); anything else could break the file's syntax.
-var validKey = regexp.MustCompile(`^[a-z0-9_.:@+]+$`)
+var validKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9_.:@+]+$`) })
 
 // repoOptions normalises keys as cloud-init does (lower case, trimmed, '-'
 // -> '_'), drops zypper's "id" (it names the section), adds zypper's
@@ -198,7 +199,7 @@ func repoOptions(r config.Repository, fam Family) ([]kv, error) {
 		if nk == "" {
 			continue
 		}
-		if !validKey.MatchString(nk) {
+		if !validKey().MatchString(nk) {
 			return nil, fmt.Errorf("%s: repository %q: invalid option name %q", r.Origin, r.Name, k)
 		}
 		if strings.ContainsAny(v, "\r\x00") {
@@ -371,7 +372,7 @@ func (a *aptState) steps(r config.Repository, t *target) ([]modules.Step, error)
 		}
 	}
 
-	if aptRepoRe.MatchString(line) {
+	if aptRepoRe().MatchString(line) {
 		st := modules.Step{
 			Module: Module, Action: "add apt repository", Target: line, Detail: "add-apt-repository --no-update", Origin: r.Origin,
 			Apply: func(ctx context.Context, env *modules.Env) error {
@@ -469,10 +470,10 @@ func stem(name string) string {
 	return name
 }
 
-var deb822Key = regexp.MustCompile(`(?m)^(Types|URIs|Suites|Components):`)
+var deb822Key = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^(Types|URIs|Suites|Components):`) })
 
 func isDeb822(s string) bool {
-	return deb822Key.MatchString(s) && strings.Contains(s, "URIs:")
+	return deb822Key().MatchString(s) && strings.Contains(s, "URIs:")
 }
 
 // aptParams are the variables cloud-init offers in a source: RELEASE (the
@@ -508,15 +509,15 @@ func aptParams(t *target, keyFile string) map[string]string {
 	return p
 }
 
-var templateVar = regexp.MustCompile(`\$\{([A-Za-z0-9_.]+)\}|\$([A-Za-z0-9_.]+)`)
+var templateVar = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{([A-Za-z0-9_.]+)\}|\$([A-Za-z0-9_.]+)`) })
 
 // renderSource substitutes $NAME and ${NAME} as cloud-init's basic
 // renderer does; a name it cannot resolve fails there (KeyError) and here.
 // The text comes back with unresolved names left as they were.
 func renderSource(s string, params map[string]string) (string, error) {
 	var missing []string
-	out := templateVar.ReplaceAllStringFunc(s, func(m string) string {
-		sub := templateVar.FindStringSubmatch(m)
+	out := templateVar().ReplaceAllStringFunc(s, func(m string) string {
+		sub := templateVar().FindStringSubmatch(m)
 		name := sub[1]
 		if name == "" {
 			name = sub[2]

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/provision-dev/provision/provision/config"
 )
@@ -726,7 +727,7 @@ func (p *parser) groups(n *node) {
 	}
 }
 
-var chpasswdHashRE = regexp.MustCompile(`^\$(1|2a|2y|5|6)(\$.+){2}`)
+var chpasswdHashRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\$(1|2a|2y|5|6)(\$.+){2}`) })
 
 // passwords is cc_set_passwords: chpasswd users/list, or password for the
 // default user; expire defaults to true and applies to hashed ones too.
@@ -853,7 +854,7 @@ func (p *parser) passwords(ch, password *node, defName string) {
 		}
 		pc := config.PasswordChange{Origin: l.origin, User: user}
 		switch {
-		case chpasswdHashRE.MatchString(pw) && !strings.Contains(pw, ":"):
+		case chpasswdHashRE().MatchString(pw) && !strings.Contains(pw, ":"):
 			pc.Password = config.Password{Kind: config.PasswordHash, Value: pw}
 		case pw == "R" || pw == "RANDOM":
 			pc.Password = config.Password{Kind: config.PasswordRandom}

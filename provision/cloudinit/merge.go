@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/provision-dev/provision/provision/config"
 )
@@ -49,7 +50,7 @@ type merger struct {
 	strAppend bool
 }
 
-var mergerNameRE = regexp.MustCompile(`^([a-zA-Z_][A-Za-z0-9_]*)\((.*?)\)$`)
+var mergerNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([a-zA-Z_][A-Za-z0-9_]*)\((.*?)\)$`) })
 
 // parseMergeString parses "dict(replace)+list(append)+str()".
 func parseMergeString(s string) ([]mergerSpec, error) {
@@ -59,7 +60,7 @@ func parseMergeString(s string) ([]mergerSpec, error) {
 		if m == "" {
 			continue
 		}
-		sub := mergerNameRE.FindStringSubmatch(m)
+		sub := mergerNameRE().FindStringSubmatch(m)
 		if sub == nil {
 			return nil, fmt.Errorf("merger identifier %q is not in the right format", m)
 		}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/provision-dev/provision/provision/config"
 )
@@ -22,10 +23,10 @@ func ptr(s string) *string { return &s }
 
 // shortDevice is cloud-init's DEVICE_NAME_FILTER: names it prefixes with
 // /dev/ (sda, sda1, xvdb, vdd1, hda, sr0).
-var shortDevice = regexp.MustCompile(`^([x]{0,1}[shv]d[a-z][0-9]*|sr[0-9]+)$`)
+var shortDevice = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([x]{0,1}[shv]d[a-z][0-9]*|sr[0-9]+)$`) })
 
 // networkDevice is cloud-init's NETWORK_NAME_FILTER (server:/path).
-var networkDevice = regexp.MustCompile(`^.+:.*`)
+var networkDevice = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^.+:.*`) })
 
 // metaDevice is cloud-init's is_meta_device_name: names only the cloud's
 // block-device-mapping resolves.
@@ -39,7 +40,7 @@ func metaDevice(name string) bool {
 
 // numberField: fs_freq and fs_passno are numbers, or every fstab reader
 // (ours, mount, systemd-fstab-generator) stops at the line.
-var numberField = regexp.MustCompile(`^[0-9]+$`)
+var numberField = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]+$`) })
 
 // mounts reads cloud-init's mounts with mount_default_fields, as
 // cc_mounts' handle does up to writing: each entry completed from the
@@ -116,13 +117,13 @@ func (p *parser) mounts(n, defaults *node) {
 		}
 		dev, _, _ := strings.Cut(spec, ".") // ephemeral0.1: partition 1 of ephemeral0
 		switch {
-		case networkDevice.MatchString(spec):
+		case networkDevice().MatchString(spec):
 		case metaDevice(dev):
 			e.skip = true
 			if f[1] != nil {
 				p.warnf(it.items[0].origin, "%s: %s is resolved only by a cloud's block-device-mapping, which provision does not read: skipped", path, spec)
 			}
-		case shortDevice.MatchString(spec):
+		case shortDevice().MatchString(spec):
 			spec = "/dev/" + spec
 		}
 		f[0] = &spec
@@ -156,7 +157,7 @@ func (p *parser) mounts(n, defaults *node) {
 			case *v == "" || strings.ContainsAny(*v, " \t\n\\#"):
 				p.errorf(origins[i], "%s: %s %q is empty or has a blank, a backslash or '#', which fstab cannot hold", path, name, *v)
 				return
-			case j >= 2 && !numberField.MatchString(*v):
+			case j >= 2 && !numberField().MatchString(*v):
 				p.errorf(origins[i], "%s: %s %q is not a number", path, name, *v)
 				return
 			}
@@ -175,7 +176,7 @@ func (p *parser) mounts(n, defaults *node) {
 
 // humanSize is cloud-init's util.human2bytes: a number with an optional
 // B, K, M, G or T (powers of 1024, also as KB, KiB...), or an integer.
-var humanSize = regexp.MustCompile(`^([0-9]+)?\.?[0-9]+[BKMGT]$`)
+var humanSize = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)?\.?[0-9]+[BKMGT]$`) })
 
 func (p *parser) size(n *node, path string) (int64, bool) {
 	switch n.kind {
@@ -193,7 +194,7 @@ func (p *parser) size(n *node, path string) (int64, bool) {
 				s = t // 512MB is 512M, as cloud-init reads it
 			}
 		}
-		if !humanSize.MatchString(s) {
+		if !humanSize().MatchString(s) {
 			if v, err := strconv.ParseInt(s, 10, 64); err == nil && v >= 0 {
 				return v, true
 			}

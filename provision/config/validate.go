@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Error is a validation error tied to the item that caused it.
@@ -21,7 +22,7 @@ func (e *Error) Error() string { return e.Origin.String() + ": " + e.Message }
 // (lib/chkname.c, useradd without --badname, since shadow 4.9): a letter of
 // either case, digit, '_' or '.' first, then those or '-', and a trailing '$'
 // for Samba machine accounts. ValidName adds the rest of that rule.
-var userNameRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$`)
+var userNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$`) })
 
 // maxNameLen is shadow's USER_NAME_MAX_LENGTH (utmp's ut_user) that
 // useradd of shadow 4.13 enforces; later releases allow up to
@@ -29,10 +30,12 @@ var userNameRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$`)
 const maxNameLen = 32
 
 // hostnameLabelRE is one RFC 1123 label.
-var hostnameLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+var hostnameLabelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`) })
 
 // unitNameRE accepts what systemd calls a valid unit name with a known suffix.
-var unitNameRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)$`)
+var unitNameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)$`)
+})
 
 // ValidName reports whether s is acceptable as a user or group name, by
 // upstream shadow-utils' rule: userNameRE, at most maxNameLen bytes, not
@@ -41,7 +44,7 @@ var unitNameRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.
 // leading '-', '+', '~'); those names are refused here, as MicroOS's and
 // Fedora's useradd refuse them, and "..", "a/b" would make odd homes.
 func ValidName(s string) bool {
-	if len(s) > maxNameLen || s == "." || s == ".." || !userNameRE.MatchString(s) {
+	if len(s) > maxNameLen || s == "." || s == ".." || !userNameRE().MatchString(s) {
 		return false
 	}
 	return strings.Trim(s, "0123456789") != ""
@@ -53,7 +56,7 @@ func ValidHostname(s string) bool {
 		return false
 	}
 	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
-		if !hostnameLabelRE.MatchString(label) {
+		if !hostnameLabelRE().MatchString(label) {
 			return false
 		}
 	}
@@ -259,7 +262,7 @@ func (c *Config) Validate() error {
 	units := map[string]*Unit{}
 	for i := range c.Units {
 		u := &c.Units[i]
-		if !unitNameRE.MatchString(u.Name) {
+		if !unitNameRE().MatchString(u.Name) {
 			add(u.Origin, "invalid unit name %q", u.Name)
 		}
 		for _, d := range u.Dropins {

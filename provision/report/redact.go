@@ -4,38 +4,45 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Masked replaces a secret.
 const Masked = "[REDACTED]"
 
-var redactions = []struct {
+// redaction replaces what re matches with repl.
+type redaction struct {
 	re   *regexp.Regexp
 	repl string
-}{
-	// PEM private keys (also a truncated one running to the end).
-	{regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)`), "[REDACTED PRIVATE KEY]"},
-	// crypt(3) hashes: $1$ $2a$ $2b$ $2y$ $5$ $6$ $7$ $y$ $gy$ $sha1$ $md5$ ...
-	{regexp.MustCompile(`\$(1|2[abxy]?|5|6|7|y|gy|sha1|md5|argon2(?:id|i|d)?|scrypt|pbkdf2(?:-sha\d+)?)\$[A-Za-z0-9./$,=+-]{2,}`), "$$${1}$$" + Masked},
-	// HTTP credentials and the IMDSv2 token.
-	{regexp.MustCompile(`(?i)((?:authorization|proxy-authorization)\s*:\s*(?:bearer|basic|token|digest)?\s*)[^\s"',]+`), "${1}" + Masked},
-	{regexp.MustCompile(`(?i)(x-aws-ec2-metadata-token\s*:\s*)[^\s"',]+`), "${1}" + Masked},
-	// user:password@ in URLs.
-	{regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@`), "${1}" + Masked + "@"},
-	// key = value / key: value / "key": "value" for secret-looking keys. An
-	// already masked value is matched whole, so redacting twice changes nothing.
-	// The key starts the text or follows a blank, a quote or a JSON/YAML
-	// delimiter: "/etc/passwd: write ...: no space left on device" names a
-	// file, and its error must stay readable.
-	{regexp.MustCompile(`(?i)((?:^|[\s{,(\[])(?:"|')?(?:password|passwd|hashed_passwd|plain_text_passwd|passwordhash|password_hash|secret|client_secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)\b(?:"|')?\s*[:=]\s*(?:"|')?)(\[REDACTED\]|[^\s"',;}\]]+)`), "${1}" + Masked},
 }
+
+// redactions are compiled on first use: start-up stays free of them.
+var redactions = sync.OnceValue(func() []redaction {
+	return []redaction{
+		// PEM private keys (also a truncated one running to the end).
+		{regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)`), "[REDACTED PRIVATE KEY]"},
+		// crypt(3) hashes: $1$ $2a$ $2b$ $2y$ $5$ $6$ $7$ $y$ $gy$ $sha1$ $md5$ ...
+		{regexp.MustCompile(`\$(1|2[abxy]?|5|6|7|y|gy|sha1|md5|argon2(?:id|i|d)?|scrypt|pbkdf2(?:-sha\d+)?)\$[A-Za-z0-9./$,=+-]{2,}`), "$$${1}$$" + Masked},
+		// HTTP credentials and the IMDSv2 token.
+		{regexp.MustCompile(`(?i)((?:authorization|proxy-authorization)\s*:\s*(?:bearer|basic|token|digest)?\s*)[^\s"',]+`), "${1}" + Masked},
+		{regexp.MustCompile(`(?i)(x-aws-ec2-metadata-token\s*:\s*)[^\s"',]+`), "${1}" + Masked},
+		// user:password@ in URLs.
+		{regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@`), "${1}" + Masked + "@"},
+		// key = value / key: value / "key": "value" for secret-looking keys. An
+		// already masked value is matched whole, so redacting twice changes nothing.
+		// The key starts the text or follows a blank, a quote or a JSON/YAML
+		// delimiter: "/etc/passwd: write ...: no space left on device" names a
+		// file, and its error must stay readable.
+		{regexp.MustCompile(`(?i)((?:^|[\s{,(\[])(?:"|')?(?:password|passwd|hashed_passwd|plain_text_passwd|passwordhash|password_hash|secret|client_secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)\b(?:"|')?\s*[:=]\s*(?:"|')?)(\[REDACTED\]|[^\s"',;}\]]+)`), "${1}" + Masked},
+	}
+})
 
 // Redact masks what looks like a secret in s: crypt hashes, PEM private
 // keys, Authorization and IMDS token headers, URL passwords, and the values
 // of password/secret/token keys. It cannot know a plain password that
 // appears on its own; register those with Report.AddSecret.
 func Redact(s string) string {
-	for _, r := range redactions {
+	for _, r := range redactions() {
 		s = r.re.ReplaceAllString(s, r.repl)
 	}
 	return s
