@@ -111,6 +111,15 @@ func TestMounts(t *testing.T) {
 			},
 		},
 		{
+			// YAML numbers: cloud-init turns the fields of a device it
+			// finds into strings; provision reads them as written.
+			name: "unquoted numbers",
+			ud:   "mounts:\n  - [" + dev + ", /data, ext4, defaults, 0, 2]\n",
+			check: func(t *testing.T, p pair) {
+				same(t, p.a, p.b, fstabPath, "/data")
+			},
+		},
+		{
 			name: "short device name",
 			ud:   "mounts:\n  - [vda, /data]\n",
 			setup: func(t *testing.T, _ string) {

@@ -178,6 +178,42 @@ func TestNTP(t *testing.T) {
 			},
 		},
 		{
+			// peers and allow are later cloud-init's (23.1); 22.4.2's
+			// chrony template has neither, provision writes both (README).
+			name: "peers and allow",
+			ud:   "ntp:\n  servers: [ntp1.example.org]\n  peers: [peer.example.org]\n  allow: [192.0.2.0/24]\n",
+			check: func(t *testing.T, p pair) {
+				a, b := readFile(t, p.a, chronyConf), readFile(t, p.b, chronyConf)
+				if got := sourceLines(a); !slices.Equal(got, []string{"server ntp1.example.org iburst"}) {
+					t.Errorf("cloud-init 22.4.2's sources %q", got)
+				}
+				if got := sourceLines(b); !slices.Equal(got, []string{"server ntp1.example.org iburst", "peer peer.example.org", "allow 192.0.2.0/24"}) {
+					t.Errorf("provision's sources %q", got)
+				}
+				same(t, p.a, p.b, unitPaths...)
+			},
+		},
+		{
+			// config.confpath: cloud-init renders its whole template
+			// there; provision writes the sources (and its marker) into
+			// the new file. The image's chrony.conf is left by both.
+			name: "confpath",
+			ud:   "ntp:\n  ntp_client: chrony\n  servers: [ntp1.example.org]\n  config:\n    confpath: /etc/chrony/conf.d/cidiff.conf\n",
+			check: func(t *testing.T, p pair) {
+				const conf = "/etc/chrony/conf.d/cidiff.conf"
+				a, b := stat(t, p.a, conf), stat(t, p.b, conf)
+				if ga, gb := sourceLines(a.data), sourceLines(b.data); !slices.Equal(ga, gb) || len(gb) != 1 {
+					t.Errorf("sources: cloud-init %q, provision %q", ga, gb)
+				}
+				if a.mode != b.mode || a.uid != b.uid || a.gid != b.gid {
+					t.Errorf("%s: cloud-init %s, provision %s", conf, a, b)
+				}
+				unchanged(t, "cloud-init", p.base, p.a, chronyConf)
+				unchanged(t, "provision", p.base, p.b, chronyConf)
+				same(t, p.a, p.b, unitPaths...)
+			},
+		},
+		{
 			name: "enabled false",
 			ud:   "ntp:\n  enabled: false\n  servers: [ntp1.example.org]\n",
 			check: func(t *testing.T, p pair) {
