@@ -356,3 +356,34 @@ func TestSwapSnapperRoot(t *testing.T) {
 		t.Errorf("provision's output does not name /var/lib/swap/swapfile:\n%s", p.bOut)
 	}
 }
+
+// size auto without maxsize is cloud-init's suggested_swapsize from the
+// memory and the free space of the file's filesystem (a quarter of it at
+// most). Both run on the same btrfs, one after the other: cloud-init's
+// file is measured and deleted before provision runs, so both see about
+// the same free space.
+func TestSwapAuto(t *testing.T) {
+	s := need(t)
+	sd := seed{userData: "swap:\n  size: auto\n"}
+	a, b := s.copyOf(t, "cloud-init"), s.copyOf(t, "provision")
+	t.Logf("cloud-init:\n%s", runCloudInit(t, a, sd, "cc_mounts"))
+	sa := readSwap(t, a, "/swap.img")
+	if err := os.Remove(filepath.Join(a, "swap.img")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("", "btrfs", "filesystem", "sync", s.mnt); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("provision:\n%s", s.runProvision(t, b, sd))
+	sb := readSwap(t, b, "/swap.img")
+	if sa.size < 16<<20 || sa.size%(1<<20) != 0 || sb.size%(1<<20) != 0 {
+		t.Fatalf("swap sizes: cloud-init %d, provision %d", sa.size, sb.size)
+	}
+	t.Logf("swap size auto: cloud-init %d MiB, provision %d MiB", sa.size>>20, sb.size>>20)
+	if d := sa.size - sb.size; d > 8<<20 || d < -8<<20 {
+		t.Errorf("swap sizes differ by more than the free space that changed between the runs: cloud-init %d MiB, provision %d MiB", sa.size>>20, sb.size>>20)
+	}
+	if sa.mode != sb.mode || sb.magic != "SWAPSPACE2" || !sb.nocow {
+		t.Errorf("swap files: cloud-init %+v, provision %+v", sa, sb)
+	}
+}
