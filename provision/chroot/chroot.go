@@ -565,8 +565,12 @@ func (e *Env) Close() error {
 	e.mu.Unlock()
 
 	var errs []error
-	if err := KillProcesses(e.root); err != nil {
-		errs = append(errs, err)
+	// Prepared without /proc, nothing could run in it (Run refuses): no
+	// process of ours to look for in every /proc/PID/root.
+	if !e.opts.NoAPI {
+		if err := KillProcesses(e.root); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := e.unmountAll(); err != nil {
 		errs = append(errs, err)
