@@ -1,14 +1,13 @@
 package provision_test
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,38 +36,52 @@ runcmd:
   - echo started; exec busybox sleep `+sleeperArg+`
 `), 0o644)
 	cmd, out, rep := runBinary(t, b.root, seed)
-	var buf syncBuffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
+	// The output is read by one goroutine, which says when the program
+	// has started and hands the whole of it over once the run has ended.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	pw.Close()
+	started, output := make(chan struct{}), make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "[runcmd] started") {
+				close(started)
+				started = nil
+			}
+		}
+		output <- all.String()
+	}()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	// Wait for the program to run; the guards only catch a hang, they
-	// measure nothing.
-	guard := time.After(2 * time.Minute)
-	for !strings.Contains(buf.String(), "[runcmd] started") {
-		select {
-		case err := <-done:
-			t.Fatalf("the run ended before its runcmd started: %v\n%s", err, buf.String())
-		case <-guard:
-			cmd.Process.Kill()
-			t.Fatalf("runcmd never started:\n%s", buf.String())
-		case <-time.After(20 * time.Millisecond):
-		}
+	// The guards only catch a hang; they measure nothing.
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("the run ended before its runcmd started: %v\n%s", err, <-output)
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("runcmd never started:\n%s", <-output)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	var err error
 	select {
 	case err = <-done:
 	case <-time.After(2 * time.Minute):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("SIGTERM ignored: still running\n%s", buf.String())
+		t.Fatalf("SIGTERM ignored: still running\n%s", <-output)
 	}
-	out.WriteString(buf.String())
+	out.WriteString(<-output)
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Errorf("exit %v, want status 1\n%s", err, out)
 	}
@@ -108,22 +121,4 @@ func processesWithArgv(argv ...string) []int {
 		}
 	}
 	return pids
-}
-
-// syncBuffer is a bytes.Buffer the test may read while the command writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
