@@ -542,7 +542,7 @@ func recoverOne(top, stateDir string, def uint64, log io.Writer) error {
 	data, err := os.ReadFile(filepath.Join(stateDir, stateFile))
 	if isNotExist(err) {
 		// Begin died before recording a snapshot: nothing else exists.
-		if err := recoverJournals(top, stateDir, "", log); err != nil {
+		if err := recoverJournals(top, stateDir, "", "", log); err != nil {
 			return err
 		}
 		return removeState(stateDir)
@@ -602,7 +602,7 @@ func recoverOne(top, stateDir string, def uint64, log io.Writer) error {
 		}
 		return removeState(stateDir)
 	}
-	if err := recoverJournals(top, stateDir, st.Top, log); err != nil {
+	if err := recoverJournals(top, stateDir, st.Top, st.Snapshot, log); err != nil {
 		return err
 	}
 	if err := dropOutside(top, st.Outside, func(string) {}); err != nil {
@@ -861,7 +861,7 @@ func (t *btrfsTxn) topPath(host string) string {
 // a journal planted in an image's top level — is never replayed: it is
 // moved to QuarantineDirName and the log says so; what the crashed run
 // wrote there stays, the rest of the transaction is undone.
-func recoverJournals(top, stateDir, recordedTop string, log io.Writer) error {
+func recoverJournals(top, stateDir, recordedTop, snapshot string, log io.Writer) error {
 	ents, err := os.ReadDir(stateDir)
 	if isNotExist(err) {
 		return nil
@@ -877,7 +877,11 @@ func recoverJournals(top, stateDir, recordedTop string, log io.Writer) error {
 		dir := filepath.Join(stateDir, e.Name())
 		var err error
 		if recordedTop != "" {
-			err = journal.RecoverRebased(dir, recordedTop, top, nil)
+			discard := ""
+			if snapshot != "" {
+				discard = filepath.Join(top, filepath.FromSlash(snapshot))
+			}
+			err = journal.RecoverRebased(dir, recordedTop, top, discard, nil)
 		} else {
 			err = journal.RecoverWithin(dir, top, nil)
 		}

@@ -540,8 +540,10 @@ func rollback(dir string, hook func(string)) error {
 // RecoverRebased is RecoverWithin for a journal whose paths were recorded
 // below from, a mount that is now at to (a btrfs top level mounted anew):
 // each path below from is restored below to instead, and every one must
-// then lie inside to, or nothing is restored (ErrRefused).
-func RecoverRebased(dir, from, to string, hook func(string)) error {
+// then lie inside to, or nothing is restored (ErrRefused). Entries that
+// land in discard (the transaction's own snapshot, deleted whole next;
+// "" for none) are not restored: it may be read-only already.
+func RecoverRebased(dir, from, to, discard string, hook func(string)) error {
 	dir = filepath.Clean(dir)
 	if strings.HasSuffix(dir, SuffixCommitted) || strings.HasSuffix(dir, SuffixDone) {
 		return Recover(dir, hook)
@@ -551,15 +553,20 @@ func RecoverRebased(dir, from, to string, hook func(string)) error {
 		return err
 	}
 	from, to = filepath.Clean(from), filepath.Clean(to)
-	for i, e := range entries {
+	kept := entries[:0]
+	for _, e := range entries {
 		if rel, err := filepath.Rel(from, e.Path); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			entries[i].Path = filepath.Join(to, rel)
+			e.Path = filepath.Join(to, rel)
 		}
+		if discard != "" && (e.Path == discard || strings.HasPrefix(e.Path, filepath.Clean(discard)+"/")) {
+			continue
+		}
+		kept = append(kept, e)
 	}
-	if err := checkWithin(dir, to, entries); err != nil {
+	if err := checkWithin(dir, to, kept); err != nil {
 		return err
 	}
-	return rollbackEntries(dir, entries, hook)
+	return rollbackEntries(dir, kept, hook)
 }
 
 // rollbackEntries restores entries, newest first, then deletes the journal.
