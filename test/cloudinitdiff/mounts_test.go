@@ -366,14 +366,22 @@ func TestSwapAuto(t *testing.T) {
 	s := need(t)
 	sd := seed{userData: "swap:\n  size: auto\n"}
 	a, b := s.copyOf(t, "cloud-init"), s.copyOf(t, "provision")
+	// The free space must have settled: btrfs frees the earlier cases'
+	// deleted snapshots in the background.
+	settle := func() {
+		for _, c := range [][]string{{"subvolume", "sync", s.mnt}, {"filesystem", "sync", s.mnt}} {
+			if _, err := run("", "btrfs", c...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	settle()
 	t.Logf("cloud-init:\n%s", runCloudInit(t, a, sd, "cc_mounts"))
 	sa := readSwap(t, a, "/swap.img")
 	if err := os.Remove(filepath.Join(a, "swap.img")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := run("", "btrfs", "filesystem", "sync", s.mnt); err != nil {
-		t.Fatal(err)
-	}
+	settle()
 	t.Logf("provision:\n%s", s.runProvision(t, b, sd))
 	sb := readSwap(t, b, "/swap.img")
 	if sa.size < 16<<20 || sa.size%(1<<20) != 0 || sb.size%(1<<20) != 0 {
