@@ -8,14 +8,15 @@ import (
 )
 
 // caCerts reads ca_certs, or its older spelling ca-certs, which cloud-init
-// 22.4 still reads (with a deprecation warning) and prefers when both are
-// given. null is taken as absent: cloud-init fails on it.
+// 22.4 still reads (with a deprecation warning); given both, cloud-init
+// takes ca_certs and ignores ca-certs. null is taken as absent: cloud-init
+// fails on it.
 func (p *parser) caCerts(under, dash *node) {
 	n, key := under, "ca_certs"
-	if dash != nil {
-		if under != nil {
-			p.warnf(under.origin, "ca_certs: ca-certs is given too and wins, as in cloud-init")
-		}
+	switch {
+	case dash != nil && under != nil:
+		p.warnf(dash.origin, "ca-certs: ca_certs is given too and wins, as in cloud-init (ca-certs is ignored)")
+	case dash != nil:
 		n, key = dash, "ca-certs"
 	}
 	if n == nil || n.kind == kNull {

@@ -8,8 +8,9 @@ import (
 )
 
 // defaultGenKeyTypes is what cloud-init generates when ssh_genkeytypes is
-// not given (since 23.1; 22.4 also named dsa, which current ssh-keygen
-// refuses as an unknown type, so the result is the same).
+// not given (since 23.1). 22.4 also named dsa: on Debian 12, whose
+// OpenSSH 9.2 still makes DSA keys, it gets one; provision follows 23.1
+// and later, and OpenSSH 9.8 and later, which make none.
 var defaultGenKeyTypes = []string{"rsa", "ecdsa", "ed25519"}
 
 // hostKeyTypes are the key types ssh_keys entries may name (cc_ssh's
