@@ -63,11 +63,12 @@ func buildBinary(out string) error {
 	return nil
 }
 
-// hostFiles are this Debian host's account databases and defaults, the
-// same start test/accept's tree has.
+// hostFiles are this Debian host's account databases and defaults (the
+// start test/accept's tree has) and its os-release (apt sources name the
+// release by its codename).
 var hostFiles = []string{
 	"etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/login.defs",
-	"etc/default/useradd", "etc/subuid", "etc/subgid",
+	"etc/default/useradd", "etc/subuid", "etc/subgid", "usr/lib/os-release", "etc/os-release",
 }
 
 // hostPrograms are copied from the host with the libraries they load, so
@@ -167,6 +168,21 @@ func buildTree(dst string) error {
 	if err := os.Symlink("/usr/bin/bash", filepath.Join(dst, "bin/bash")); err != nil {
 		return err
 	}
+	// Debian's cloud images have OpenSSH (host keys are generated only
+	// where ssh-keygen is) and systemd-timesyncd.
+	for _, p := range []string{"usr/bin/ssh-keygen", "usr/sbin/sshd"} {
+		if err := os.WriteFile(filepath.Join(dst, p), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+			return err
+		}
+	}
+	// Debian's systemd-timesyncd is installed in its cloud images: the
+	// daemon (ntp checks for it) and its unit (in stockUnits).
+	if err := os.MkdirAll(filepath.Join(dst, "usr/lib/systemd"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dst, "usr/lib/systemd/systemd-timesyncd"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		return err
+	}
 	for name, text := range stockUnits {
 		if err := os.WriteFile(filepath.Join(dst, "usr/lib/systemd/system", name), []byte(text), 0o644); err != nil {
 			return err
@@ -176,7 +192,6 @@ func buildTree(dst string) error {
 	// records how it was called, in the chroot, for the expectations.
 	for p, text := range map[string]string{
 		"usr/bin/apt-get":                 "#!/bin/sh\necho \"$DEBIAN_FRONTEND apt-get $*\" >> /var/tmp/apt-get.log\n",
-		"usr/bin/zypper":                  "#!/bin/sh\necho \"zypper $*\" >> /var/tmp/zypper.log\n",
 		"usr/sbin/update-ca-certificates": "#!/bin/sh\necho \"update-ca-certificates $*\" >> /var/tmp/update-ca-certificates.log\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dst, p), []byte(text), 0o755); err != nil {
@@ -260,6 +275,7 @@ func copyPath(src, dst string) error {
 			if err != nil {
 				return err
 			}
+			os.Remove(out) // an overlay replaces what the tree has
 			if err := os.Symlink(l, out); err != nil {
 				return err
 			}
@@ -304,12 +320,20 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 	return err
 }
 
-// newTree returns a fresh copy of the base tree.
-func newTree(t *testing.T) string {
+// newTree returns a fresh copy of the base tree, with overlay (a
+// directory whose files are laid over the copy) when it exists: what
+// makes the tree another distribution's for one case (zypper instead
+// of apt-get, an sshd configuration).
+func newTree(t *testing.T, overlay string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "root")
 	if err := copyPath(baseTree, dst); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(overlay); err == nil {
+		if err := copyPath(overlay, dst); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dst
 }
