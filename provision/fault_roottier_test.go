@@ -292,3 +292,32 @@ func TestRootTierFstabFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestRootTierReadOnlyTopLevel: the whole filesystem read-only (a
+// write-protected device: every mount of it is read-only, the top level
+// the transaction mounts too). The run fails before anything is written,
+// naming the read-only filesystem, and the image is byte for byte as it was.
+func TestRootTierReadOnlyTopLevel(t *testing.T) {
+	b := newBtrfsTarget(t, true)
+	sh(t, "umount", filepath.Join(b.root, ".snapshots"))
+	sh(t, "umount", b.root)
+	sh(t, "umount", b.top)
+	sum := func() string { return strings.Fields(sh(t, "sha256sum", b.img))[0] }
+	before := sum()
+	dev := strings.TrimSpace(sh(t, "losetup", "-r", "-f", "--show", b.img))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	root := filepath.Join(t.TempDir(), "sysroot")
+	mountT(t, "ro,subvol="+b.rootPath, dev, root)
+	r := runCLI(t, root, okSeed(t, "iid-ro"), "")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.out)
+	}
+	if !strings.Contains(r.out, "is a read-only device") {
+		t.Errorf("the error does not name the read-only filesystem:\n%s", r.out)
+	}
+	exec.Command("umount", root).Run()
+	exec.Command("losetup", "-d", dev).Run()
+	if after := sum(); after != before {
+		t.Error("the image changed")
+	}
+}
