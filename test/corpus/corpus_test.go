@@ -399,7 +399,10 @@ func checkFile(t *testing.T, tree string, f fileExpect) {
 	if f.Owner != "" {
 		user, group, _ := strings.Cut(f.Owner, ":")
 		st := info.Sys().(*syscall.Stat_t)
-		wu, wg := lookupID(t, tree, "passwd", user), lookupID(t, tree, "group", group)
+		wu, wg := lookupID(t, tree, "passwd", user), -1
+		if group != "" {
+			wg = lookupID(t, tree, "group", group)
+		}
 		if int(st.Uid) != wu || (group != "" && int(st.Gid) != wg) {
 			t.Errorf("%s: owner %d:%d, want %s (%d:%d in the tree)", f.Path, st.Uid, st.Gid, f.Owner, wu, wg)
 		}
