@@ -77,17 +77,16 @@ var hostFiles = []string{
 // would on a real system. A program the host lacks is left out; the case
 // that needs it then fails, naming it.
 var hostPrograms = []string{
-	"/usr/bin/bash", "/usr/sbin/useradd", "/usr/sbin/usermod", "/usr/sbin/groupadd",
+	"/usr/bin/bash", "/usr/sbin/useradd", "/usr/sbin/usermod", "/usr/sbin/groupadd", "/usr/sbin/chpasswd",
 	"/usr/bin/systemctl",
 }
 
 // busyboxApplets are the small tools scripts use, served by busybox (the
-// host's is static). chpasswd is busybox's too: Debian's needs PAM's
-// configuration, which a minimal tree has not.
+// host's is static).
 var busyboxApplets = []string{
 	"cat", "chmod", "chown", "cp", "echo", "grep", "head", "id", "ln", "ls", "mkdir",
 	"mv", "rm", "sed", "tee", "touch", "printf", "true", "false", "test", "[",
-	"base64", "gzip", "mount", "umount", "sleep", "chpasswd", "hostname", "date", "wc",
+	"base64", "gzip", "mount", "umount", "sleep", "hostname", "date", "wc",
 }
 
 // buildTree makes a Debian root: the host's account databases, skel and
