@@ -1422,9 +1422,10 @@ func (p *parser) hostname(hn, fq, prefer *node) {
 		}
 	}
 	if prefer != nil && prefer.kind != kNull {
-		if b, ok := p.boolean(prefer, "prefer_fqdn_over_hostname"); ok && b && sys.FQDN.IsSet() {
-			// /etc/hostname gets the fqdn.
-			sys.Hostname = config.Setting{Value: sys.FQDN.Value, Origin: prefer.origin}
+		// Only /etc/hostname gets the fqdn: the short name stays, as
+		// cloud-init's /etc/hosts line "127.0.1.1 fqdn hostname" needs it.
+		if b, ok := p.boolean(prefer, "prefer_fqdn_over_hostname"); ok {
+			sys.PreferFQDN = &config.BoolSetting{Value: b, Origin: prefer.origin}
 		}
 	}
 }
