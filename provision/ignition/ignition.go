@@ -335,6 +335,12 @@ func (p *parser) strings(f map[string]*node, path, key string) []string {
 // refuseNonEmpty rejects a section this release cannot apply when it holds
 // anything: an empty list or object asks for nothing and is accepted.
 func (p *parser) refuseNonEmpty(f map[string]*node, path, key, why string) {
+	p.refuseNonEmptyInstead(f, path, key, why, "")
+}
+
+// refuseNonEmptyInstead is refuseNonEmpty naming what to do instead: a
+// refusal by design should leave the user a way to get what they asked.
+func (p *parser) refuseNonEmptyInstead(f map[string]*node, path, key, why, instead string) {
 	n, ok := f[key]
 	if !ok {
 		return
@@ -342,7 +348,11 @@ func (p *parser) refuseNonEmpty(f map[string]*node, path, key, why string) {
 	if (n.kind == kindArray && len(n.elems) == 0) || (n.kind == kindObject && len(n.members) == 0) {
 		return
 	}
-	p.unsupported(n.off, join(path, key), why)
+	if instead == "" {
+		p.unsupported(n.off, join(path, key), why)
+		return
+	}
+	p.fail(n.off, join(path, key), fmt.Errorf("%s: %w; instead, %s", why, ErrUnsupported, instead))
 }
 
 func (p *parser) config(root *node) {
@@ -354,8 +364,12 @@ func (p *parser) config(root *node) {
 	}
 	if n, ok := f["kernelArguments"]; ok {
 		k := p.fields(n, "kernelArguments", map[string]int{"shouldExist": 3, "shouldNotExist": 3})
-		p.refuseNonEmpty(k, "kernelArguments", "shouldExist", "changing kernel arguments is")
-		p.refuseNonEmpty(k, "kernelArguments", "shouldNotExist", "changing kernel arguments is")
+		// Ignition edits them through rpm-ostree or zipl after its own
+		// run; here the boot loader's configuration in the snapshot is
+		// the place, and a Combustion script can edit it.
+		const instead = "set them in the boot loader's configuration (/etc/default/grub, /etc/kernel/cmdline) from a Combustion script"
+		p.refuseNonEmptyInstead(k, "kernelArguments", "shouldExist", "changing kernel arguments is", instead)
+		p.refuseNonEmptyInstead(k, "kernelArguments", "shouldNotExist", "changing kernel arguments is", instead)
 	}
 	if n, ok := f["passwd"]; ok {
 		pw := p.fields(n, "passwd", map[string]int{"users": 0, "groups": 0})

@@ -30,10 +30,11 @@ func (p *parser) storage(n *node) {
 		"directories": 0, "disks": 0, "files": 0, "filesystems": 0, "links": 0, "raid": 0, "luks": 2,
 	})
 	const noDisks = "provision applies a config inside a snapshot of the installed root; partitioning, RAID, LUKS and creating filesystems are"
-	p.refuseNonEmpty(f, sp, "disks", noDisks)
-	p.refuseNonEmpty(f, sp, "raid", noDisks)
-	p.refuseNonEmpty(f, sp, "luks", noDisks)
-	p.refuseNonEmpty(f, sp, "filesystems", noDisks)
+	const instead = "lay out the disks when the image is built or installed (or from a Combustion script), and mount a filesystem that exists with a .mount unit in systemd.units"
+	p.refuseNonEmptyInstead(f, sp, "disks", noDisks, instead)
+	p.refuseNonEmptyInstead(f, sp, "raid", noDisks, instead)
+	p.refuseNonEmptyInstead(f, sp, "luks", noDisks, instead)
+	p.refuseNonEmptyInstead(f, sp, "filesystems", noDisks, instead)
 	// Links first: files and directories below a link are an error in
 	// Ignition, and links are needed to check that.
 	for i, l := range p.list(f, sp, "links") {
