@@ -376,3 +376,26 @@ func TestVendorJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestAptPreserveSourcesList: preserve_sources_list true asks for what
+// provision does anyway, so only false (cloud-init's default: render
+// sources.list from its template) is reported as not applied.
+func TestAptPreserveSourcesList(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		warn  bool
+	}{{"true", false}, {"false", true}, {"'maybe'", true}} {
+		doc := "#cloud-config\napt:\n  preserve_sources_list: " + c.value + "\n"
+		cfg, err := Parse(context.Background(), DataSet{UserData: &Blob{Data: []byte(doc)}}, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.value, err)
+		}
+		warned := false
+		for _, w := range cfg.Warnings {
+			warned = warned || strings.Contains(w.Message, "apt.preserve_sources_list")
+		}
+		if warned != c.warn {
+			t.Errorf("preserve_sources_list: %s: warned %v, want %v (%v)", c.value, warned, c.warn, cfg.Warnings)
+		}
+	}
+}

@@ -1344,6 +1344,11 @@ func (p *parser) apt(n *node) {
 	}
 	for i, k := range n.keys {
 		v := n.vals[i]
+		if k.value == "preserve_sources_list" && v.kind == kBool && v.value == "true" {
+			// Keeping sources.list is what provision does anyway (it
+			// never renders cloud-init's template over it): no warning.
+			continue
+		}
 		if k.value != "sources" {
 			p.warnf(k.origin, "apt.%s: not supported by provision; ignored", k.value)
 			continue
