@@ -50,12 +50,13 @@ runcmd:
 	started, output := make(chan struct{}), make(chan string, 1)
 	go func() {
 		var all strings.Builder
+		seen := false
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			all.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "[runcmd] started") {
+			if !seen && strings.Contains(sc.Text(), "[runcmd] started") {
 				close(started)
-				started = nil
+				seen = true
 			}
 		}
 		output <- all.String()
