@@ -130,8 +130,9 @@ func loadCases(t *testing.T) []corpusCase {
 
 // seedDir lays a case out as the source directory provision reads: a
 // cloud-init case as a NoCloud seed (a meta-data naming the case added
-// when it has none), an Ignition case's config.ign under ignition/, a
-// Combustion case's files under combustion/ (a medium's layout).
+// when it has none) or a ConfigDrive tree (openstack/), an Ignition
+// case's config.ign under ignition/, a Combustion case's files under
+// combustion/ (a medium's layout).
 func seedDir(t *testing.T, c corpusCase) string {
 	t.Helper()
 	d := filepath.Join(t.TempDir(), "seed")
@@ -152,6 +153,11 @@ func seedDir(t *testing.T, c corpusCase) string {
 		if err := copyPath(c.dir, filepath.Join(d, "combustion")); err != nil {
 			t.Fatal(err)
 		}
+	case exists(filepath.Join(c.dir, "openstack")):
+		// A ConfigDrive tree as it is on the config-2 medium.
+		if err := copyPath(c.dir, d); err != nil {
+			t.Fatal(err)
+		}
 	case exists(filepath.Join(c.dir, "user-data")):
 		if err := copyPath(c.dir, d); err != nil {
 			t.Fatal(err)
@@ -163,7 +169,7 @@ func seedDir(t *testing.T, c corpusCase) string {
 			}
 		}
 	default:
-		t.Fatalf("%s: neither user-data, config.ign nor script", c.name)
+		t.Fatalf("%s: neither user-data, openstack/, config.ign nor script", c.name)
 	}
 	return d
 }
