@@ -10,6 +10,7 @@ package corpus
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -109,7 +110,13 @@ func buildTree(dst string) error {
 	os.Chmod(filepath.Join(dst, "etc/sudoers.d"), 0o750)
 	os.Chmod(filepath.Join(dst, "etc/NetworkManager/system-connections"), 0o700)
 	for _, f := range hostFiles {
-		if err := copyPath("/"+f, filepath.Join(dst, f)); err != nil {
+		err := copyPath("/"+f, filepath.Join(dst, f))
+		if errors.Is(err, fs.ErrPermission) && (f == "etc/shadow" || f == "etc/gshadow") {
+			// Not root: the validation and dry-run parts still need
+			// the databases, so make them from passwd and group.
+			err = synthesizeShadow(dst, f)
+		}
+		if err != nil {
 			return fmt.Errorf("copying the host's /%s: %w", f, err)
 		}
 	}
@@ -198,6 +205,27 @@ func buildTree(dst string) error {
 		}
 	}
 	return nil
+}
+
+// synthesizeShadow writes shadow (or gshadow) for the tree's passwd (or
+// group) entries, every password locked, for a run that cannot read the
+// host's.
+func synthesizeShadow(dst, name string) error {
+	src, line := "etc/passwd", "%s:*:20000:0:99999:7:::\n"
+	if name == "etc/gshadow" {
+		src, line = "etc/group", "%s:*::\n"
+	}
+	b, err := os.ReadFile(filepath.Join(dst, src))
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if n, _, ok := strings.Cut(l, ":"); ok {
+			fmt.Fprintf(&out, line, n)
+		}
+	}
+	return os.WriteFile(filepath.Join(dst, name), []byte(out.String()), 0o640)
 }
 
 // stockUnits are units a Debian or MicroOS image ships that configs
