@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/provision-dev/provision/modules/fstab"
 )
 
 // ErrNotPartition marks a filesystem on a device that is no partition:
@@ -158,14 +160,14 @@ func mountInfo(dir string) (fstype, source string, rdev uint64, err error) {
 				break
 			}
 		}
-		if sep < 6 || len(fields) < sep+3 || unescape(fields[4]) != dir {
+		if sep < 6 || len(fields) < sep+3 || fstab.UnescapeOctal(fields[4]) != dir {
 			continue
 		}
 		var maj, min uint32
 		if _, err := fmt.Sscanf(fields[2], "%d:%d", &maj, &min); err != nil {
 			continue
 		}
-		fstype, source, rdev, found = fields[sep+1], unescape(fields[sep+2]), unix.Mkdev(maj, min), true
+		fstype, source, rdev, found = fields[sep+1], fstab.UnescapeOctal(fields[sep+2]), unix.Mkdev(maj, min), true
 	}
 	if err := sc.Err(); err != nil {
 		return "", "", 0, err
@@ -174,25 +176,6 @@ func mountInfo(dir string) (fstype, source string, rdev uint64, err error) {
 		return "", "", 0, fmt.Errorf("%s is not a mount point: only a filesystem of its own is grown", dir)
 	}
 	return fstype, source, rdev, nil
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Block device ioctls (linux/fs.h, linux/blkpg.h).

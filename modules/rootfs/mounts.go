@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/provision-dev/provision/modules/fstab"
 )
 
 // ErrForeignMount is returned for a write that would land on a filesystem
@@ -201,26 +203,7 @@ func readMounts() ([]mountEntry, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, mountEntry{id: id, point: unescapeOctal(f[4]), fstype: f[sep+1]})
+		out = append(out, mountEntry{id: id, point: fstab.UnescapeOctal(f[4]), fstype: f[sep+1]})
 	}
 	return out, sc.Err()
-}
-
-// unescapeOctal undoes mountinfo's \040-style escapes.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -2,13 +2,14 @@ package btrfs
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/provision-dev/provision/modules/fstab"
 )
 
 // Mount is one line of /proc/self/mountinfo (proc(5)).
@@ -80,11 +81,11 @@ func parseMountLine(line string) (Mount, error) {
 	}
 	return Mount{
 		ID: id, Parent: parent,
-		Root:       unescape(f[3]),
-		MountPoint: unescape(f[4]),
-		FSType:     unescape(f[sep+1]),
-		Source:     unescape(f[sep+2]),
-		SuperOpts:  unescape(f[sep+3]),
+		Root:       fstab.UnescapeOctal(f[3]),
+		MountPoint: fstab.UnescapeOctal(f[4]),
+		FSType:     fstab.UnescapeOctal(f[sep+1]),
+		Source:     fstab.UnescapeOctal(f[sep+2]),
+		SuperOpts:  fstab.UnescapeOctal(f[sep+3]),
 	}, nil
 }
 
@@ -93,26 +94,6 @@ func truncate(s string) string {
 		return s[:80] + "..."
 	}
 	return s
-}
-
-// unescape undoes the kernel's octal escapes (\040 for space, \011 tab,
-// \012 newline, \134 backslash).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b bytes.Buffer
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // ReadMountinfo parses /proc/self/mountinfo.
