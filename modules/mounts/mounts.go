@@ -95,13 +95,43 @@ func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
 		if !strings.HasPrefix(e.File, "/") {
 			continue // none, swap: not a directory
 		}
-		if st, err := root.Stat(e.File); err == nil && st.IsDir() {
+		st, err := root.Stat(e.File)
+		if err == nil && st.IsDir() {
 			continue
 		}
 		e := e
+		// cloud-init logs a mount point it cannot make (a file is there:
+		// its own example mounts onto /dev/zero) and goes on; the fstab
+		// line is written all the same.
+		notDir := func(env *modules.Env) bool {
+			st, err := env.Root.Stat(e.File)
+			if err != nil || st.IsDir() {
+				return false
+			}
+			if env.Console != nil {
+				fmt.Fprintf(env.Console, "[WARN] mounts: %s exists and is not a directory: no mount point made [%s]\n", e.File, e.Origin)
+			}
+			return true
+		}
+		if err == nil {
+			steps = append(steps, modules.Step{
+				Module: module, Action: "not created: warning", Target: e.File, Origin: e.Origin,
+				Detail: "exists and is not a directory: no mount point made",
+				Apply: func(_ context.Context, env *modules.Env) error {
+					notDir(env)
+					return nil
+				},
+			})
+			continue
+		}
 		steps = append(steps, modules.Step{
 			Module: module, Action: "create mount point", Target: e.File, Origin: e.Origin,
 			Apply: func(_ context.Context, env *modules.Env) error {
+				// (Checked again: the API file systems a run mounts, /dev
+				// above all, were not there when the plan was made.)
+				if notDir(env) {
+					return nil
+				}
 				return env.Root.MkdirAll(e.File, 0o755, rootfs.RootOwner)
 			},
 		})

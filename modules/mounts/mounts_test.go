@@ -76,6 +76,42 @@ func TestImageMountKept(t *testing.T) {
 	}
 }
 
+// A mount point that is a file (cloud-init's example mounts onto
+// /dev/zero) is warned about and left alone, as cloud-init logs it and
+// goes on; its fstab line is written.
+func TestMountPointNotDir(t *testing.T) {
+	root := rootfstest.NewRoot(t, map[string]string{"etc/fstab": "", "srv/blob": "data"})
+	cfg := &config.Config{Mounts: &config.Mounts{Entries: []config.MountEntry{
+		{Spec: "/dev/vdb", File: "/srv/blob", VfsType: "auto", Options: "defaults", Freq: "0", Passno: "2"},
+	}}}
+	steps, err := Plan(cfg, root)
+	if err != nil || len(steps) != 2 || steps[0].Action != "not created: warning" {
+		t.Fatalf("%v %v", steps, err)
+	}
+	if out := rootfstest.Apply(t, root, steps); !strings.Contains(out, "[WARN] mounts: /srv/blob exists and is not a directory") {
+		t.Errorf("console %q", out)
+	}
+	if b, _ := root.ReadFile("/srv/blob"); string(b) != "data" {
+		t.Errorf("/srv/blob changed: %q", b)
+	}
+	if b, _ := root.ReadFile("/etc/fstab"); !strings.Contains(string(b), "/dev/vdb\t/srv/blob\t") {
+		t.Errorf("fstab %q", b)
+	}
+	// A file that appears only when the run applies (an API mount) too.
+	root2 := rootfstest.NewRoot(t, map[string]string{"etc/fstab": ""})
+	cfg.Mounts.Entries[0].File = "/dev/zero-ish"
+	steps, err = Plan(cfg, root2)
+	if err != nil || steps[0].Action != "create mount point" {
+		t.Fatalf("%v %v", steps, err)
+	}
+	if err := root2.WriteFile("/dev/zero-ish", nil, 0o644, rootfs.RootOwner); err != nil {
+		t.Fatal(err)
+	}
+	if out := rootfstest.Apply(t, root2, steps); !strings.Contains(out, "[WARN] mounts: /dev/zero-ish exists") {
+		t.Errorf("console %q", out)
+	}
+}
+
 // An fstab the parser rejects is not appended to.
 func TestBadFstab(t *testing.T) {
 	root := rootfstest.NewRoot(t, map[string]string{"etc/fstab": "onlyonefield\n"})
