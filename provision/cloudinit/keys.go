@@ -509,12 +509,20 @@ func (p *parser) rootKeys(root *node, get func(string) *node, defName string) {
 }
 
 // keyList reads ssh_authorized_keys: a list, a single string, or (per user)
-// a mapping whose values are the keys.
+// a mapping whose values are the keys. A comment entry ("# ...") is
+// dropped with a warning: cloud-init's key parser finds no key in it and
+// writes nothing.
 func (p *parser) keyList(n *node, path string) []sshKey {
 	var out []sshKey
 	add := func(v *node, path string) {
-		if s, ok := p.str(v, path); ok && strings.TrimSpace(s) != "" {
-			out = append(out, sshKey{key: strings.TrimSpace(s), origin: v.origin})
+		s, ok := p.str(v, path)
+		s = strings.TrimSpace(s)
+		switch {
+		case !ok || s == "":
+		case strings.HasPrefix(s, "#"):
+			p.warnf(v.origin, "%s: a comment, not a key; skipped, as cloud-init does", path)
+		default:
+			out = append(out, sshKey{key: s, origin: v.origin})
 		}
 	}
 	switch n.kind {
