@@ -386,6 +386,11 @@ func (p *parser) consume(o config.Origin, data []byte) (*consumed, error) {
 			buf = merged
 		case typeShellScript, typeShellPerBoot, typeShellPerInst, typeShellPerOnce:
 			freq := map[string]string{typeShellScript: "instance", typeShellPerBoot: "boot", typeShellPerInst: "instance", typeShellPerOnce: "once"}[pt.ctype]
+			if freq == "boot" {
+				// cloud-init installs it in scripts/per-boot and runs it
+				// at every boot; provision acts at provisioning only.
+				p.warnf(pt.origin, "%s: runs once, when the machine is provisioned; nothing runs it at later boots (a systemd unit does that)", typeShellPerBoot)
+			}
 			c.scripts = append(c.scripts, config.Script{
 				Origin: pt.origin, Kind: config.ScriptUser, Name: pt.name,
 				Body: dos2unix(pt.payload), Frequency: freq,
