@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/provision-dev/provision/test/testbin"
 )
 
 // TestAllKeys applies a cloud-config using every key of SPEC §4 with the
@@ -333,7 +335,7 @@ func TestAllKeys(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stderr, "nothing to do") {
 			t.Errorf("exit %d:\n%s", r.code, r.stderr)
 		}
-		if d := diffFingerprints(before, fingerprint(t, root)); len(d) > 0 {
+		if d := testbin.Diff(before, fingerprint(t, root)); len(d) > 0 {
 			t.Errorf("the second run changed the tree:\n%s", strings.Join(d, "\n"))
 		}
 	})
@@ -383,7 +385,7 @@ func sameMembers(field, want string) bool {
 // keyLine is a public key of modules/ssh's test data, as one line.
 func keyLine(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(), "modules/ssh/testdata", name))
+	b, err := os.ReadFile(filepath.Join(testbin.RepoRoot(), "modules/ssh/testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

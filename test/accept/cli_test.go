@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/provision-dev/provision/test/testbin"
 )
 
 // TestValidate: exit 0 on a valid config, 2 with file:line:col on an
@@ -56,7 +58,7 @@ func TestDryRunOnProvisionedTree(t *testing.T) {
 			t.Errorf("plan line for something already done: %s", l)
 		}
 	}
-	if d := diffFingerprints(before, fingerprint(t, root)); len(d) > 0 {
+	if d := testbin.Diff(before, fingerprint(t, root)); len(d) > 0 {
 		t.Errorf("the dry run changed the tree:\n%s", strings.Join(d, "\n"))
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/provision-dev/provision/test/testbin"
 )
 
 // TestHostileInputs runs `provision run` on inputs that must be refused:
@@ -100,7 +102,7 @@ var failureReport = map[string]bool{
 
 func unexpectedChanges(before, after map[string]string) []string {
 	var out []string
-	for _, d := range diffFingerprints(before, after) {
+	for _, d := range testbin.Diff(before, after) {
 		f := strings.Fields(d)
 		if !failureReport[strings.TrimSuffix(f[1], ":")] {
 			out = append(out, d)

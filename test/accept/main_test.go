@@ -15,12 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/provision-dev/provision/test/testbin"
 )
 
 var (
@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(work, "provision")
-	setupErr = buildBinary(binary)
+	setupErr = testbin.Build(binary)
 	if setupErr == nil {
 		debianTree = filepath.Join(work, "debian")
 		setupErr = buildDebianTree(debianTree)
@@ -47,21 +47,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(work)
 	os.Exit(code)
-}
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-func buildBinary(out string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/provision")
-	cmd.Dir = repoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, b)
-	}
-	return nil
 }
 
 func needSetup(t *testing.T) {
@@ -289,25 +274,6 @@ func fingerprint(t *testing.T, root string) map[string]string {
 		t.Fatal(err)
 	}
 	return state
-}
-
-// diffFingerprints lists what differs between two fingerprints.
-func diffFingerprints(before, after map[string]string) []string {
-	var out []string
-	for k, v := range after {
-		if b, ok := before[k]; !ok {
-			out = append(out, "added "+k+": "+v)
-		} else if b != v {
-			out = append(out, "changed "+k+": "+b+" => "+v)
-		}
-	}
-	for k := range before {
-		if _, ok := after[k]; !ok {
-			out = append(out, "removed "+k)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // db is a colon-separated account database of the tree (passwd, group,

@@ -18,11 +18,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/provision-dev/provision/test/testbin"
 )
 
 // The Debian tree: bookworm with cloud-init and the clients the keys
@@ -114,11 +115,6 @@ func prerequisites() (skip string, err error) {
 	return "", nil
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
 func newSuite() (*suite, error) {
 	tarball, version, err := cachedTree()
 	if err != nil {
@@ -136,11 +132,8 @@ func newSuite() (*suite, error) {
 		}
 	}()
 	s.binary = filepath.Join(work, "provision")
-	build := exec.Command("go", "build", "-trimpath", "-o", s.binary, "./cmd/provision")
-	build.Dir = repoRoot()
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %w\n%s", err, out)
+	if err := testbin.Build(s.binary); err != nil {
+		return nil, err
 	}
 	img := filepath.Join(work, "btrfs.img")
 	if err := os.WriteFile(img, nil, 0o600); err != nil {

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/provision-dev/provision/test/testbin"
 )
 
 // expectation is a case's NAME.expect file (YAML).
@@ -290,7 +292,7 @@ func runCase(t *testing.T, c corpusCase, root bool) {
 			t.Errorf("dry run: a plan line has %q; %s", p, d)
 		}
 	}
-	if diff := diffFingerprints(before, fingerprint(t, pristine)); len(diff) > 0 {
+	if diff := testbin.Diff(before, fingerprint(t, pristine)); len(diff) > 0 {
 		t.Errorf("the dry run changed the tree:\n%s", strings.Join(diff, "\n"))
 	}
 	if exp.DryRun {
@@ -320,7 +322,7 @@ func runCase(t *testing.T, c corpusCase, root bool) {
 		// Only the run's record may be left: its report and log in
 		// /var/log/provision (SPEC §2, step 8).
 		var changed []string
-		for _, d := range diffFingerprints(before, fingerprint(t, tree)) {
+		for _, d := range testbin.Diff(before, fingerprint(t, tree)) {
 			if !strings.Contains(d, " var/log/provision") && !strings.HasPrefix(d, "changed var/log:") {
 				changed = append(changed, d)
 			}
@@ -530,22 +532,4 @@ func fingerprint(t *testing.T, root string) map[string]string {
 		t.Fatal(err)
 	}
 	return state
-}
-
-func diffFingerprints(before, after map[string]string) []string {
-	var out []string
-	for k, v := range after {
-		if b, ok := before[k]; !ok {
-			out = append(out, "added "+k+": "+v)
-		} else if b != v {
-			out = append(out, "changed "+k+": "+b+" => "+v)
-		}
-	}
-	for k := range before {
-		if _, ok := after[k]; !ok {
-			out = append(out, "removed "+k)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

@@ -17,10 +17,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/provision-dev/provision/test/testbin"
 )
 
 var (
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(work, "provision")
-	setupErr = buildBinary(binary)
+	setupErr = testbin.Build(binary)
 	if setupErr == nil {
 		baseTree = filepath.Join(work, "debian")
 		setupErr = buildTree(baseTree)
@@ -47,21 +48,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(work)
 	os.Exit(code)
-}
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-func buildBinary(out string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/provision")
-	cmd.Dir = repoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, b)
-	}
-	return nil
 }
 
 // hostFiles are this Debian host's account databases and defaults (the
@@ -125,7 +111,7 @@ func buildTree(dst string) error {
 			return fmt.Errorf("copying the host's /%s: %w", d, err)
 		}
 	}
-	debian := filepath.Join(repoRoot(), "test", "accept", "testdata", "debian")
+	debian := filepath.Join(testbin.RepoRoot(), "test", "accept", "testdata", "debian")
 	for name, dest := range map[string]string{
 		"sshd_config": "etc/ssh/sshd_config",
 		"cloud.cfg":   "etc/cloud/cloud.cfg",
