@@ -19,6 +19,7 @@ import (
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/fault"
 	"github.com/provision-dev/provision/modules/rootfs"
+	"github.com/provision-dev/provision/modules/scripts"
 	"github.com/provision-dev/provision/modules/units"
 	"github.com/provision-dev/provision/provision/bootentry"
 	"github.com/provision-dev/provision/provision/cloudinit"
@@ -603,7 +604,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			return abort(fmt.Errorf("preparing the chroot: %w", err))
 		}
 		if needsChroot(cfg) {
-			env.Exec = chroot
+			env.Exec = forgetting{Executor: chroot, root: root}
 		}
 		if b, ok := chroot.(interface{ BeforeChange(string) error }); ok {
 			root.BeforeChange = b.BeforeChange
@@ -955,8 +956,12 @@ func secrets(cfg *config.Config) []string {
 func syncWritten(root string, paths []string) error {
 	seen := map[uint64]bool{}
 	for _, p := range append([]string{root}, paths...) {
-		dir := nearestDir(p)
 		var st unix.Stat_t
+		// Most paths lie on a filesystem already flushed: one stat.
+		if unix.Stat(p, &st) == nil && seen[st.Dev] {
+			continue
+		}
+		dir := nearestDir(p)
 		if unix.Stat(dir, &st) != nil || seen[st.Dev] {
 			continue
 		}
@@ -1118,4 +1123,25 @@ func assumeImageUsers(dir string, cfg *config.Config) ([]string, error) {
 		}
 	}
 	return warnings, nil
+}
+
+// forgetting runs programs in the target and then drops what the Root
+// memoized of its files (the account databases): a program may have
+// changed any of them behind it.
+type forgetting struct {
+	modules.Executor
+	root *rootfs.Root
+}
+
+func (f forgetting) Run(ctx context.Context, cmd modules.Command) (int, error) {
+	defer f.root.Forget()
+	return f.Executor.Run(ctx, cmd)
+}
+
+// SnapshotPath passes the chroot's through (scripts.SnapshotPather).
+func (f forgetting) SnapshotPath() string {
+	if sp, ok := f.Executor.(scripts.SnapshotPather); ok {
+		return sp.SnapshotPath()
+	}
+	return ""
 }

@@ -51,17 +51,40 @@ func Open(root *rootfs.Root) (*DB, error) {
 			return nil, err
 		}
 	}
-	if db.Defs, err = ReadLoginDefs(root); err != nil {
+	v, err := root.Memo("accounts settings", settingsFiles, func() (any, error) {
+		var s settings
+		var err error
+		if s.defs, err = ReadLoginDefs(root); err != nil {
+			return nil, err
+		}
+		if s.defaults, err = ReadUseraddDefaults(root); err != nil {
+			return nil, err
+		}
+		if s.hash, err = ReadHashMethod(root, s.defs); err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if db.Defaults, err = ReadUseraddDefaults(root); err != nil {
-		return nil, err
-	}
-	if db.Hash, err = ReadHashMethod(root, db.Defs); err != nil {
-		return nil, err
-	}
+	s := v.(settings)
+	// LoginDefs is read-only once parsed: shared, not copied.
+	db.Defs, db.Defaults, db.Hash = s.defs, s.defaults, s.hash
 	return db, nil
 }
+
+// settings are what Open reads besides the databases, read once per
+// change of settingsFiles.
+type settings struct {
+	defs     *LoginDefs
+	defaults UseraddDefaults
+	hash     HashMethod
+}
+
+// settingsFiles are the files (and PAM directories) settings come from.
+var settingsFiles = append([]string{"/etc/login.defs", "/usr/etc/login.defs",
+	"/etc/default/useradd", "/usr/etc/default/useradd"}, pamDirs...)
 
 // Clone returns an independent copy, so a plan can simulate its steps.
 func (db *DB) Clone() *DB {

@@ -12,17 +12,35 @@ import (
 // the target.
 var ErrNotFound = errors.New("not found")
 
-// Load reads one database from the target. A missing file is an empty
-// database, as it is for shadow-utils on a fresh root.
+// Load reads one database from the target, a copy the caller may change.
+// A missing file is an empty database, as it is for shadow-utils on a
+// fresh root.
 func Load(root *rootfs.Root, kind Kind) (*File, error) {
-	data, err := root.ReadFile(kind.Path)
+	f, err := loadShared(root, kind)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return Parse(kind, nil), nil
-		}
-		return nil, fmt.Errorf("read %s: %w", kind.Path, err)
+		return nil, err
 	}
-	return Parse(kind, data), nil
+	return f.Clone(), nil
+}
+
+// loadShared is the database as the target holds it now, read once per
+// change of the file (rootfs.Root.Memo): the ssh and files modules resolve
+// an owner per key and per file. Nobody may change what it returns.
+func loadShared(root *rootfs.Root, kind Kind) (*File, error) {
+	v, err := root.Memo("accounts "+kind.Path, []string{kind.Path}, func() (any, error) {
+		data, err := root.ReadFile(kind.Path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return Parse(kind, nil), nil
+			}
+			return nil, fmt.Errorf("read %s: %w", kind.Path, err)
+		}
+		return Parse(kind, data), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*File), nil
 }
 
 // LookupUser resolves a user name — or, when no user has that name, a
@@ -30,7 +48,7 @@ func Load(root *rootfs.Root, kind Kind) (*File, error) {
 // passwd entry it returns that uid with gid -1 and an empty home (chown
 // accepts unknown numeric ids; the caller keeps the group as it is).
 func LookupUser(root *rootfs.Root, name string) (uid, gid int, home string, err error) {
-	f, err := Load(root, PasswdKind)
+	f, err := loadShared(root, PasswdKind)
 	if err != nil {
 		return -1, -1, "", err
 	}
@@ -58,7 +76,7 @@ func lookupUser(f *File, name string) (uid, gid int, home string, err error) {
 // LookupGroup resolves a group name — or, when no group has that name, a
 // numeric string — against the target's /etc/group.
 func LookupGroup(root *rootfs.Root, name string) (gid int, err error) {
-	f, err := Load(root, GroupKind)
+	f, err := loadShared(root, GroupKind)
 	if err != nil {
 		return -1, err
 	}

@@ -145,9 +145,11 @@ func TestPlanApply(t *testing.T) {
 	// The users module runs before files: bob exists by then.
 	os.WriteFile(filepath.Join(root.Dir, "etc/passwd"), []byte(passwd+"bob:x:1001:1001::/home/bob:/bin/sh\n"), 0o644)
 	os.WriteFile(filepath.Join(root.Dir, "etc/group"), []byte(group+"bob:x:1001:\n"), 0o644)
+	root.Forget() // written behind the Root's back, as a program would
 	rootfstest.Apply(t, root, steps)
 	// ... and a package creates pkguser before deferred files.
 	os.WriteFile(filepath.Join(root.Dir, "etc/passwd"), []byte(passwd+"bob:x:1001:1001::/home/bob:/bin/sh\npkguser:x:990:990::/:/bin/false\n"), 0o644)
+	root.Forget()
 	rootfstest.Apply(t, root, deferred)
 
 	name := "tree.txt"

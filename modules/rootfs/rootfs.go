@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/provision-dev/provision/modules/fault"
@@ -56,6 +57,11 @@ type Root struct {
 	// before it is made, first of all: the chroot snapshots a subvolume
 	// there on its first write (chroot.Options.LazySubvolumes).
 	BeforeChange func(host string) error
+
+	// memo holds what was parsed from the target's files (Memo).
+	memoMu sync.Mutex
+	memo   map[string]memoEntry
+	dirs   map[string]struct{} // knownDir
 }
 
 // New returns a Root for dir, which must exist.
@@ -121,11 +127,19 @@ func (r *Root) resolve(p string, followLast bool) (string, error) {
 			done = cur
 			break
 		}
-		host := filepath.Join(r.Dir, filepath.Join(cur...))
+		rel := filepath.Join(cur...)
+		if r.knownDir(rel) {
+			done = cur
+			continue
+		}
+		host := filepath.Join(r.Dir, rel)
 		st, err := os.Lstat(host)
 		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
 			// Missing components are fine: they will be created.
 			done = cur
+			if err == nil && st.IsDir() {
+				r.rememberDir(rel)
+			}
 			continue
 		}
 		links++
@@ -260,6 +274,7 @@ func (r *Root) preserve(host string) error {
 	if err := r.checkUnmounted(Join(rel)); err != nil {
 		return err
 	}
+	r.forgetChanged(host)
 	if r.BeforeChange != nil {
 		if err := r.BeforeChange(host); err != nil {
 			return err

@@ -230,6 +230,7 @@ func TestUserCreatedByConfig(t *testing.T) {
 	// What the users module would have done: bob exists in the TARGET with a
 	// home that differs from the planned default. The target wins.
 	os.WriteFile(filepath.Join(root.Dir, "etc/passwd"), []byte(passwd+"bob:x:1001:1001::/srv/bob:/bin/sh\n"), 0o644)
+	root.Forget() // written behind the Root's back, as a program would
 	if err := steps[0].Apply(context.Background(), &modules.Env{Root: root}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,113 @@
+package rootfs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// memoEntry is a value parsed from files of the target, with the host
+// paths whose change makes it stale.
+type memoEntry struct {
+	value any
+	hosts []string
+}
+
+// Memo returns what load made of the files deps (paths inside the root),
+// loading it only when no change since the last load could have touched
+// them: a run reads the target's account databases once, not once per
+// file whose owner it resolves.
+//
+// A change through this Root (preserve, which sees every one first) drops
+// the memos whose files, or a directory above them, it touches; Forget
+// drops them all, and must be called when something else may have written
+// the target (a program run in it). The value is shared: callers must not
+// change it, and copy it when they would.
+func (r *Root) Memo(key string, deps []string, load func() (any, error)) (any, error) {
+	r.memoMu.Lock()
+	e, ok := r.memo[key]
+	r.memoMu.Unlock()
+	if ok {
+		return e.value, nil
+	}
+	v, err := load()
+	if err != nil {
+		return nil, err
+	}
+	hosts := make([]string, 0, 2*len(deps))
+	for _, p := range deps {
+		lexical := filepath.Join(r.Dir, Join(p))
+		hosts = append(hosts, lexical)
+		// Where a symlink leads (its own path is above, as written).
+		if h, err := r.ResolveFollow(p); err == nil && h != lexical {
+			hosts = append(hosts, h)
+		}
+	}
+	r.memoMu.Lock()
+	defer r.memoMu.Unlock()
+	if r.memo == nil {
+		r.memo = map[string]memoEntry{}
+	}
+	r.memo[key] = memoEntry{value: v, hosts: hosts}
+	return v, nil
+}
+
+// Forget drops every memo: the target may have changed behind this Root.
+func (r *Root) Forget() {
+	r.memoMu.Lock()
+	r.memo, r.dirs = nil, nil
+	r.memoMu.Unlock()
+}
+
+// knownDir reports whether rel (relative to the root) was found to be a
+// directory, not a symlink, since the last change that could make it one:
+// resolution then skips its lstat (a run resolves /etc, /home/alice...
+// for every file it writes).
+func (r *Root) knownDir(rel string) bool {
+	r.memoMu.Lock()
+	_, ok := r.dirs[rel]
+	r.memoMu.Unlock()
+	return ok
+}
+
+func (r *Root) rememberDir(rel string) {
+	r.memoMu.Lock()
+	if r.dirs == nil {
+		r.dirs = map[string]struct{}{}
+	}
+	r.dirs[rel] = struct{}{}
+	r.memoMu.Unlock()
+}
+
+// forgetChanged drops the memos that a change of host may make stale: the
+// path itself, anything below it, or a directory above one of their files.
+// A symlink changed anywhere may redirect a resolution: that drops all.
+// The directories known to resolution are dropped at and below host.
+func (r *Root) forgetChanged(host string) {
+	r.memoMu.Lock()
+	defer r.memoMu.Unlock()
+	if rel, ok := strings.CutPrefix(host, r.Dir+"/"); ok {
+		for d := range r.dirs {
+			if d == rel || strings.HasPrefix(d, rel+"/") {
+				delete(r.dirs, d)
+			}
+		}
+	} else if len(r.dirs) > 0 {
+		r.dirs = nil // the root itself
+	}
+	if len(r.memo) == 0 {
+		return
+	}
+	if st, err := os.Lstat(host); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		r.memo = nil
+		return
+	}
+	for key, e := range r.memo {
+		for _, h := range e.hosts {
+			if h == host || strings.HasPrefix(h, host+"/") || strings.HasPrefix(host, h+"/") {
+				delete(r.memo, key)
+				break
+			}
+		}
+	}
+}
