@@ -139,6 +139,8 @@ type Env struct {
 	// deferred are the originals mounted for LazySubvolumes whose
 	// snapshot is not taken yet.
 	deferred []deferredSnapshot
+	// selfBound is set once private has bound the tree onto itself.
+	selfBound bool
 }
 
 // deferredSnapshot is a subvolume mounted as it is until the first write
@@ -191,15 +193,25 @@ func Setup(ctx context.Context, root string, opts Options) (*Env, error) {
 	return e, nil
 }
 
-func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
-	// The private self-bind: everything below is invisible to the host's
-	// other mount namespaces and unmounts never propagate back to /dev.
+// private binds the tree onto itself and makes it private before the
+// first mount into it: everything below is then invisible to the host's
+// other mount namespaces and unmounts never propagate back to /dev. A run
+// that mounts nothing (a plain tree, no program, no fstab) skips it.
+func (e *Env) private() error {
+	if e.selfBound {
+		return nil
+	}
+	e.selfBound = true // Close looks for our mounts from here on
 	if err := fault.Mount(e.root, e.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("chroot: bind %s onto itself: %w", e.root, err)
 	}
 	if err := fault.Mount("", e.root, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("chroot: make %s private: %w", e.root, err)
 	}
+	return nil
+}
+
+func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 	api := []Mount{
 		{Target: "/proc", Source: "proc", FSType: "proc"},
 		{Target: "/sys", Source: "/sys", FSType: "bind"},
@@ -381,6 +393,9 @@ func (e *Env) log(format string, args ...any) {
 // the tree when missing. The mount point is resolved with chroot semantics,
 // so a symlink in the target cannot place a mount on the host.
 func (e *Env) mount(m Mount, flags uintptr) error {
+	if err := e.private(); err != nil {
+		return err
+	}
 	host, err := e.tree.ResolveFollow(m.Target)
 	if err != nil {
 		return fmt.Errorf("chroot: mount point %s: %w", m.Target, err)
@@ -572,10 +587,13 @@ func (e *Env) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := e.unmountAll(); err != nil {
-		errs = append(errs, err)
-	} else {
-		e.removeCreated()
+	// private comes before every mount: without it nothing was mounted.
+	if e.selfBound {
+		if err := e.unmountAll(); err != nil {
+			errs = append(errs, err)
+		} else {
+			e.removeCreated()
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -103,6 +103,9 @@ func (e *Env) mountEtcOverlay(entry FstabEntry) error {
 			data += "," + o
 		}
 	}
+	if err := e.private(); err != nil {
+		return err
+	}
 	if err := fault.Mount("overlay", etcHost, "overlay", 0, data); err != nil {
 		return fmt.Errorf("chroot: %s: mount overlay on /etc (%s): %w", where, data, err)
 	}
