@@ -37,3 +37,18 @@ func TestNoAPIMountsOnlyTheTargetsOwn(t *testing.T) {
 	}
 	checkNoMounts(t, dir, 0)
 }
+
+// A tree with nothing to mount (NoAPI, no fstab) gets no mount at all,
+// not even the tree bound onto itself, and closes cleanly.
+func TestNothingToMountMountsNothing(t *testing.T) {
+	requireRoot(t)
+	dir := tinyTree(t, "")
+	env := setup(t, dir, chroot.Options{NoAPI: true})
+	if m := mountsUnder(t, dir); len(m) != 0 {
+		t.Errorf("mounted with nothing to mount: %v", m)
+	}
+	if err := env.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkNoMounts(t, dir, 0)
+}
