@@ -35,54 +35,91 @@ func TestRootTierKilledLeavesNoMount(t *testing.T) {
 	})
 	t.Run("kill -9 during a script", func(t *testing.T) {
 		b := newBtrfsTarget(t, true)
-		seed := t.TempDir()
-		os.WriteFile(filepath.Join(seed, "meta-data"), []byte("instance-id: iid-kill9\n"), 0o644)
-		os.WriteFile(filepath.Join(seed, "user-data"), []byte("#cloud-config\nruncmd:\n  - echo ready-to-kill; sleep 15\n"), 0o644)
-		mounts := mountPoints(t, b.img)
-		cmd := exec.Command(provisionBinary(t), "run", "--root", b.root, "--source", seed, "--report", filepath.Join(t.TempDir(), "r.json"))
-		pipe, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout = cmd.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		ready := make(chan bool, 1)
-		var lines []string
-		go func() {
-			sc := bufio.NewScanner(pipe)
-			for sc.Scan() {
-				lines = append(lines, sc.Text())
-				if strings.Contains(sc.Text(), "ready-to-kill") && !strings.Contains(sc.Text(), "echo") {
-					ready <- true
-				}
-			}
-			close(ready)
-		}()
-		select {
-		case ok := <-ready:
-			if !ok {
-				cmd.Wait()
-				t.Fatalf("the script never ran:\n%s", strings.Join(lines, "\n"))
-			}
-		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-			t.Fatal("timed out waiting for the script")
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		// The mounts of a namespace go with its last process; give the
-		// kernel a moment to reap the child the parent's death killed.
-		var left []string
-		for range 50 {
-			if left = newMounts(mounts, mountPoints(t, b.img)); len(left) == 0 {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if len(left) > 0 {
-			t.Errorf("mounts left behind after kill -9: %v", left)
-		}
+		killDuringScript(t, b.root, func() []string { return mountPoints(t, b.img) })
 	})
+	// A plain tree (the journal backend) mounts only for the programs:
+	// the copy in a private namespace is made once the config shows one.
+	t.Run("kill -9 during a script, plain ext4 tree", func(t *testing.T) {
+		requireRootTier(t, "mkfs.ext4")
+		root := filepath.Join(t.TempDir(), "root")
+		img := filepath.Join(t.TempDir(), "img")
+		sh(t, "truncate", "-s", "64M", img)
+		sh(t, "mkfs.ext4", "-q", img)
+		mountT(t, "loop", img, root)
+		debianTree(t, root, "")
+		killDuringScript(t, root, func() []string { return mountsBelow(t, root) })
+	})
+}
+
+// killDuringScript starts `provision run` on root with a runcmd that
+// sleeps, kills it with SIGKILL once the script runs, and fails when
+// mounts (as listed) are left that were not there before.
+func killDuringScript(t *testing.T, root string, mounts func() []string) {
+	t.Helper()
+	seed := t.TempDir()
+	os.WriteFile(filepath.Join(seed, "meta-data"), []byte("instance-id: iid-kill9\n"), 0o644)
+	os.WriteFile(filepath.Join(seed, "user-data"), []byte("#cloud-config\nruncmd:\n  - echo ready-to-kill; sleep 15\n"), 0o644)
+	before := mounts()
+	cmd := exec.Command(provisionBinary(t), "run", "--root", root, "--source", seed, "--report", filepath.Join(t.TempDir(), "r.json"))
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan bool, 1)
+	var lines []string
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+			if strings.Contains(sc.Text(), "ready-to-kill") && !strings.Contains(sc.Text(), "echo") {
+				ready <- true
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			cmd.Wait()
+			t.Fatalf("the script never ran:\n%s", strings.Join(lines, "\n"))
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("timed out waiting for the script")
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	// The mounts of a namespace go with its last process; give the
+	// kernel a moment to reap the child the parent's death killed.
+	var left []string
+	for range 50 {
+		if left = newMounts(before, mounts()); len(left) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(left) > 0 {
+		t.Errorf("mounts left behind after kill -9: %v", left)
+	}
+}
+
+// mountsBelow lists the mount points at or below root in this process's
+// mount namespace.
+func mountsBelow(t *testing.T, root string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && (f[4] == root || strings.HasPrefix(f[4], root+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
 }

@@ -91,6 +91,13 @@ type Options struct {
 	// RunDir is the running system's /run when the run is the boot's own
 	// (the initrd): power_state leaves its unit there. "" elsewhere.
 	RunDir string
+	// PrivateMounts, when set, is asked to have a run that will mount
+	// (programs run in the target: /proc, /sys, /dev) done in a mount
+	// namespace of its own, before anything is changed. ok means another
+	// process did the whole run (the command's copy of itself, see
+	// cmd/provision) and code is its exit status: Run returns a Result
+	// with Delegated set. A run that mounts nothing never asks.
+	PrivateMounts func() (code int, ok bool)
 }
 
 // Txn is the transaction the modules apply into (SPEC §6).
@@ -112,6 +119,10 @@ type Result struct {
 	// planErr is what planning found wrong, kept apart so it can be
 	// reported with the parse and validation errors of the same run.
 	planErr error
+	// Delegated is set when Options.PrivateMounts had another process do
+	// the run; DelegatedExit is its exit status. Nothing else is set.
+	Delegated     bool `json:"-"`
+	DelegatedExit int  `json:"-"`
 
 	Status string `json:"status"`
 	// InstanceIDFrom says where InstanceID came from: a meta-data key's
@@ -327,6 +338,12 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 	if opts.DryRun {
 		res = dryRun(res, cfg, opts.Root, opts.Diff)
 		return res
+	}
+	if opts.PrivateMounts != nil && needsChroot(cfg) {
+		if code, ok := opts.PrivateMounts(); ok {
+			res.Delegated, res.DelegatedExit = true, code
+			return res
+		}
 	}
 	return apply(ctx, res, cfg, opts, console)
 }

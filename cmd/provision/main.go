@@ -145,10 +145,18 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		f.root = "/sysroot"
 	}
+	var privateMounts func() (int, bool)
 	if !f.dry && os.Geteuid() == 0 && ownCommandLine(args) {
 		// The run's mounts live and die with it (see runInPrivateMounts).
-		if code, ok := runInPrivateMounts(stdout, stderr); ok {
-			return code
+		// On a tree that mounts only for the programs a config runs,
+		// that is decided once the config is read (Options.PrivateMounts):
+		// a run that writes files only costs one process, not two.
+		if mountsFromTheStart(f.root) {
+			if code, ok := runInPrivateMounts(stdout, stderr); ok {
+				return code
+			}
+		} else {
+			privateMounts = func() (int, bool) { return runInPrivateMounts(stdout, stderr) }
 		}
 	}
 	if f.dry && f.root != "" {
@@ -175,7 +183,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "provision: %v\n", err)
 		return exitInvalid
 	}
+	opts.PrivateMounts = privateMounts
 	res := provision.Run(ctx, opts)
+	if res.Delegated {
+		return res.DelegatedExit
+	}
 	if !f.dry {
 		if err := provision.WriteReport(res, f.report, f.root); err != nil {
 			fmt.Fprintf(stderr, "provision: writing the report: %v\n", err)

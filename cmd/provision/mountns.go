@@ -4,15 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/provision-dev/provision/provision/snapshot/btrfs"
 )
 
 // mountNSEnv carries the mount namespace `provision run` was started in to
@@ -119,4 +123,23 @@ func childStatus(err error) int {
 		return 128 + int(ws.Signal())
 	}
 	return ee.ExitCode()
+}
+
+// mountsFromTheStart reports whether a run on root mounts before its
+// config is read, whatever the config: in the initrd, on a btrfs
+// subvolume (the snapshot transaction mounts the top level, and recovery
+// before it), or on a target whose fstab the chroot mounts (/var, /home,
+// an overlay /etc, the ESP). Anything it cannot tell counts as yes.
+func mountsFromTheStart(root string) bool {
+	if inInitrd() {
+		return true
+	}
+	sub, err := btrfs.IsSubvolume(root)
+	if err != nil || sub {
+		return true
+	}
+	if _, err := os.Lstat(filepath.Join(root, "etc/fstab")); !errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	return false
 }
