@@ -50,6 +50,15 @@ func newPathRecorder(next rootfs.Journal) *pathRecorder {
 	return &pathRecorder{next: next, seen: map[string]bool{}}
 }
 
+// PreserveAll implements rootfs.BatchJournal: the paths are recorded as
+// Preserve records them, when they are written.
+func (r *pathRecorder) PreserveAll(hosts []string) error {
+	if bj, ok := r.next.(rootfs.BatchJournal); ok {
+		return bj.PreserveAll(hosts)
+	}
+	return nil
+}
+
 // Preserve implements rootfs.Journal.
 func (r *pathRecorder) Preserve(host string) error {
 	r.mu.Lock()

@@ -121,7 +121,18 @@ func (db *DB) today() int64 {
 // file's mode and owner, after saving the old content as "<file>-" like
 // shadow-utils does. Call it with the lock held.
 func (db *DB) Save(root *rootfs.Root) error {
-	for _, f := range []*File{db.Passwd, db.Group, db.Shadow, db.Gshadow, db.SubUID, db.SubGID} {
+	files := []*File{db.Passwd, db.Group, db.Shadow, db.Gshadow, db.SubUID, db.SubGID}
+	// Each database and its backup: the journal keeps them with one flush.
+	var paths []string
+	for _, f := range files {
+		if f != nil && db.changed[f] {
+			paths = append(paths, f.Kind.Path, f.Kind.Path+"-")
+		}
+	}
+	if err := root.PreserveAll(paths...); err != nil {
+		return err
+	}
+	for _, f := range files {
 		if f == nil || !db.changed[f] {
 			continue
 		}

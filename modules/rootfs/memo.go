@@ -1,7 +1,6 @@
 package rootfs
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -11,6 +10,8 @@ import (
 type memoEntry struct {
 	value any
 	hosts []string
+	// fragile: a dep resolved through a symlink (see Memo).
+	fragile bool
 }
 
 // Memo returns what load made of the files deps (paths inside the root),
@@ -34,13 +35,15 @@ func (r *Root) Memo(key string, deps []string, load func() (any, error)) (any, e
 	if err != nil {
 		return nil, err
 	}
-	hosts := make([]string, 0, 2*len(deps))
+	hosts := make([]string, 0, len(deps))
+	fragile := false
 	for _, p := range deps {
 		lexical := filepath.Join(r.Dir, Join(p))
 		hosts = append(hosts, lexical)
-		// Where a symlink leads (its own path is above, as written).
-		if h, err := r.ResolveFollow(p); err == nil && h != lexical {
-			hosts = append(hosts, h)
+		// A path reached through a symlink depends on every link on the
+		// way, which need not lie on either path: any change drops it.
+		if h, err := r.ResolveFollow(p); err != nil || h != lexical {
+			fragile = true
 		}
 	}
 	r.memoMu.Lock()
@@ -48,14 +51,14 @@ func (r *Root) Memo(key string, deps []string, load func() (any, error)) (any, e
 	if r.memo == nil {
 		r.memo = map[string]memoEntry{}
 	}
-	r.memo[key] = memoEntry{value: v, hosts: hosts}
+	r.memo[key] = memoEntry{value: v, hosts: hosts, fragile: fragile}
 	return v, nil
 }
 
 // Forget drops every memo: the target may have changed behind this Root.
 func (r *Root) Forget() {
 	r.memoMu.Lock()
-	r.memo, r.dirs = nil, nil
+	r.memo, r.dirs, r.rootIDKnown = nil, nil, false
 	r.memoMu.Unlock()
 }
 
@@ -80,9 +83,10 @@ func (r *Root) rememberDir(rel string) {
 }
 
 // forgetChanged drops the memos that a change of host may make stale: the
-// path itself, anything below it, or a directory above one of their files.
-// A symlink changed anywhere may redirect a resolution: that drops all.
-// The directories known to resolution are dropped at and below host.
+// path itself, anything below it, or a directory above one of their files
+// (a symlink made there is such a change); a memo of a path that resolved
+// through a symlink goes at any change. The directories known to
+// resolution are dropped at and below host.
 func (r *Root) forgetChanged(host string) {
 	r.memoMu.Lock()
 	defer r.memoMu.Unlock()
@@ -95,14 +99,11 @@ func (r *Root) forgetChanged(host string) {
 	} else if len(r.dirs) > 0 {
 		r.dirs = nil // the root itself
 	}
-	if len(r.memo) == 0 {
-		return
-	}
-	if st, err := os.Lstat(host); err == nil && st.Mode()&os.ModeSymlink != 0 {
-		r.memo = nil
-		return
-	}
 	for key, e := range r.memo {
+		if e.fragile {
+			delete(r.memo, key)
+			continue
+		}
 		for _, h := range e.hosts {
 			if h == host || strings.HasPrefix(h, host+"/") || strings.HasPrefix(host, h+"/") {
 				delete(r.memo, key)

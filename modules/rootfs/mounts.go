@@ -94,9 +94,13 @@ var virtualFS = map[string]bool{
 // in even where st_dev would not tell.
 func (r *Root) checkMount(p, host string) error {
 	p = Printable(p)
+	// The nearest existing path and its mount, one statx each.
 	near := host
+	var id uint64
+	var ok2 bool
 	for {
-		if _, err := os.Lstat(near); err == nil {
+		var err error
+		if id, ok2, err = statMountID(near); err == nil {
 			break
 		}
 		parent := filepath.Dir(near)
@@ -105,8 +109,7 @@ func (r *Root) checkMount(p, host string) error {
 		}
 		near = parent
 	}
-	rootID, ok1 := mountID(r.Dir)
-	id, ok2 := mountID(near)
+	rootID, ok1 := r.rootMountID()
 	if ok1 && ok2 && rootID == id {
 		return nil
 	}
@@ -145,11 +148,31 @@ func within(p, dir string) bool {
 // mountID is statx's STATX_MNT_ID of p (not following a final symlink);
 // false on kernels before 5.8.
 func mountID(p string) (uint64, bool) {
+	id, ok, _ := statMountID(p)
+	return id, ok
+}
+
+// statMountID is mountID with statx's error (fs.ErrNotExist for a
+// missing path).
+func statMountID(p string) (uint64, bool, error) {
 	var stx unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
-		return 0, false
+		return 0, false, err
 	}
-	return stx.Mnt_id, stx.Mask&unix.STATX_MNT_ID != 0
+	return stx.Mnt_id, stx.Mask&unix.STATX_MNT_ID != 0, nil
+}
+
+// rootMountID is mountID of the root directory, asked once: what is
+// mounted on the root itself (the chroot's bind of the tree onto itself)
+// is mounted before the first change, and Forget asks again.
+func (r *Root) rootMountID() (uint64, bool) {
+	r.memoMu.Lock()
+	defer r.memoMu.Unlock()
+	if !r.rootIDKnown {
+		r.rootID, r.rootIDOK = mountID(r.Dir)
+		r.rootIDKnown = true
+	}
+	return r.rootID, r.rootIDOK
 }
 
 type mountEntry struct {

@@ -39,6 +39,11 @@ type Journal interface {
 	Preserve(hostPath string) error
 }
 
+// BatchJournal is a Journal that records several paths with one flush.
+type BatchJournal interface {
+	PreserveAll(hostPaths []string) error
+}
+
 // Root is a target root directory.
 type Root struct {
 	Dir     string
@@ -62,6 +67,9 @@ type Root struct {
 	memoMu sync.Mutex
 	memo   map[string]memoEntry
 	dirs   map[string]struct{} // knownDir
+	// rootID is the root directory's mount id (rootMountID).
+	rootID                uint64
+	rootIDOK, rootIDKnown bool
 }
 
 // New returns a Root for dir, which must exist.
@@ -270,6 +278,41 @@ func (r *Root) Exists(p string) bool {
 // original. The check comes first, so nothing foreign is ever journaled and
 // a rollback never has to restore a path on /proc or /dev.
 func (r *Root) preserve(host string) error {
+	if err := r.mayChange(host); err != nil {
+		return err
+	}
+	if r.Journal == nil {
+		return nil
+	}
+	return r.Journal.Preserve(host)
+}
+
+// PreserveAll has the journal keep the originals of paths (inside the
+// root) before a writer replaces them one by one: with a journal that
+// batches (BatchJournal), one flush for all instead of one each. Each
+// path is still checked, and journaled if need be, when it is written.
+func (r *Root) PreserveAll(paths ...string) error {
+	bj, ok := r.Journal.(BatchJournal)
+	if !ok {
+		return nil
+	}
+	hosts := make([]string, 0, len(paths))
+	for _, p := range paths {
+		host, err := r.Resolve(p)
+		if err != nil {
+			return err
+		}
+		if err := r.mayChange(host); err != nil {
+			return err
+		}
+		hosts = append(hosts, host)
+	}
+	return bj.PreserveAll(hosts)
+}
+
+// mayChange is preserve before the journal: the checks, and what must
+// happen before anything below host changes (BeforeChange).
+func (r *Root) mayChange(host string) error {
 	rel := strings.TrimPrefix(host, r.Dir)
 	if err := r.checkUnmounted(Join(rel)); err != nil {
 		return err
@@ -280,13 +323,7 @@ func (r *Root) preserve(host string) error {
 			return err
 		}
 	}
-	if err := r.checkMount(Join(rel), host); err != nil {
-		return err
-	}
-	if r.Journal == nil {
-		return nil
-	}
-	return r.Journal.Preserve(host)
+	return r.checkMount(Join(rel), host)
 }
 
 // Owner is a numeric owner; -1 keeps the default (the caller's).

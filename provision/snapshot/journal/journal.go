@@ -87,7 +87,15 @@ type entry struct {
 	Mtime  int64             `json:"mtime,omitempty"`
 	Target string            `json:"target,omitempty"`
 	Xattrs map[string][]byte `json:"xattrs,omitempty"`
+	// Inline: the original's bytes are Data, in the record itself (a
+	// small file), not a copy in data/SEQ: one flush keeps both.
+	Inline bool   `json:"inline,omitempty"`
+	Data   []byte `json:"data,omitempty"`
 }
+
+// maxInline is the largest original kept in its record rather than in a
+// file of its own: account databases, configuration files, keys.
+const maxInline = 64 << 10
 
 // Journal records originals. It is safe for concurrent use.
 type Journal struct {
@@ -99,8 +107,11 @@ type Journal struct {
 	seq       int
 	seenFull  map[string]bool
 	seenTimes map[string]bool
-	closed    bool // no more Preserve
-	finished  bool // committed or rolled back
+	// absent are the paths recorded as not existing: a rollback removes
+	// each with all it holds, so nothing below one needs a record.
+	absent   map[string]bool
+	closed   bool // no more Preserve
+	finished bool // committed or rolled back
 }
 
 // Dir is the journal's directory.
@@ -109,7 +120,7 @@ func (j *Journal) Dir() string { return j.dir }
 // Create starts a journal in dir, which must not exist yet; its parent is
 // created when missing.
 func Create(dir string, opts Options) (*Journal, error) {
-	j := &Journal{dir: filepath.Clean(dir), opts: opts, seenFull: map[string]bool{}, seenTimes: map[string]bool{}}
+	j := &Journal{dir: filepath.Clean(dir), opts: opts, seenFull: map[string]bool{}, seenTimes: map[string]bool{}, absent: map[string]bool{}}
 	if opts.Lazy {
 		if _, err := os.Lstat(j.dir); err == nil {
 			return nil, fmt.Errorf("journal: %s: %w", j.dir, fs.ErrExist)
@@ -164,47 +175,96 @@ func (j *Journal) hook(step string) {
 // Preserve records the current state of hostPath (and the times of its
 // parent directory) before the caller changes it. Only the first call for a
 // path records anything: the original is what must come back.
-func (j *Journal) Preserve(hostPath string) error {
-	if !filepath.IsAbs(hostPath) {
-		return fmt.Errorf("journal: %s: path is not absolute", hostPath)
-	}
-	p := filepath.Clean(hostPath)
-	if p == j.dir || strings.HasPrefix(p, j.dir+"/") {
-		return fmt.Errorf("journal: %s: refusing to change the journal itself", p)
-	}
-	if j.opts.Skip != nil && j.opts.Skip(p) {
-		return nil
-	}
-	if j.opts.MapPath != nil {
-		p = filepath.Clean(j.opts.MapPath(p))
+func (j *Journal) Preserve(hostPath string) error { return j.PreserveAll([]string{hostPath}) }
+
+// PreserveAll is Preserve for several paths at once, made durable with one
+// flush: a writer that knows the files it is about to replace (the
+// account databases and their backups) pays one, not one each.
+func (j *Journal) PreserveAll(hostPaths []string) error {
+	var paths []string
+	for _, hostPath := range hostPaths {
+		if !filepath.IsAbs(hostPath) {
+			return fmt.Errorf("journal: %s: path is not absolute", hostPath)
+		}
+		p := filepath.Clean(hostPath)
+		if p == j.dir || strings.HasPrefix(p, j.dir+"/") {
+			return fmt.Errorf("journal: %s: refusing to change the journal itself", p)
+		}
+		if j.opts.Skip != nil && j.opts.Skip(p) {
+			continue
+		}
+		if j.opts.MapPath != nil {
+			p = filepath.Clean(j.opts.MapPath(p))
+		}
+		paths = append(paths, p)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
 		return errors.New("journal: already finished")
 	}
-	if parent := filepath.Dir(p); parent != p && !j.seenTimes[parent] {
-		if e, err := statTimes(parent); err == nil {
-			if err := j.record(e, ""); err != nil {
-				return err
+	// Each path's parent's times and the path itself, all made durable
+	// together.
+	var batch []pending
+	times := map[string]bool{}
+	full := map[string]entry{}
+	for _, p := range paths {
+		if j.seenFull[p] || full[p].Path != "" || j.underAbsent(p) {
+			continue
+		}
+		parent := filepath.Dir(p)
+		if parent != p && !j.seenTimes[parent] && !times[parent] {
+			times[parent] = true
+			if e, err := statTimes(parent); err == nil {
+				batch = append(batch, pending{entry: e})
 			}
 		}
-		j.seenTimes[parent] = true
+		e, src, err := describe(p)
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		full[p] = e
+		batch = append(batch, pending{entry: e, src: src})
 	}
-	if j.seenFull[p] {
+	if len(batch) == 0 {
 		return nil
 	}
-	e, src, err := describe(p)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	if err := j.record(e, src); err != nil {
+	if err := j.record(batch...); err != nil {
 		return err
 	}
-	j.seenFull[p] = true
-	// A full record of a directory restores its times after its children.
-	j.seenTimes[p] = true
+	for parent := range times {
+		j.seenTimes[parent] = true
+	}
+	for p, e := range full {
+		j.seenFull[p] = true
+		// A full record of a directory restores its times after its
+		// children.
+		j.seenTimes[p] = true
+		if e.Kind == kindAbsent {
+			j.absent[p] = true
+		}
+	}
 	return nil
+}
+
+// underAbsent reports whether an ancestor of p was recorded absent: the
+// run made it, and a rollback removes it with everything below.
+func (j *Journal) underAbsent(p string) bool {
+	for d := filepath.Dir(p); len(j.absent) > 0; d = filepath.Dir(d) {
+		if j.absent[d] {
+			return true
+		}
+		if d == "/" || d == "." {
+			return false
+		}
+	}
+	return false
+}
+
+// pending is an entry to record and the file whose bytes it keeps.
+type pending struct {
+	entry entry
+	src   string
 }
 
 // describe captures path's state; src is set for regular files (to copy).
@@ -264,33 +324,55 @@ func statTimes(dir string) (entry, error) {
 	return entry{Path: dir, Kind: kindTimes, Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano()}, nil
 }
 
-// record copies src (when set) and appends e to the manifest, both fsynced,
-// so the entry is only there once everything it needs is on disk.
-func (j *Journal) record(e entry, src string) error {
+// record appends entries to the manifest with one flush, each keeping
+// its original's bytes (inline when small, else in data/SEQ, flushed
+// first), so an entry is only there once everything it needs is on disk.
+func (j *Journal) record(batch ...pending) error {
 	if j.manifest == nil {
 		if err := j.create(); err != nil {
 			return err
 		}
 	}
-	j.seq++
-	e.Seq = j.seq
-	if src != "" {
-		if err := copyFile(src, j.dataPath(e.Seq)); err != nil {
-			return fmt.Errorf("journal: keep %s: %w", src, err)
+	var lines []byte
+	copied := false
+	for _, b := range batch {
+		e := b.entry
+		j.seq++
+		e.Seq = j.seq
+		if b.src != "" {
+			data, inline, err := readInline(b.src)
+			if err != nil {
+				return fmt.Errorf("journal: keep %s: %w", b.src, err)
+			}
+			if inline {
+				e.Inline, e.Data = true, data
+			} else {
+				if err := copyFile(b.src, j.dataPath(e.Seq)); err != nil {
+					return fmt.Errorf("journal: keep %s: %w", b.src, err)
+				}
+				copied = true
+			}
 		}
+		line, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		lines = append(append(lines, line...), '\n')
+	}
+	if copied {
 		if err := syncDir(filepath.Join(j.dir, "data")); err != nil {
 			return err
 		}
-		j.hook(StepDataCopied)
 	}
-	line, err := json.Marshal(e)
-	if err != nil {
-		return err
+	for _, b := range batch {
+		if b.src != "" {
+			j.hook(StepDataCopied)
+		}
 	}
 	if err := fault.At(fault.PointJournalWrite); err != nil {
 		return fmt.Errorf("journal: %w", &os.PathError{Op: "write", Path: j.manifest.Name(), Err: err})
 	}
-	if _, err := j.manifest.Write(append(line, '\n')); err != nil {
+	if _, err := j.manifest.Write(lines); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	if err := fault.At(fault.PointFsync); err != nil {
@@ -299,8 +381,35 @@ func (j *Journal) record(e entry, src string) error {
 	if err := j.manifest.Sync(); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	j.hook(StepRecorded)
+	for range batch {
+		j.hook(StepRecorded)
+	}
 	return nil
+}
+
+// readInline reads src when it is small enough to keep in its record;
+// inline is false (and nothing read) for a larger file.
+func readInline(src string) (data []byte, inline bool, err error) {
+	f, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, false, err
+	}
+	if st.Size() > maxInline {
+		return nil, false, nil
+	}
+	data, err = io.ReadAll(io.LimitReader(f, maxInline+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if len(data) > maxInline {
+		return nil, false, nil // grew meanwhile
+	}
+	return data, true, nil
 }
 
 func (j *Journal) dataPath(seq int) string { return dataPath(j.dir, seq) }
@@ -715,7 +824,11 @@ func tempName(p string) string {
 
 func restoreFile(data, tmp string, e entry) error {
 	os.Remove(tmp)
-	if err := copyFile(data, tmp); err != nil {
+	if e.Inline {
+		if err := writeSynced(tmp, e.Data); err != nil {
+			return err
+		}
+	} else if err := copyFile(data, tmp); err != nil {
 		return err
 	}
 	if err := os.Lchown(tmp, e.UID, e.GID); err != nil {
@@ -813,4 +926,22 @@ func writeXattrs(p string, x map[string][]byte) error {
 		}
 	}
 	return nil
+}
+
+// writeSynced creates p (0600) with data, flushed: what copyFile does for
+// an original kept inline.
+func writeSynced(p string, data []byte) error {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
