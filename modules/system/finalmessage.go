@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/provision-dev/provision/modules"
@@ -40,13 +41,13 @@ func PlanFinalMessage(cfg *config.Config, _ *rootfs.Root) ([]modules.Step, error
 
 // finalVar is $name or ${name}, as cloud-init's basic template renderer
 // reads them.
-var finalVar = regexp.MustCompile(`\$(?:\{([A-Za-z0-9_.]+)\}|([A-Za-z0-9_.]+))`)
+var finalVar = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$(?:\{([A-Za-z0-9_.]+)\}|([A-Za-z0-9_.]+))`) })
 
 // renderFinal substitutes the variables cloud-init gives the message
 // (lower or upper case); any other $name is left as written.
 func renderFinal(msg string, vars map[string]string) string {
-	return finalVar.ReplaceAllStringFunc(msg, func(m string) string {
-		sm := finalVar.FindStringSubmatch(m)
+	return finalVar().ReplaceAllStringFunc(msg, func(m string) string {
+		sm := finalVar().FindStringSubmatch(m)
 		name := sm[1] + sm[2]
 		if v, ok := vars[name]; ok {
 			return v

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // installInfo is what systemctl reads from a unit's [Install] section
@@ -130,7 +131,9 @@ func splitWords(s string) ([]string, error) {
 
 // unitNameRE is systemd's unit_name_is_valid: a prefix of allowed
 // characters, an optional @instance, and a known type suffix.
-var unitNameRE = regexp.MustCompile(`^([A-Za-z0-9:_.\\-]+)(@([A-Za-z0-9:_.\\-]*))?\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)$`)
+var unitNameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9:_.\\-]+)(@([A-Za-z0-9:_.\\-]*))?\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)$`)
+})
 
 type unitName struct {
 	full, prefix, instance, suffix string
@@ -142,7 +145,7 @@ func parseUnitName(s string) (unitName, bool) {
 	if len(s) > 255 {
 		return unitName{}, false
 	}
-	m := unitNameRE.FindStringSubmatch(s)
+	m := unitNameRE().FindStringSubmatch(s)
 	if m == nil {
 		return unitName{}, false
 	}

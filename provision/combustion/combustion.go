@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"sync"
 
 	"github.com/provision-dev/provision/provision/config"
 )
@@ -25,9 +26,9 @@ type File struct {
 // start at column 0 with exactly one space after '#', and the flags are
 // matched as whole words anywhere after the colon.
 var (
-	magicLine   = regexp.MustCompile(`^# combustion:(.*)$`)
-	wordPrepare = regexp.MustCompile(`\bprepare\b`)
-	wordNetwork = regexp.MustCompile(`\bnetwork\b`)
+	magicLine   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^# combustion:(.*)$`) })
+	wordPrepare = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bprepare\b`) })
+	wordNetwork = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bnetwork\b`) })
 )
 
 // Flags are the magic-comment requests of a script.
@@ -42,14 +43,14 @@ func ParseFlags(script []byte) Flags {
 	sc := bufio.NewScanner(bytes.NewReader(script))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
-		m := magicLine.FindSubmatch(sc.Bytes())
+		m := magicLine().FindSubmatch(sc.Bytes())
 		if m == nil {
 			continue
 		}
-		if wordPrepare.Match(m[1]) {
+		if wordPrepare().Match(m[1]) {
 			f.Prepare = true
 		}
-		if wordNetwork.Match(m[1]) {
+		if wordNetwork().Match(m[1]) {
 			f.Network = true
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/provision-dev/provision/provision/config"
 )
@@ -40,7 +41,9 @@ const (
 	specialBitsMinor = 6
 )
 
-var versionRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+var versionRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+})
 
 // Parse translates one Ignition config without fetching anything: a config
 // it references (ignition.config.merge and replace) through an http: or
@@ -204,7 +207,7 @@ func (p *parser) version(root *node) (int, error) {
 		return 0, fmt.Errorf("%s: ignition.version: must be a string such as \"3.4.0\", not %s", p.at(v.val.off), v.val.kind)
 	}
 	s := v.val.str
-	m := versionRE.FindStringSubmatch(s)
+	m := versionRE().FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("%s: ignition.version: %q is not a valid version (write it as \"3.4.0\")", p.at(v.val.off), s)
 	}

@@ -77,7 +77,7 @@ type btrfsTxn struct {
 	committed bool // the default subvolume was switched
 }
 
-var snapperPath = regexp.MustCompile(`^(.*)/\.snapshots/([0-9]+)/snapshot$`)
+var snapperPath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.*)/\.snapshots/([0-9]+)/snapshot$`) })
 
 // locate finds the device and the path from the top level of the subvolume
 // mounted at root.
@@ -207,7 +207,7 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	}
 	now := time.Now().UTC()
 	t.st = btrfsState{Root: fsPath, OldDefault: oldDefault, Created: now, Top: top}
-	if m := snapperPath.FindStringSubmatch(fsPath); m != nil && isDir(t.abs(m[1]+"/.snapshots")) {
+	if m := snapperPath().FindStringSubmatch(fsPath); m != nil && isDir(t.abs(m[1]+"/.snapshots")) {
 		num, err := nextSnapperNumber(t.abs(m[1] + "/.snapshots"))
 		if err != nil {
 			return nil, err
@@ -322,7 +322,7 @@ func (t *btrfsTxn) writeState() error {
 
 // baseNum is the snapper number of the snapshot at fsPath, 0 if it is none.
 func (t *btrfsTxn) baseNum(fsPath string) uint64 {
-	if m := snapperPath.FindStringSubmatch(fsPath); m != nil {
+	if m := snapperPath().FindStringSubmatch(fsPath); m != nil {
 		n, _ := strconv.ParseUint(m[2], 10, 64)
 		return n
 	}

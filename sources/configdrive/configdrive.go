@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/provision-dev/provision/provision/config"
@@ -34,7 +35,7 @@ var files = []struct {
 	{"network_data.json", sources.KindOpenStackNetworkData, false},
 }
 
-var dated = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+var dated = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`) })
 
 // VersionDir picks the directory to read: openstack/latest when present,
 // else the newest dated version (the names sort as dates).
@@ -51,7 +52,7 @@ func VersionDir(fsys fs.FS) (string, error) {
 		if e.Name() == "latest" {
 			return "openstack/latest", nil
 		}
-		if dated.MatchString(e.Name()) {
+		if dated().MatchString(e.Name()) {
 			versions = append(versions, e.Name())
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/provision-dev/provision/provision/config"
 	"github.com/provision-dev/provision/sources"
@@ -70,7 +71,7 @@ func (s *Source) Detect(f *sources.Facts) sources.Presence {
 	return s.Presence(ok)
 }
 
-var dated = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+var dated = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`) })
 
 // pickVersion: "latest" when listed, else the newest version we know that
 // is listed, else the newest dated one listed, else "latest" (a service
@@ -86,7 +87,7 @@ func pickVersion(listed []string) string {
 	}
 	best := ""
 	for _, v := range listed {
-		if dated.MatchString(v) && v > best {
+		if dated().MatchString(v) && v > best {
 			best = v
 		}
 	}
