@@ -7,11 +7,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // originRe finds the origin a problem line starts with, after the
 // "planning MODULE: " a plan error carries: "SOURCE:FILE:LINE:COL: ".
-var originRe = regexp.MustCompile(`^(?:planning [a-z ]+: )?(.+?):(\d+):(\d+): `)
+var originRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:planning [a-z ]+: )?(.+?):(\d+):(\d+): `) })
 
 // problem is one line of an invalid configuration's report.
 type problem struct {
@@ -34,7 +35,7 @@ func problemLines(err error) []problem {
 // parseProblem finds the origin line l starts with, if it has one.
 func parseProblem(l string) problem {
 	p := problem{text: l}
-	if m := originRe.FindStringSubmatch(l); m != nil {
+	if m := originRe().FindStringSubmatch(l); m != nil {
 		p.doc, p.located = m[1], true
 		p.line, _ = strconv.Atoi(m[2])
 		p.col, _ = strconv.Atoi(m[3])
