@@ -16,8 +16,9 @@ import (
 
 // TestRootTierCrashedOutsideJournal: /var cannot be snapshotted (the
 // snapshot ioctl fails), so the run writes it through the undo journal,
-// below mounts of its own; killed half-way, its writes there are undone by
-// the next run's recovery, which mounts the top level anew.
+// below mounts of its own; killed after writing both files (just before
+// the commit point), its writes there are undone by the next run's
+// recovery, which mounts the top level anew.
 func TestRootTierCrashedOutsideJournal(t *testing.T) {
 	b := newBtrfsTarget(t, true)
 	seed := t.TempDir()
@@ -25,7 +26,7 @@ func TestRootTierCrashedOutsideJournal(t *testing.T) {
 	os.WriteFile(filepath.Join(seed, "user-data"), []byte("#cloud-config\nwrite_files:\n  - path: /var/lib/crashed\n    content: x\n  - path: /var/lib/crashed2\n    content: y\n"), 0o644)
 	rep := filepath.Join(t.TempDir(), "report.json")
 	cmd := exec.Command(provisionBinary(t), "run", "--root", b.root, "--source", seed, "--report", rep)
-	cmd.Env = append(os.Environ(), fault.Env+"=btrfs.snapshot#2:EROFS", snapshot.KillPointEnv+"=journal.preserve.recorded#4")
+	cmd.Env = append(os.Environ(), fault.Env+"=btrfs.snapshot#2:EROFS", snapshot.KillPointEnv+"=btrfs.commit.synced")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	out, _ := cmd.CombinedOutput()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {

@@ -641,6 +641,11 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	}
 	steps = panicPoint(steps)
 	res.Plan = steps
+	// What the steps and the run itself will write, kept by the journal
+	// with one flush before the first change rather than one each.
+	if err := root.PreserveAll(plannedWrites(steps)...); err != nil {
+		return abort(err)
+	}
 	for _, s := range steps {
 		if ctx.Err() != nil {
 			return abort(interrupted(ctx, ctx.Err()))
@@ -1161,4 +1166,17 @@ func (f forgetting) SnapshotPath() string {
 		return sp.SnapshotPath()
 	}
 	return ""
+}
+
+// plannedWrites are the paths a run writes that its plan names: each
+// step's target when it is a path, the recorded instance-id and the
+// report's directory in the target.
+func plannedWrites(steps []modules.Step) []string {
+	paths := []string{instanceIDPath, report.TargetDir}
+	for _, s := range steps {
+		if s.Apply != nil && strings.HasPrefix(s.Target, "/") {
+			paths = append(paths, s.Target)
+		}
+	}
+	return paths
 }

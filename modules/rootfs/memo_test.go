@@ -3,6 +3,7 @@ package rootfs_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/provision-dev/provision/modules/rootfs"
@@ -143,5 +144,30 @@ func TestKnownDirectoriesFollowReplacement(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(outside, "z")); err == nil {
 		t.Fatal("/e/z was written outside the root")
+	}
+}
+
+// batchJournal records what PreserveAll hands it.
+type batchJournal struct{ batches [][]string }
+
+func (b *batchJournal) Preserve(string) error { return nil }
+func (b *batchJournal) PreserveAll(hosts []string) error {
+	b.batches = append(b.batches, hosts)
+	return nil
+}
+
+// PreserveAll hands the journal each path, a missing one as its topmost
+// missing ancestor (created by the write, removed by a rollback), and
+// leaves out what the write itself must refuse.
+func TestPreserveAllNamesTopmostMissing(t *testing.T) {
+	r := rootfstest.NewRoot(t, map[string]string{"etc/hostname": "old\n", "etc/link": "->/../../outside"})
+	j := &batchJournal{}
+	r.Journal = j
+	if err := r.PreserveAll("/etc/hostname", "/etc/bench/sub/file.conf", "/var/lib/provision/instance-id", "/etc/link/x"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(r.Dir, "etc/hostname"), filepath.Join(r.Dir, "etc/bench"), filepath.Join(r.Dir, "var")}
+	if len(j.batches) != 1 || strings.Join(j.batches[0], " ") != strings.Join(want, " ") {
+		t.Fatalf("batches %v, want one: %v", j.batches, want)
 	}
 }

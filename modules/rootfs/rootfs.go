@@ -288,26 +288,43 @@ func (r *Root) preserve(host string) error {
 }
 
 // PreserveAll has the journal keep the originals of paths (inside the
-// root) before a writer replaces them one by one: with a journal that
-// batches (BatchJournal), one flush for all instead of one each. Each
-// path is still checked, and journaled if need be, when it is written.
+// root) before writers change them one by one: with a journal that
+// batches (BatchJournal), one flush for all instead of one each. A path
+// whose parents are missing is kept as its topmost missing ancestor,
+// which the writer creates (and a rollback removes, with all below). It
+// is a hint: a path it cannot take (outside the root, below a mount left
+// out) is left for the write itself to refuse, with its own error.
 func (r *Root) PreserveAll(paths ...string) error {
 	bj, ok := r.Journal.(BatchJournal)
-	if !ok {
+	if !ok || len(paths) == 0 {
 		return nil
 	}
 	hosts := make([]string, 0, len(paths))
 	for _, p := range paths {
 		host, err := r.Resolve(p)
 		if err != nil {
-			return err
+			continue
 		}
-		if err := r.mayChange(host); err != nil {
-			return err
+		host = r.topmostMissing(host)
+		if r.mayChange(host) != nil {
+			continue
 		}
 		hosts = append(hosts, host)
 	}
 	return bj.PreserveAll(hosts)
+}
+
+// topmostMissing is host, or its highest ancestor below the root that
+// does not exist.
+func (r *Root) topmostMissing(host string) string {
+	top := host
+	for p := filepath.Dir(host); p != r.Dir && within(p, r.Dir); p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		}
+		top = p
+	}
+	return top
 }
 
 // mayChange is preserve before the journal: the checks, and what must
