@@ -32,12 +32,14 @@ import (
 )
 
 // powerlossModules are loaded after the tier's own: device-mapper and its
-// log-writes target (Debian builds both as modules), and overlayfs for
-// variant B's /etc.
-var powerlossModules = []string{"dm_mod", "dm_log_writes", "overlay"}
+// log-writes target (Debian builds both as modules), overlayfs for
+// variant B's /etc, and ext4 (with jbd2, mbcache and crc16 by
+// modules.dep) for the journal backend's layout.
+var powerlossModules = []string{"dm_mod", "dm_log_writes", "overlay", "ext4"}
 
 // powerlossInit is the VM's /init: no switch_root, only the run under the
-// log. The data device comes from the command line (powerloss.data=).
+// log. The data device and its filesystem come from the command line
+// (powerloss.data=, powerloss.fstype=, btrfs when not given).
 // Every step prints a line the host looks for; a failure powers off at
 // once and the host fails on the missing line.
 const powerlossInit = `#!/bin/sh
@@ -51,8 +53,12 @@ while read -r m; do
 	insmod "/lib/modules/$m" || echo "init: insmod $m failed"
 done < /lib/modules/load-order
 data=
+fstype=btrfs
 for w in $(cat /proc/cmdline); do
-	case "$w" in powerloss.data=*) data="${w#powerloss.data=}" ;; esac
+	case "$w" in
+	powerloss.data=*) data="${w#powerloss.data=}" ;;
+	powerloss.fstype=*) fstype="${w#powerloss.fstype=}" ;;
+	esac
 done
 fail() { echo "POWERLOSS-FAILED: $*"; poweroff -f; }
 n=0
@@ -62,7 +68,7 @@ while [ ! -b "$data" ] || [ ! -b /dev/vdb ]; do
 done
 dev=$(dmctl create powerloss "$data" /dev/vdb) || fail "dmctl create"
 echo "POWERLOSS-DEVICE $dev over $data"
-mount -t btrfs "$dev" /sysroot || fail "mount $dev"
+mount -t "$fstype" "$dev" /sysroot || fail "mount $dev as $fstype"
 dmctl mark powerloss run-start || fail "mark"
 provision run --root /sysroot --source /seed --report /run/report.json
 echo "POWERLOSS-RUN-EXIT $?"
@@ -117,9 +123,13 @@ runcmd:
 type plLayout struct {
 	name string
 	img  string // whole-disk image
-	part int    // partition holding the root btrfs, 0: the whole disk
+	part int    // partition holding the root filesystem, 0: the whole disk
 	off  int64  // its first byte in img
 	dev  string // the data device in the VM
+	// fstype is the root's filesystem: "" is btrfs (judged by the
+	// default subvolume), "ext4" a plain tree the journal backend
+	// provisions (judged after recovery, see powerloss_journal_test.go).
+	fstype string
 }
 
 var (
@@ -142,9 +152,10 @@ func buildDmctl(dir string) (string, error) {
 }
 
 // TestPowerLossReplay replays a run's writes to every flush and FUA point
-// on the snapper layout BuildRoot makes and on the faithful openSUSE
+// on the snapper layout BuildRoot makes, on the faithful openSUSE
 // layouts A (nested /etc subvolume) and B (overlay /etc in /var), both
-// with a read-only snapshot 1, quotas and a partitioned disk.
+// with a read-only snapshot 1, quotas and a partitioned disk, and on a
+// plain ext4 root, which the undo-journal backend provisions.
 func TestPowerLossReplay(t *testing.T) {
 	w := setup(t)
 	ms, err := LoadModules(w.kernel)
@@ -154,7 +165,7 @@ func TestPowerLossReplay(t *testing.T) {
 	if _, err := ms.Resolve(powerlossModules); err != nil {
 		t.Skipf("the kernel %s has no device-mapper log-writes target as a module: %v", w.kernel.Version, err)
 	}
-	for _, tool := range []string{"losetup", "sfdisk", "go"} {
+	for _, tool := range []string{"losetup", "sfdisk", "mkfs.ext4", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("power-loss replay needs %s: %v", tool, err)
 		}
@@ -205,6 +216,10 @@ func TestPowerLossReplay(t *testing.T) {
 			powerLoss(t, w, initrd, seed, faithfulLayout(t, w, v, name))
 		})
 	}
+	t.Run("ext4-journal", func(t *testing.T) {
+		needSysroot(t)
+		powerLoss(t, w, initrd, seed, ext4Layout(t, w))
+	})
 }
 
 // faithfulLayout builds the variant's disk (256 MiB, partitioned) from the
@@ -274,7 +289,12 @@ func powerLoss(t *testing.T, w *world, initrd, seed string, l plLayout) {
 	if err := copySparse(l.img, base); err != nil {
 		t.Fatal(err)
 	}
-	before, err := plReadBefore(base, l.part, shm)
+	var before *plBefore
+	if l.fstype == "ext4" {
+		before, err = plReadBeforeExt4(base, shm)
+	} else {
+		before, err = plReadBefore(base, l.part, shm)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,6 +307,9 @@ func powerLoss(t *testing.T, w *world, initrd, seed string, l plLayout) {
 	}
 	vm := VM{Arch: AMD64, Kernel: w.kernel.Vmlinuz, Initrd: initrd, Root: &RootDisk{Path: l.img},
 		Disks: []string{logImg}, Cmdline: []string{"powerloss.data=" + l.dev}, Timeout: 300 * time.Second}
+	if l.fstype != "" {
+		vm.Cmdline = append(vm.Cmdline, "powerloss.fstype="+l.fstype)
+	}
 	console, err := os.Create(filepath.Join(filepath.Dir(l.img), "console.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -363,7 +386,11 @@ func powerLoss(t *testing.T, w *world, initrd, seed string, l plLayout) {
 			continue
 		}
 		dirty = false
-		lastVerdict = c.check(c.points, e, master)
+		if l.fstype == "ext4" {
+			lastVerdict = c.checkJournal(c.points, e, master)
+		} else {
+			lastVerdict = c.check(c.points, e, master)
+		}
 	}
 	// The whole log replayed must be the disk the VM left: proof that
 	// the log holds every write and the replay reads it right.
@@ -380,6 +407,11 @@ func powerLoss(t *testing.T, w *world, initrd, seed string, l plLayout) {
 	}
 	if c.inRun == 0 {
 		t.Errorf("%s: no flush point between the run-start and run-end marks: the run wrote nothing durable?", l.name)
+	}
+	if l.fstype == "ext4" {
+		t.Logf("%s: %d log entries (%d marks), %d flush points checked (%d FLUSH, %d FUA; %d during provision run, the rest the VM's mount and unmount), %d of them byte-identical to the point before; states: %d old tree, %d new tree, %d rolled back to the old tree by recovery, %d rolled back with the script's own writes left (not undone on this backend, as the run says), %d committed with the journal's removal left to recovery; %d points (%d distinct trees) given the next boot's run; %d violations; replay took %s",
+			l.name, len(wl.Entries), marks, c.points, flushes, fuas, c.inRun, c.same, c.states["old"], c.states["new"], c.states["recovered-to-old"], c.states["recovered-to-old+script"], c.states["new-removal-pending"], c.followed, len(c.trees), c.violations, time.Since(start).Round(time.Second))
+		return
 	}
 	t.Logf("%s: %d log entries (%d marks), %d flush points checked (%d FLUSH, %d FUA; %d during provision run, the rest the VM's mount and unmount), %d of them byte-identical to the point before; states: %d old root, %d new root, %d new root with the /var swap left to recovery; %d points (%d distinct trees) given the next boot's run; %d violations; replay took %s",
 		l.name, len(wl.Entries), marks, c.points, flushes, fuas, c.inRun, c.same, c.states["old"], c.states["new"], c.states["new-swap-pending"], c.followed, len(c.trees), c.violations, time.Since(start).Round(time.Second))
@@ -467,12 +499,18 @@ func waitReleased(dev string) error {
 	}
 }
 
-// plMounted mounts dev on dir with opts for the length of f.
+// plMounted mounts the btrfs dev on dir with opts for the length of f.
 func plMounted(dev, dir, opts string, f func() error) error {
+	return plMountedAs(dev, "btrfs", dir, opts, f)
+}
+
+// plMountedAs mounts dev, a fstype filesystem, on dir with opts for the
+// length of f.
+func plMountedAs(dev, fstype, dir, opts string, f func() error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if _, err := run("", "mount", "-t", "btrfs", "-o", opts, dev, dir); err != nil {
+	if _, err := run("", "mount", "-t", fstype, "-o", opts, dev, dir); err != nil {
 		return err
 	}
 	err := f()
@@ -559,19 +597,7 @@ func (c *plChecker) check(n int, e LogEntry, master string) string {
 		problems = append(problems, c.nextBoot(dev, top)...)
 		c.followed++
 	}
-	if len(problems) > 0 {
-		c.violations++
-		// One violation of a kind (the same first problem) is shown in
-		// full, the others name it.
-		kind := regexp.MustCompile(`provision-top-\d+|\d{8}T\d{6}Z-\d+`).ReplaceAllString(problems[0], "*")
-		if first, seen := c.kinds[kind]; seen {
-			c.t.Errorf("%s: flush point %d (%v), state %q: as at flush point %d: %s", c.l.name, n, e, state, first, strings.TrimSpace(problems[0]))
-		} else {
-			c.kinds[kind] = n
-			c.t.Errorf("%s: flush point %d (%v), state %q: power lost here leaves:\n  %s\n  on the disk, against the disk before the boot:\n    %s",
-				c.l.name, n, e, state, strings.Join(problems, "\n  "), strings.Join(c.changes, "\n    "))
-		}
-	}
+	c.report(n, e, state, problems)
 	return state
 }
 
