@@ -26,6 +26,10 @@ type Step struct {
 	// Env.Batch): the account databases are locked, read and written once
 	// for a run of users steps instead of once per step. "" is none.
 	Batch string `json:"-"`
+	// Writes are paths other than Target that applying the step may
+	// change: the engine has the journal keep them all, with one flush,
+	// before the first step (rootfs.Root.PreserveAll).
+	Writes []string `json:"-"`
 }
 
 // String is the plan line: "users: create user alice (uid 1000) [nocloud:user-data:3:5]".

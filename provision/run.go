@@ -1169,14 +1169,18 @@ func (f forgetting) SnapshotPath() string {
 }
 
 // plannedWrites are the paths a run writes that its plan names: each
-// step's target when it is a path, the recorded instance-id and the
-// report's directory in the target.
+// step's target when it is a path and what else it says it writes, the
+// recorded instance-id and the report's directory in the target.
 func plannedWrites(steps []modules.Step) []string {
 	paths := []string{instanceIDPath, report.TargetDir}
 	for _, s := range steps {
-		if s.Apply != nil && strings.HasPrefix(s.Target, "/") {
+		if s.Apply == nil {
+			continue
+		}
+		if strings.HasPrefix(s.Target, "/") {
 			paths = append(paths, s.Target)
 		}
+		paths = append(paths, s.Writes...)
 	}
 	return paths
 }

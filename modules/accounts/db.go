@@ -186,6 +186,19 @@ func defaultMode(root *rootfs.Root, k Kind) (fs.FileMode, rootfs.Owner) {
 	return 0, rootfs.RootOwner
 }
 
+// Paths are the files a change of the databases may write: each
+// database, its backup ("passwd-") and the lock file.
+func Paths() []string {
+	var out []string
+	for _, k := range []Kind{PasswdKind, GroupKind, ShadowKind, GshadowKind, SubUIDKind, SubGIDKind} {
+		out = append(out, k.Path, k.Path+"-")
+	}
+	return append(out, lockPath)
+}
+
+// lockPath is lckpwdf(3)'s lock file.
+const lockPath = "/etc/.pwd.lock"
+
 // LockTimeout is how long Lock waits for another holder, as glibc's
 // lckpwdf does.
 var LockTimeout = 15 * time.Second
@@ -195,7 +208,7 @@ var LockTimeout = 15 * time.Second
 // a passwd, useradd or chpasswd running against the same root waits for
 // us (and we for it). The returned function releases the lock.
 func Lock(root *rootfs.Root) (unlock func() error, err error) {
-	const p = "/etc/.pwd.lock"
+	const p = lockPath
 	if !root.Exists(p) {
 		// Through rootfs so a transaction journal records the new file.
 		if err := root.WriteFile(p, nil, 0o600, rootfs.RootOwner); err != nil {

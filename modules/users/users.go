@@ -29,6 +29,9 @@ import (
 // /etc/sudoers.d/90-cloud-init-users.
 const SudoersFile = "/etc/sudoers.d/90-provision-users"
 
+// sudoersMain is the file that must include /etc/sudoers.d.
+const sudoersMain = "/etc/sudoers"
+
 // Plan returns the steps that bring the target's accounts to cfg, omitting
 // what is already so.
 func Plan(cfg *config.Config, root *rootfs.Root) ([]modules.Step, error) {
@@ -84,7 +87,7 @@ func (p *planner) add(action, target string, origin config.Origin, o op) error {
 	now := p.now
 	p.steps = append(p.steps, modules.Step{
 		Module: "users", Action: action, Target: target, Detail: detail, Origin: origin,
-		Batch: accountsBatch,
+		Batch: accountsBatch, Writes: accounts.Paths(),
 		Apply: func(ctx context.Context, env *modules.Env) error {
 			// A run of thousands of users stops at the next one once the
 			// context is done (SIGTERM); the batch is then released
@@ -147,9 +150,9 @@ func openAccounts(env *modules.Env, now func() time.Time) (*accounts.DB, error) 
 }
 
 // addFS appends a step that writes outside the account databases.
-func (p *planner) addFS(action, target, detail string, origin config.Origin, apply func(env *modules.Env) error) {
+func (p *planner) addFS(action, target, detail string, origin config.Origin, apply func(env *modules.Env) error, writes ...string) {
 	p.steps = append(p.steps, modules.Step{
-		Module: "users", Action: action, Target: target, Detail: detail, Origin: origin,
+		Module: "users", Action: action, Target: target, Detail: detail, Origin: origin, Writes: writes,
 		Apply: func(ctx context.Context, env *modules.Env) error {
 			if err := ctx.Err(); err != nil {
 				return wrap(origin, err)
@@ -518,7 +521,7 @@ func (p *planner) sudo() error {
 			continue
 		}
 		p.addFS("write sudo rules", SudoersFile, fmt.Sprintf("user %s, %d rules", u.Name, len(u.Sudo)), u.Origin,
-			func(env *modules.Env) error { return writeSudo(env.Root, block) })
+			func(env *modules.Env) error { return writeSudo(env.Root, block) }, sudoersMain)
 	}
 	return nil
 }
@@ -545,7 +548,7 @@ func writeSudo(root *rootfs.Root, block string) error {
 }
 
 func ensureSudoersInclude(root *rootfs.Root) error {
-	base, err := root.ReadFile("/etc/sudoers")
+	base, err := root.ReadFile(sudoersMain)
 	baseExists := err == nil
 	if !baseExists {
 		// openSUSE ships the default in /usr/etc/sudoers.
@@ -558,11 +561,11 @@ func ensureSudoersInclude(root *rootfs.Root) error {
 		}
 	}
 	add := "\n# Added by provision\n#includedir /etc/sudoers.d\n"
-	mode, owner := fsMode(root, "/etc/sudoers")
+	mode, owner := fsMode(root, sudoersMain)
 	if !baseExists && len(base) == 0 {
 		add = "# See sudoers(5) for more information on \"#include\" directives:\n" + add
 	}
-	return root.WriteFile("/etc/sudoers", append(base, add...), mode, owner)
+	return root.WriteFile(sudoersMain, append(base, add...), mode, owner)
 }
 
 // fsMode keeps an existing file's mode; sudoers is 0440 root:root.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +226,30 @@ func TestEmptyConfigPlansNothing(t *testing.T) {
 	steps, err := Plan(&config.Config{}, tree(t, nil))
 	if err != nil || len(steps) != 0 {
 		t.Errorf("%v %v", steps, err)
+	}
+}
+
+// Every step says which files besides its target it writes, so the
+// journal keeps them before the first change: the account steps the
+// databases, their backups and the lock; the sudo step /etc/sudoers.
+func TestStepsDeclareWhatTheyWrite(t *testing.T) {
+	r := tree(t, baseTree)
+	cfg := &config.Config{Users: []config.User{{Origin: origin, Name: "alice", Sudo: []string{"ALL=(ALL) ALL"}}}}
+	steps, err := plan(cfg, r, func() time.Time { return day })
+	must(t, err)
+	for _, s := range steps {
+		writes := strings.Join(s.Writes, " ")
+		switch {
+		case s.Batch == accountsBatch:
+			for _, p := range []string{"/etc/passwd", "/etc/passwd-", "/etc/shadow", "/etc/gshadow-", "/etc/.pwd.lock"} {
+				if !slices.Contains(s.Writes, p) {
+					t.Errorf("%s: writes %q, not %s", s, writes, p)
+				}
+			}
+		case s.Target == SudoersFile:
+			if !slices.Contains(s.Writes, "/etc/sudoers") {
+				t.Errorf("%s: writes %q, not /etc/sudoers", s, writes)
+			}
+		}
 	}
 }

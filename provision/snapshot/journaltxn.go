@@ -51,13 +51,13 @@ func beginJournal(root string, opts Options) (*journalTxn, error) {
 	}
 	times := dirTimes{st.Atim.Nano(), st.Mtim.Nano()}
 	dir := filepath.Join(root, JournalDirName, txnID(time.Now()))
-	j, err := journal.Create(dir, journal.Options{Hook: opts.reach})
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: %w", err)
-	}
+	// Made on disk with the first record (a run that changes nothing
+	// needs none), the root's times from before it beside the manifest.
 	data, _ := json.Marshal(times)
-	if err := writeFileSync(filepath.Join(dir, rootTimesFile), data, 0o600); err != nil {
-		j.Rollback()
+	j, err := journal.Create(dir, journal.Options{Hook: opts.reach, Lazy: true, Created: func(dir string) error {
+		return journal.WriteNew(filepath.Join(dir, rootTimesFile), data)
+	}})
+	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	opts.logf("journal transaction on %s (journal %s): what modules write is undone on failure, but what scripts write directly is NOT undone (no snapshot on this filesystem)", root, dir)

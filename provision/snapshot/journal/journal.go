@@ -65,6 +65,11 @@ type Options struct {
 	// all land in its snapshot never needs one. Nothing is changed before
 	// its record is durable either way.
 	Lazy bool
+	// Created, when set, is called when the journal is made on disk, its
+	// directory and manifest there but not yet flushed: a file it writes
+	// (and flushes) in dir is on disk with the journal, for no flush of
+	// the directory of its own.
+	Created func(dir string) error
 }
 
 // Kinds of entries.
@@ -149,10 +154,15 @@ func (j *Journal) create() error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("journal: %w", err)
+	if j.opts.Created != nil {
+		if err := j.opts.Created(dir); err != nil {
+			f.Close()
+			return fmt.Errorf("journal: %w", err)
+		}
 	}
+	// The empty manifest needs no flush of its own: flushing the
+	// directory makes its entry and the new inode durable together, and
+	// every record is flushed when appended.
 	if err := syncDir(dir); err != nil {
 		f.Close()
 		return err
@@ -510,11 +520,10 @@ func finish(dir, suffix string, hook func(string), renamed, removed string) erro
 		return err
 	}
 	callHook(hook, renamed)
+	// No flush after: a removal a crash undoes leaves a finished journal,
+	// which the next recovery deletes (Recover).
 	if err := os.RemoveAll(final); err != nil {
 		return fmt.Errorf("journal: %w", err)
-	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
-		return err
 	}
 	callHook(hook, removed)
 	return nil
@@ -825,7 +834,7 @@ func tempName(p string) string {
 func restoreFile(data, tmp string, e entry) error {
 	os.Remove(tmp)
 	if e.Inline {
-		if err := writeSynced(tmp, e.Data); err != nil {
+		if err := WriteNew(tmp, e.Data); err != nil {
 			return err
 		}
 	} else if err := copyFile(data, tmp); err != nil {
@@ -928,9 +937,10 @@ func writeXattrs(p string, x map[string][]byte) error {
 	return nil
 }
 
-// writeSynced creates p (0600) with data, flushed: what copyFile does for
-// an original kept inline.
-func writeSynced(p string, data []byte) error {
+// WriteNew creates p (0600, which must not exist) with data, flushed;
+// its directory entry is the caller's to flush. A restore writes an
+// original kept inline with it, as copyFile does one kept in a file.
+func WriteNew(p string, data []byte) error {
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
