@@ -42,6 +42,10 @@ type journalTxn struct {
 
 type dirTimes struct {
 	Atime, Mtime int64
+	// Root is where the tree was when the journal was made: its records
+	// name paths below it. Recovery with the tree elsewhere (a rescue
+	// system mounting it on /mnt) rebases them.
+	Root string `json:",omitempty"`
 }
 
 func beginJournal(root string, opts Options) (*journalTxn, error) {
@@ -49,7 +53,7 @@ func beginJournal(root string, opts Options) (*journalTxn, error) {
 	if err := unix.Stat(root, &st); err != nil {
 		return nil, fmt.Errorf("snapshot: %s: %w", root, err)
 	}
-	times := dirTimes{st.Atim.Nano(), st.Mtim.Nano()}
+	times := dirTimes{Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano(), Root: root}
 	dir := filepath.Join(root, JournalDirName, txnID(time.Now()))
 	// Made on disk with the first record (a run that changes nothing
 	// needs none), the root's times from before it beside the manifest.
@@ -164,12 +168,20 @@ func recoverJournalBackend(root string) error {
 		if !e.IsDir() {
 			continue
 		}
+		from := root
 		if !strings.HasSuffix(e.Name(), journal.SuffixCommitted) && !strings.HasSuffix(e.Name(), journal.SuffixDone) {
-			if t, err := readRootTimes(dir); err == nil && times == nil {
-				times = t
+			if t, err := readRootTimes(dir); err == nil {
+				if times == nil {
+					times = t
+				}
+				if t.Root != "" && filepath.IsAbs(t.Root) {
+					from = t.Root
+				}
 			}
 		}
-		if err := journal.RecoverWithin(dir, root, nil); err != nil {
+		// Every path, rebased from where the tree was, must lie inside
+		// root, or nothing is restored (a planted journal).
+		if err := journal.RecoverRebased(dir, from, root, "", nil); err != nil {
 			errs = append(errs, fmt.Errorf("snapshot: recover %s: %w", dir, err))
 		}
 	}

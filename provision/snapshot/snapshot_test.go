@@ -119,3 +119,48 @@ func testJournalBackend(t *testing.T, dir string) {
 		t.Error("Recover after commit undid it: ", err)
 	}
 }
+
+// A journal-backend run that crashed with the tree at one path is undone
+// by a recovery with the tree at another (a rescue system mounting it on
+// /mnt): the records are rebased onto where the tree is now.
+func TestJournalRecoveryWhereverTheTreeIs(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	first, second := filepath.Join(base, "sysroot"), filepath.Join(base, "mnt")
+	if err := os.Mkdir(first, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := treestate.Populate(first); err != nil {
+		t.Fatal(err)
+	}
+	before, err := treestate.Capture(first, treestate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn, err := Begin(ctx, first, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := rootfs.New(txn.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Journal = txn.Journal()
+	if err := treestate.Change(r); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: no commit, no abort. The tree moves.
+	if err := os.Rename(first, second); err != nil {
+		t.Fatal(err)
+	}
+	if err := Recover(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := treestate.Capture(second, treestate.Options{})
+	for _, d := range treestate.Diff(before, after) {
+		t.Error("after recovery elsewhere: " + d)
+	}
+	if _, err := os.Lstat(filepath.Join(second, JournalDirName)); err == nil {
+		t.Error("the journal is left")
+	}
+}
