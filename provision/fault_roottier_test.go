@@ -156,12 +156,7 @@ func TestRootTierFaultInjectionJournal(t *testing.T) {
 		{"exec:ENOENT,journal.restore#1:EIO", "input/output error", true},
 	} {
 		t.Run(c.rule, func(t *testing.T) {
-			root := filepath.Join(t.TempDir(), "root")
-			img := filepath.Join(t.TempDir(), "img")
-			sh(t, "truncate", "-s", "64M", img)
-			sh(t, "mkfs.ext4", "-q", img)
-			mountT(t, "loop", img, root)
-			debianTree(t, root, "")
+			root := ext4DebianTree(t)
 			skip := []string{"var/log", "proc", "sys", "dev", "run", "tmp", "lost+found"}
 			before := digest(t, root, skip...)
 			r := runWithFault(t, root, okSeed(t, "iid-fault"), c.rule)

@@ -41,12 +41,7 @@ func TestRootTierKilledLeavesNoMount(t *testing.T) {
 	// the copy in a private namespace is made once the config shows one.
 	t.Run("kill -9 during a script, plain ext4 tree", func(t *testing.T) {
 		requireRootTier(t, "mkfs.ext4")
-		root := filepath.Join(t.TempDir(), "root")
-		img := filepath.Join(t.TempDir(), "img")
-		sh(t, "truncate", "-s", "64M", img)
-		sh(t, "mkfs.ext4", "-q", img)
-		mountT(t, "loop", img, root)
-		debianTree(t, root, "")
+		root := ext4DebianTree(t)
 		killDuringScript(t, root, func() []string { return mountsBelow(t, root) })
 	})
 }

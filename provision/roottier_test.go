@@ -155,6 +155,19 @@ func debianTree(t *testing.T, dir, fstab string) {
 	}
 }
 
+// ext4DebianTree is debianTree on an ext4 filesystem of its own (a loop
+// image): the undo-journal backend's target.
+func ext4DebianTree(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "root")
+	img := filepath.Join(t.TempDir(), "img")
+	sh(t, "truncate", "-s", "64M", img)
+	sh(t, "mkfs.ext4", "-q", img)
+	mountT(t, "loop", img, root)
+	debianTree(t, root, "")
+	return root
+}
+
 // The seeds.
 func okSeed(t *testing.T, instance string) string {
 	t.Helper()

@@ -414,7 +414,10 @@ func (t *btrfsTxn) finishCommitted(ctx context.Context) error {
 	}
 	if t.st.SnapperDir != "" {
 		t.pluginsAfterCommit(ctx, EventModifyPre)
-		if err := dropSnapperMarker(t.abs(t.st.SnapperDir)); err != nil {
+		// Unflushed, like the state's removal after it: btrfs commits
+		// its transactions in order, so a lost rewrite means a state
+		// still there, which Recover finishes (it drops the marker).
+		if err := dropSnapperMarker(t.abs(t.st.SnapperDir), false); err != nil {
 			errs = append(errs, err)
 		}
 		t.opts.reach(kpBtrfsMarkerRemoved)
@@ -611,7 +614,7 @@ func recoverOne(top, stateDir string, def uint64, log io.Writer) error {
 			return err
 		}
 		if st.SnapperDir != "" {
-			if err := dropSnapperMarker(abs(st.SnapperDir)); err != nil {
+			if err := dropSnapperMarker(abs(st.SnapperDir), true); err != nil {
 				return err
 			}
 		}
@@ -722,8 +725,9 @@ func nextSnapperNumber(dir string) (uint64, error) {
 	return nums[len(nums)-1] + 1, nil
 }
 
-// dropSnapperMarker rewrites info.xml without the in-progress userdata.
-func dropSnapperMarker(dir string) error {
+// dropSnapperMarker rewrites info.xml without the in-progress userdata,
+// flushed when durable is set.
+func dropSnapperMarker(dir string, durable bool) error {
 	p := filepath.Join(dir, "info.xml")
 	data, err := os.ReadFile(p)
 	if isNotExist(err) {
@@ -744,7 +748,11 @@ func dropSnapperMarker(dir string) error {
 	// The rewrite is a new inode: keep the SELinux label the run gave it.
 	label := make([]byte, 256)
 	n, lerr := unix.Lgetxattr(p, selinuxXattr, label)
-	if err := writeFileSync(p, info.marshal(), 0o644); err != nil {
+	write := writeFileSync
+	if !durable {
+		write = writeFileQuick
+	}
+	if err := write(p, info.marshal(), 0o644); err != nil {
 		return err
 	}
 	if lerr == nil && n > 0 {

@@ -204,6 +204,16 @@ func syncfs(path string) error {
 }
 
 func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	return writeFileRenamed(path, data, mode, true)
+}
+
+// writeFileQuick is writeFileSync without the flushes: the rename still
+// makes the new content appear whole or not at all.
+func writeFileQuick(path string, data []byte, mode os.FileMode) error {
+	return writeFileRenamed(path, data, mode, false)
+}
+
+func writeFileRenamed(path string, data []byte, mode os.FileMode, durable bool) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
 	if err != nil {
@@ -214,10 +224,12 @@ func writeFileSync(path string, data []byte, mode os.FileMode) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -226,6 +238,9 @@ func writeFileSync(path string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {

@@ -72,24 +72,7 @@ func testJournalBackend(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apply := func() Txn {
-		txn, err := Begin(ctx, dir, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := txn.(*journalTxn); !ok {
-			t.Fatalf("backend %T, want journal", txn)
-		}
-		r, err := rootfs.New(txn.Root())
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Journal = txn.Journal()
-		if err := treestate.Change(r); err != nil {
-			t.Fatal(err)
-		}
-		return txn
-	}
+	apply := func() Txn { return changeInJournalTxn(t, dir) }
 	txn := apply()
 	if err := txn.Abort(ctx); err != nil {
 		t.Fatal(err)
@@ -137,18 +120,7 @@ func TestJournalRecoveryWhereverTheTreeIs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	txn, err := Begin(ctx, first, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := rootfs.New(txn.Root())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Journal = txn.Journal()
-	if err := treestate.Change(r); err != nil {
-		t.Fatal(err)
-	}
+	changeInJournalTxn(t, first)
 	// The crash: no commit, no abort. The tree moves.
 	if err := os.Rename(first, second); err != nil {
 		t.Fatal(err)
@@ -163,4 +135,26 @@ func TestJournalRecoveryWhereverTheTreeIs(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(second, JournalDirName)); err == nil {
 		t.Error("the journal is left")
 	}
+}
+
+// changeInJournalTxn begins a transaction on dir, which must be the
+// journal backend's, and makes treestate's changes in it.
+func changeInJournalTxn(t *testing.T, dir string) Txn {
+	t.Helper()
+	txn, err := Begin(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := txn.(*journalTxn); !ok {
+		t.Fatalf("backend %T, want journal", txn)
+	}
+	r, err := rootfs.New(txn.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Journal = txn.Journal()
+	if err := treestate.Change(r); err != nil {
+		t.Fatal(err)
+	}
+	return txn
 }
