@@ -227,16 +227,7 @@ func (c *plChecker) checkJournal(n int, e LogEntry, master string) string {
 			return nil
 		})
 	})
-	if err != nil {
-		problems = append(problems, "does not mount as the next boot would: "+err.Error())
-	}
-	c.states[state]++
-	c.trees[fingerprint] = true
-	if len(problems) == 0 {
-		problems = append(problems, c.nextBootJournal(master)...)
-		c.followed++
-	}
-	c.report(n, e, state, problems)
+	c.conclude(n, e, state, fingerprint, problems, err, func() []string { return c.nextBootJournal(master) })
 	return state
 }
 

@@ -586,19 +586,25 @@ func (c *plChecker) check(n int, e LogEntry, master string) string {
 		c.changes = append(c.changes, digestChanges(c.before.digest, d, 25)...)
 		return nil
 	})
-	if err != nil {
-		problems = append(problems, "does not mount as the next boot would: "+err.Error())
+	c.conclude(n, e, state, fingerprint, problems, err, func() []string { return c.nextBoot(dev, top) })
+	return state
+}
+
+// conclude counts a flush point's state and tree, gives it the next
+// boot's run when it passed (every point, not a sample: two points with
+// the same files can differ in what must be replayed or cleaned up at
+// mount) and reports it. mountErr is what kept the image from mounting.
+func (c *plChecker) conclude(n int, e LogEntry, state, fingerprint string, problems []string, mountErr error, nextBoot func() []string) {
+	if mountErr != nil {
+		problems = append(problems, "does not mount as the next boot would: "+mountErr.Error())
 	}
 	c.states[state]++
 	c.trees[fingerprint] = true
 	if len(problems) == 0 {
-		// Every point, not a sample: two points with the same files can
-		// differ in what btrfs must replay or clean up at mount.
-		problems = append(problems, c.nextBoot(dev, top)...)
+		problems = append(problems, nextBoot()...)
 		c.followed++
 	}
 	c.report(n, e, state, problems)
-	return state
 }
 
 // judge reads the replayed disk's top level.
