@@ -762,6 +762,10 @@ func (e entry) check() error {
 	if e.Seq <= 0 || e.Mode > 0o7777 {
 		return fmt.Errorf("bad entry %d", e.Seq)
 	}
+	// Bytes kept inline belong to a file, and only there.
+	if (e.Inline && e.Kind != kindFile) || (!e.Inline && len(e.Data) > 0) || len(e.Data) > maxInline {
+		return fmt.Errorf("bad inline data in entry %d", e.Seq)
+	}
 	return nil
 }
 

@@ -211,6 +211,8 @@ func TestParseManifestErrors(t *testing.T) {
 func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte(`{"seq":1,"path":"/etc/x","kind":"file","mode":420,"uid":0,"gid":0,"mtime":5}` + "\n"))
 	f.Add([]byte(`{"seq":2,"path":"/etc","kind":"times","xattrs":{"user.a":"eA=="}}` + "\n{"))
+	f.Add([]byte(`{"seq":3,"path":"/etc/passwd","kind":"file","mode":420,"uid":0,"gid":0,"inline":true,"data":"cm9vdAo="}` + "\n" +
+		`{"seq":4,"path":"/etc/group","kind":"dir","inline":true,"data":"eA=="}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		entries, err := parseManifest(strings.NewReader(string(data)), "/j")
 		if err != nil {
