@@ -395,6 +395,12 @@ func resolvePlain(v string) kind {
 	case "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF":
 		return kBool
 	}
+	// Every number and timestamp starts with a sign, a digit or a dot:
+	// anything else (a key, a name, a path) is a string without the
+	// three expressions (an SSH key is hundreds of characters).
+	if !strings.ContainsRune("-+.0123456789", rune(v[0])) {
+		return kStr
+	}
 	if intRE().MatchString(v) {
 		return kInt
 	}
