@@ -128,9 +128,9 @@ func journalsIn(d map[string]string) (open, finished []string) {
 }
 
 // newTreeProblems checks that the plain tree at root holds everything the
-// run wrote.
-func newTreeProblems(root string) []string {
-	return append(newRootProblems(root, filepath.Join(root, "var")), varProblems(filepath.Join(root, "var"))...)
+// run of plUserData(scripts) wrote.
+func newTreeProblems(root string, scripts bool) []string {
+	return append(newRootProblems(root, filepath.Join(root, "var"), scripts), varProblems(filepath.Join(root, "var"), scripts)...)
 }
 
 // judgeJournal judges a tree after recovery (after) from what the cut left
@@ -160,12 +160,12 @@ func (c *plChecker) judgeJournal(top string, raw, after map[string]string, recov
 		return "old", problems
 	}
 	if len(open) > 0 {
-		if onlyScriptWrites(diff) {
+		if c.scripts && onlyScriptWrites(diff) {
 			return "recovered-to-old+script", problems
 		}
 		return "neither", append(problems, fmt.Sprintf("the journal %v was open (the run had not committed), but after recovery the tree is not the old one: %v", open, firstN(diff, 10)))
 	}
-	if ps := newTreeProblems(top); len(ps) > 0 {
+	if ps := newTreeProblems(top, c.scripts); len(ps) > 0 {
 		return "neither", append(problems, fmt.Sprintf("no open journal was left, and the tree is neither the old one (%v) nor the new one: %s", firstN(diff, 10), strings.Join(ps, "; ")))
 	}
 	if len(finished) > 0 {
@@ -304,7 +304,7 @@ func (c *plChecker) nextBootJournal(master string) []string {
 					break
 				}
 			}
-			problems = append(problems, newTreeProblems(top)...)
+			problems = append(problems, newTreeProblems(top, c.scripts)...)
 			return nil
 		})
 	})

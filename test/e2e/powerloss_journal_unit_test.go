@@ -64,7 +64,7 @@ func TestJudgeJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c := &plChecker{before: &plBefore{digest: old}}
+	c := &plChecker{scripts: true, before: &plBefore{digest: old}}
 	for _, tc := range []struct {
 		name       string
 		top        string

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/provision-dev/provision/modules/fstab"
+	"github.com/provision-dev/provision/provision/snapshot"
 	"github.com/provision-dev/provision/test/faithful"
 )
 
@@ -99,8 +100,13 @@ func plBlob() []byte {
 	return b
 }
 
-func plUserData() string {
-	return `#cloud-config
+// plUserData is the seed: accounts and files, and with scripts a runcmd
+// too. A run in which a program runs snapshots /var, /home and /root into
+// the transaction; one with no program writes /var in place under the
+// undo journal and snapshots /home and /root on their first write only
+// (chroot.Options.LazySubvolumes), which is the other path to replay.
+func plUserData(scripts bool) string {
+	s := `#cloud-config
 users:
   - name: alice
     gecos: Alice Powerloss
@@ -113,11 +119,20 @@ write_files:
     content: ` + base64.StdEncoding.EncodeToString(plBlob()) + `
   - path: /var/lib/powerloss/data.txt
     content: "in var\n"
-runcmd:
+`
+	if scripts {
+		s += `runcmd:
   - echo ran > /etc/powerloss/runcmd.txt
   - mkdir -p /var/lib/powerloss-run && echo ran > /var/lib/powerloss-run/ok
 `
+	}
+	return s
 }
+
+// plJournaledVar is the chroot's line for a /var left out of the snapshot
+// because no program runs: a case with the program-free seed must show it,
+// or it replays the snapshotted-/var path a second time.
+const plJournaledVar = "/var is outside the snapshot: no program runs, so everything written there is journaled"
 
 // plLayout is one target disk shape.
 type plLayout struct {
@@ -130,6 +145,9 @@ type plLayout struct {
 	// default subvolume), "ext4" a plain tree the journal backend
 	// provisions (judged after recovery, see powerloss_journal_test.go).
 	fstype string
+	// noProg: the run's seed is plUserData(false), so /var is journaled
+	// and each point is judged after recovery (checkRecovered).
+	noProg bool
 }
 
 var (
@@ -179,46 +197,81 @@ func TestPowerLossReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same NoCloud seed for the run in the VM (in the initramfs) and
-	// for the next boot's runs on the host.
-	seedFiles := Tree{
-		"user-data": {Mode: 0o644, Data: []byte(plUserData())},
-		"meta-data": {Mode: 0o644, Data: []byte("instance-id: " + plInstanceID + "\n")},
+	// for the next boot's runs on the host; one initramfs per seed, made
+	// when a case first needs it (-run may pick one kind only).
+	seedsDir := t.TempDir()
+	type seeded struct{ initrd, seed string }
+	made := map[bool]seeded{}
+	seedFor := func(t *testing.T, scripts bool) (string, string) {
+		if s, ok := made[scripts]; ok {
+			return s.initrd, s.seed
+		}
+		name := "noprog"
+		if scripts {
+			name = "scripts"
+		}
+		seedFiles := Tree{
+			"user-data": {Mode: 0o644, Data: []byte(plUserData(scripts))},
+			"meta-data": {Mode: 0o644, Data: []byte("instance-id: " + plInstanceID + "\n")},
+		}
+		seed := filepath.Join(seedsDir, "seed-"+name)
+		if err := seedFiles.WriteDir(seed); err != nil {
+			t.Fatal(err)
+		}
+		extra := Tree{
+			"init":      {Mode: 0o755, Data: []byte(powerlossInit)},
+			"bin/dmctl": {Mode: 0o755, Data: helper},
+			"bin/sync":  {Link: "busybox"},
+		}
+		for p, e := range seedFiles {
+			extra["seed/"+p] = e
+		}
+		initrd := filepath.Join(seedsDir, "initrd-powerloss-"+name+".cpio")
+		if err := BuildInitramfsWith(initrd, w.kernel, w.busybox, w.binary, append(append([]string{}, InitrdModules...), powerlossModules...), extra); err != nil {
+			t.Fatal(err)
+		}
+		made[scripts] = seeded{initrd, seed}
+		return initrd, seed
 	}
-	seed := t.TempDir()
-	if err := seedFiles.WriteDir(seed); err != nil {
-		t.Fatal(err)
-	}
-	extra := Tree{
-		"init":      {Mode: 0o755, Data: []byte(powerlossInit)},
-		"bin/dmctl": {Mode: 0o755, Data: helper},
-		"bin/sync":  {Link: "busybox"},
-	}
-	for p, e := range seedFiles {
-		extra["seed/"+p] = e
-	}
-	initrd := filepath.Join(t.TempDir(), "initrd-powerloss.cpio")
-	if err := BuildInitramfsWith(initrd, w.kernel, w.busybox, w.binary, append(append([]string{}, InitrdModules...), powerlossModules...), extra); err != nil {
-		t.Fatal(err)
-	}
-	t.Run("snapper", func(t *testing.T) {
-		dir := t.TempDir()
-		d, err := BuildRoot(dir, w.busybox, RootOptions{Layout: Snapper})
+	snapper := func(t *testing.T, name string) plLayout {
+		d, err := BuildRoot(t.TempDir(), w.busybox, RootOptions{Layout: Snapper})
 		if err != nil {
 			t.Fatal(err)
 		}
-		powerLoss(t, w, initrd, seed, plLayout{name: "snapper", img: d.Path, dev: "/dev/vda"})
+		return plLayout{name: name, img: d.Path, dev: "/dev/vda"}
+	}
+	t.Run("snapper", func(t *testing.T) {
+		initrd, seed := seedFor(t, true)
+		powerLoss(t, w, initrd, seed, snapper(t, "snapper"))
 	})
 	// MicroOS from 2025 on (A: /etc a nested subvolume) and SLE/Leap
 	// Micro 5.x (B: /etc an overlay whose upper layer is in /var).
 	for _, v := range []faithful.Variant{faithful.A, faithful.B} {
 		name := "microos-" + string(v)
 		t.Run(name, func(t *testing.T) {
+			initrd, seed := seedFor(t, true)
 			powerLoss(t, w, initrd, seed, faithfulLayout(t, w, v, name))
 		})
 	}
 	t.Run("ext4-journal", func(t *testing.T) {
 		needSysroot(t)
+		initrd, seed := seedFor(t, true)
 		powerLoss(t, w, initrd, seed, ext4Layout(t, w))
+	})
+	// The most common first boot: accounts and files, no program. Both
+	// layouts name @/var in their fstab, so /var is written in place
+	// under the undo journal, and /home is snapshotted on its first write.
+	t.Run("snapper-noprog", func(t *testing.T) {
+		initrd, seed := seedFor(t, false)
+		l := snapper(t, "snapper-noprog")
+		l.noProg = true
+		powerLoss(t, w, initrd, seed, l)
+	})
+	t.Run("microos-A-noprog", func(t *testing.T) {
+		initrd, seed := seedFor(t, false)
+		l := faithfulLayout(t, w, faithful.A, "microos-A-noprog")
+		l.noProg = true
+		powerLoss(t, w, initrd, seed, l)
 	})
 }
 
@@ -325,6 +378,11 @@ func powerLoss(t *testing.T, w *world, initrd, seed string, l plLayout) {
 		}
 	}
 	t.Logf("%s: the run under dm-log-writes took %s (boot to power-off)", l.name, res.Elapsed.Round(100*time.Millisecond))
+	// Which path the run took decides what the replay tests: a btrfs
+	// root's /var is journaled exactly when no program runs.
+	if journaled := strings.Contains(res.Console, plJournaledVar); l.fstype == "" && journaled != l.noProg {
+		t.Fatalf("%s: the run's /var journaled: %v, want %v (the line %q on the console):\n%s", l.name, journaled, l.noProg, plJournaledVar, res.Console)
+	}
 
 	lf, err := os.Open(logImg)
 	if err != nil {
@@ -349,7 +407,7 @@ func powerLoss(t *testing.T, w *world, initrd, seed string, l plLayout) {
 	}
 	defer mf.Close()
 
-	c := &plChecker{t: t, l: l, before: before, seed: seed, binary: w.binary, shm: shm, states: map[string]int{}, trees: map[string]bool{}, kinds: map[string]int{}}
+	c := &plChecker{t: t, l: l, scripts: !l.noProg, before: before, seed: seed, binary: w.binary, shm: shm, states: map[string]int{}, trees: map[string]bool{}, kinds: map[string]int{}}
 	start := time.Now()
 	dirty := true
 	lastVerdict := ""
@@ -386,9 +444,12 @@ func powerLoss(t *testing.T, w *world, initrd, seed string, l plLayout) {
 			continue
 		}
 		dirty = false
-		if l.fstype == "ext4" {
+		switch {
+		case l.fstype == "ext4":
 			lastVerdict = c.checkJournal(c.points, e, master)
-		} else {
+		case l.noProg:
+			lastVerdict = c.checkRecovered(c.points, e, master)
+		default:
 			lastVerdict = c.check(c.points, e, master)
 		}
 	}
@@ -411,6 +472,11 @@ func powerLoss(t *testing.T, w *world, initrd, seed string, l plLayout) {
 	if l.fstype == "ext4" {
 		t.Logf("%s: %d log entries (%d marks), %d flush points checked (%d FLUSH, %d FUA; %d during provision run, the rest the VM's mount and unmount), %d of them byte-identical to the point before; states: %d old tree, %d new tree, %d rolled back to the old tree by recovery, %d rolled back with the script's own writes left (not undone on this backend, as the run says), %d committed with the journal's removal left to recovery; %d points (%d distinct trees) given the next boot's run; %d violations; replay took %s",
 			l.name, len(wl.Entries), marks, c.points, flushes, fuas, c.inRun, c.same, c.states["old"], c.states["new"], c.states["recovered-to-old"], c.states["recovered-to-old+script"], c.states["new-removal-pending"], c.followed, len(c.trees), c.violations, time.Since(start).Round(time.Second))
+		return
+	}
+	if l.noProg {
+		t.Logf("%s: %d log entries (%d marks), %d flush points checked (%d FLUSH, %d FUA; %d during provision run, the rest the VM's mount and unmount), %d of them byte-identical to the point before; states: %d old root, %d rolled back to the old root by recovery with /var untouched, %d rolled back by recovery undoing the run's writes in /var, %d new root, %d new root with the rest left to recovery; %d points (%d distinct trees) given the next boot's run; %d violations; replay took %s",
+			l.name, len(wl.Entries), marks, c.points, flushes, fuas, c.inRun, c.same, c.states["old"], c.states["recovered-to-old"], c.states["recovered-to-old-var-undone"], c.states["new"], c.states["new-finished-by-recovery"], c.followed, len(c.trees), c.violations, time.Since(start).Round(time.Second))
 		return
 	}
 	t.Logf("%s: %d log entries (%d marks), %d flush points checked (%d FLUSH, %d FUA; %d during provision run, the rest the VM's mount and unmount), %d of them byte-identical to the point before; states: %d old root, %d new root, %d new root with the /var swap left to recovery; %d points (%d distinct trees) given the next boot's run; %d violations; replay took %s",
@@ -524,6 +590,7 @@ func plMountedAs(dev, fstype, dir, opts string, f func() error) error {
 type plChecker struct {
 	t             *testing.T
 	l             plLayout
+	scripts       bool // the seed has a runcmd (plUserData)
 	before        *plBefore
 	seed, binary  string
 	shm           string
@@ -630,9 +697,19 @@ func (c *plChecker) judge(top string, in *Inspection, d map[string]string) (stri
 		return "other", append(problems, fmt.Sprintf("the default subvolume is %q (id %d): neither the old root %s nor a new snapper snapshot", in.Default.Path, in.Default.ID, b.oldRoot))
 	}
 	root := filepath.Join(top, in.Default.Path)
-	vp := varProblems(filepath.Join(top, "@/var"))
+	vp := varProblems(filepath.Join(top, "@/var"), c.scripts)
 	if len(vp) == 0 {
-		return "new", append(problems, newRootProblems(root, filepath.Join(top, "@/var"))...)
+		problems = append(problems, newRootProblems(root, filepath.Join(top, "@/var"), c.scripts)...)
+		if !c.scripts {
+			// Judged after recovery only (checkRecovered, nextBoot):
+			// the /home snapshot taken at the home's creation is swapped
+			// in by then. With scripts the judge also sees a swap
+			// pending, which it tells by /var alone.
+			if st, err := os.Stat(filepath.Join(top, "@/home/alice")); err != nil || !st.IsDir() {
+				problems = append(problems, fmt.Sprintf("@/home/alice, the new user's home, is not a directory (%v)", err))
+			}
+		}
+		return "new", problems
 	}
 	// The commit point passed, the renames of /var did not: the state
 	// must name the snapshot that holds the new /var, for recovery to
@@ -641,8 +718,8 @@ func (c *plChecker) judge(top string, in *Inspection, d map[string]string) (stri
 		return "new", append(problems, fmt.Sprintf("the new root is the default, /var is not the run's (%v) and no transaction state is left to finish it", vp))
 	}
 	for _, sv := range in.subvolumePaths() {
-		if strings.HasPrefix(sv, "@/.var.provision-") && !strings.HasSuffix(sv, "-old") && len(varProblems(filepath.Join(top, sv))) == 0 {
-			return "new-swap-pending", append(problems, newRootProblems(root, filepath.Join(top, sv))...)
+		if strings.HasPrefix(sv, "@/.var.provision-") && !strings.HasSuffix(sv, "-old") && len(varProblems(filepath.Join(top, sv), c.scripts)) == 0 {
+			return "new-swap-pending", append(problems, newRootProblems(root, filepath.Join(top, sv), c.scripts)...)
 		}
 	}
 	return "new", append(problems, fmt.Sprintf("the new root is the default, but no /var holds the run's writes: @/var: %v", vp))
@@ -663,8 +740,8 @@ func wantFile(p, want string) []string {
 }
 
 // newRootProblems checks that the root, with varDir as its /var, holds
-// everything the run wrote.
-func newRootProblems(root, varDir string) []string {
+// everything the run of plUserData(scripts) wrote.
+func newRootProblems(root, varDir string, scripts bool) []string {
 	var ps []string
 	etc := func(p string) string { return etcPath(root, varDir, p) }
 	passwd, err := os.ReadFile(etc("passwd"))
@@ -677,7 +754,9 @@ func newRootProblems(root, varDir string) []string {
 	}
 	ps = append(ps, wantFile(etc("powerloss/config.txt"), plConfigTxt)...)
 	ps = append(ps, wantFile(etc("powerloss/blob.bin"), string(plBlob()))...)
-	ps = append(ps, wantFile(etc("powerloss/runcmd.txt"), plRunMarker)...)
+	if scripts {
+		ps = append(ps, wantFile(etc("powerloss/runcmd.txt"), plRunMarker)...)
+	}
 	return ps
 }
 
@@ -718,11 +797,14 @@ func etcPath(root, varDir, p string) string {
 	return filepath.Join(root, "etc", p)
 }
 
-// varProblems checks that a /var holds the run's writes.
-func varProblems(v string) []string {
+// varProblems checks that a /var holds the writes of the run of
+// plUserData(scripts).
+func varProblems(v string, scripts bool) []string {
 	var ps []string
 	ps = append(ps, wantFile(filepath.Join(v, "lib/powerloss/data.txt"), plVarTxt)...)
-	ps = append(ps, wantFile(filepath.Join(v, "lib/powerloss-run/ok"), plRunMarker)...)
+	if scripts {
+		ps = append(ps, wantFile(filepath.Join(v, "lib/powerloss-run/ok"), plRunMarker)...)
+	}
 	id, err := os.ReadFile(filepath.Join(v, "lib/provision/instance-id"))
 	if err != nil || !strings.Contains(string(id), plInstanceID) {
 		ps = append(ps, fmt.Sprintf("lib/provision/instance-id: %q (%v)", id, err))
@@ -766,8 +848,13 @@ func (c *plChecker) nextBoot(dev, top string) []string {
 		if state != "new" {
 			problems = append(problems, fmt.Sprintf("after the next boot's run the disk is in state %q, want the new root with its /var", state))
 		}
-		if _, err := os.Stat(filepath.Join(top, ".provision")); err == nil {
-			problems = append(problems, "after the next boot's run a transaction state is still in .provision")
+		if _, err := os.Stat(filepath.Join(top, snapshot.StateDirName)); err == nil {
+			problems = append(problems, "after the next boot's run a transaction state is still in "+snapshot.StateDirName)
+		}
+		// A journal recovery would not replay is set aside, and what it
+		// recorded stays done: a rollback that did not happen.
+		if _, err := os.Stat(filepath.Join(top, snapshot.QuarantineDirName)); err == nil {
+			problems = append(problems, "after the next boot's run "+snapshot.QuarantineDirName+" holds a journal recovery refused")
 		}
 		// Snapper must see the new default as a finished snapshot.
 		if m := snapperSnapshot.FindStringSubmatch(in.Default.Path); m != nil {
