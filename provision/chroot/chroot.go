@@ -77,9 +77,8 @@ type Options struct {
 	// effect, and a run that never writes /home or /root makes no snapshot
 	// of them — each is a btrfs transaction commit, and a MicroOS root has
 	// six. Only for a run in which no program runs (a program writes
-	// behind our back). /var, which every run writes and on which an
-	// overlay /etc stacks its layers, is then not snapshotted at all: its
-	// original stays mounted and what is written there is journaled.
+	// behind our back), and never for /var, which every run writes and on
+	// which an overlay /etc stacks its layers.
 	LazySubvolumes bool
 	// Optional says whether a mount point of the target's fstab may be
 	// left unmounted when its device is missing or will not mount (nil:
@@ -266,23 +265,14 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 			e.skip(p.Mount, p.missing)
 			continue
 		}
-		lazy, journaled := false, false
+		lazy := false
 		switch {
-		case p.Outside && p.sameFS && e.opts.LazySubvolumes && e.opts.Subvolumes != nil && p.Target == "/var":
-			// Every run writes /var, so deferring its snapshot saves
-			// nothing; with no program to write behind the journal,
-			// journaling it is as safe and saves the snapshot and the
-			// swap at the commit (btrfs transaction commits each).
-			journaled = true
-		case p.Outside && p.sameFS && e.opts.LazySubvolumes && e.opts.Subvolumes != nil:
+		case p.Outside && p.sameFS && e.opts.LazySubvolumes && e.opts.Subvolumes != nil && p.Target != "/var":
 			lazy = true
 		case p.Outside && p.sameFS:
 			p.Mount = e.intoTransaction(p.Mount)
 		}
-		switch {
-		case journaled:
-			e.log("%s is outside the snapshot: no program runs, so everything written there is journaled and undone on failure", p.Target)
-		case p.Outside && !lazy:
+		if p.Outside && !lazy {
 			e.log("%s is outside the snapshot: module writes there are journaled and undone on failure, but what scripts write there directly is NOT undone", p.Target)
 		}
 		err := e.mount(p.Mount, p.flags)

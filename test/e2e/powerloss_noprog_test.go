@@ -1,18 +1,16 @@
 package e2e
 
 // The power-loss replay of a btrfs run in which no program runs (the seed
-// plUserData(false)): /var is not snapshotted but written in place, every
-// change there recorded first by the undo journal in the transaction's
-// state directory at the top level, and /home and /root are snapshotted on
-// their first write. A cut before the commit point may leave the run's
-// writes in @/var with an open journal beside them, so the raw disk is
-// not what the next boot sees: its run recovers first. Each point is
-// therefore judged after recovery on a copy of the disk (the default
-// subvolume mounted as the next boot mounts it; the journal's paths are
-// rebased onto recovery's own top-level mount): the old root with every
-// subvolume, /var included, as before the boot byte for byte and nothing
-// left of the transaction, or the complete new root with the run's /var
-// and home. The next boot's run goes over another copy, as the cut left it.
+// plUserData(false)): nothing is mounted for programs, /home and /root are
+// snapshotted on their first write (the paths the plan names are kept
+// first, with one flush), /var as in every run. The raw disk is not what
+// the next boot sees: its run recovers first. Each point is therefore
+// judged after recovery on a copy of the disk (the default subvolume
+// mounted as the next boot mounts it; a journal's paths are rebased onto
+// recovery's own top-level mount): the old root with every subvolume, /var
+// included, as before the boot byte for byte and nothing left of the
+// transaction, or the complete new root with the run's /var and home. The
+// next boot's run goes over another copy, as the cut left it.
 
 import (
 	"bytes"
