@@ -55,10 +55,12 @@ func beginJournal(root string, opts Options) (*journalTxn, error) {
 	}
 	times := dirTimes{Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano(), Root: root}
 	dir := filepath.Join(root, JournalDirName, txnID(time.Now()))
-	// Made on disk with the first record (a run that changes nothing
-	// needs none), the root's times from before it beside the manifest.
+	// Made on disk now, the root's times from before it beside the
+	// manifest: not lazily at the first record, which comes after the
+	// chroot has bound the tree onto itself, where the manifest, open for
+	// the whole run, would keep that bind busy at its unmount.
 	data, _ := json.Marshal(times)
-	j, err := journal.Create(dir, journal.Options{Hook: opts.reach, Lazy: true, Created: func(dir string) error {
+	j, err := journal.Create(dir, journal.Options{Hook: opts.reach, Created: func(dir string) error {
 		return journal.WriteNew(filepath.Join(dir, rootTimesFile), data)
 	}})
 	if err != nil {
