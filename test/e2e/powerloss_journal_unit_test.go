@@ -86,14 +86,21 @@ func TestJudgeJournal(t *testing.T) {
 		{"changed without a journal", halfTop, changed, changed, nil, "neither", "neither the old one"},
 	} {
 		state, problems := c.judgeJournal(tc.top, tc.raw, tc.after, tc.recoverErr)
-		if state != tc.state {
-			t.Errorf("%s: state %q, want %q (problems %v)", tc.name, state, tc.state, problems)
-		}
-		switch {
-		case tc.problem == "" && len(problems) > 0:
-			t.Errorf("%s: problems %v, want none", tc.name, problems)
-		case tc.problem != "" && !strings.Contains(strings.Join(problems, "\n"), tc.problem):
-			t.Errorf("%s: problems %v, want one saying %q", tc.name, problems, tc.problem)
-		}
+		checkJudged(t, tc.name, state, tc.state, problems, tc.problem)
+	}
+}
+
+// checkJudged fails case name of a judge's table when its state or its
+// problems are not the ones wanted ("" problem: none).
+func checkJudged(t *testing.T, name, state, wantState string, problems []string, wantProblem string) {
+	t.Helper()
+	if state != wantState {
+		t.Errorf("%s: state %q, want %q (problems %v)", name, state, wantState, problems)
+	}
+	switch {
+	case wantProblem == "" && len(problems) > 0:
+		t.Errorf("%s: problems %v, want none", name, problems)
+	case wantProblem != "" && !strings.Contains(strings.Join(problems, "\n"), wantProblem):
+		t.Errorf("%s: problems %v, want one saying %q", name, problems, wantProblem)
 	}
 }

@@ -89,15 +89,7 @@ func TestJudgeRecovered(t *testing.T) {
 	} {
 		in := &Inspection{Top: tc.top, Default: tc.def}
 		state, problems := c.judgeRecovered(tc.top, in, tc.raw, tc.after, tc.recoverErr)
-		if state != tc.state {
-			t.Errorf("%s: state %q, want %q (problems %v)", tc.name, state, tc.state, problems)
-		}
-		switch {
-		case tc.problem == "" && len(problems) > 0:
-			t.Errorf("%s: problems %v, want none", tc.name, problems)
-		case tc.problem != "" && !strings.Contains(strings.Join(problems, "\n"), tc.problem):
-			t.Errorf("%s: problems %v, want one saying %q", tc.name, problems, tc.problem)
-		}
+		checkJudged(t, tc.name, state, tc.state, problems, tc.problem)
 	}
 }
 
