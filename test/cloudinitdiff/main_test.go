@@ -147,11 +147,11 @@ func newSuite() (*suite, error) {
 	if _, err := run("", "mkfs.btrfs", "-q", img); err != nil {
 		return nil, err
 	}
-	dev, err := run("", "losetup", "--find", "--show", img)
+	dev, err := attachLoop(img)
 	if err != nil {
 		return nil, err
 	}
-	s.loopDev = strings.TrimSpace(dev)
+	s.loopDev = dev
 	s.mnt = filepath.Join(work, "mnt")
 	if err := os.MkdirAll(s.mnt, 0o755); err != nil {
 		return nil, err
@@ -298,4 +298,30 @@ func (s *suite) copyOf(t *testing.T, name string) string {
 		t.Errorf("deleting %s: %v", sub, err)
 	})
 	return filepath.Join(sub, "tree")
+}
+
+// attachLoop attaches img to a free loop device that cloud-init will take
+// for the device it is: cc_mounts looks for a first partition by appending
+// "1" and "p1" to the name, so /dev/loop1 on a machine that also has
+// /dev/loop11 is taken for a partition it cannot find, and the entry
+// left with its numbers unconverted crashes the module (cloud-init 22.4).
+func attachLoop(img string) (string, error) {
+	var lastErr error
+	for n := range 256 {
+		dev := fmt.Sprintf("/dev/loop%d", n)
+		if exists("/", dev+"1") || exists("/", dev+"p1") {
+			continue
+		}
+		if _, err := run("", "losetup", dev, img); err != nil {
+			lastErr = err // busy, or no such device node yet
+			continue
+		}
+		return dev, nil
+	}
+	// None of those: whatever is free (the kernel makes a new one).
+	dev, err := run("", "losetup", "--find", "--show", img)
+	if err != nil {
+		return "", fmt.Errorf("%w (and before: %v)", err, lastErr)
+	}
+	return strings.TrimSpace(dev), nil
 }
