@@ -308,13 +308,7 @@ func (c *plChecker) nextBootJournal(master string) []string {
 			return nil
 		})
 	})
-	if err != nil {
-		problems = append(problems, "the next boot: "+err.Error())
-	}
-	if len(problems) > 0 {
-		problems = append(problems, "the next boot's run said:\n"+string(out))
-	}
-	return problems
+	return nextBootVerdict(problems, err, out)
 }
 
 // report files point n's problems as a violation: one of a kind (the same

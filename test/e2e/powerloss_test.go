@@ -861,6 +861,13 @@ func (c *plChecker) nextBoot(dev, top string) []string {
 		}
 		return nil
 	})
+	return nextBootVerdict(problems, err, out)
+}
+
+// nextBootVerdict ends a next boot's check: what kept the disk from being
+// inspected joins the problems, and any problem comes with what the run
+// said.
+func nextBootVerdict(problems []string, err error, out []byte) []string {
 	if err != nil {
 		problems = append(problems, "after the next boot's run: "+err.Error())
 	}
