@@ -49,37 +49,7 @@ func TestGrowLiveBtrfs(t *testing.T) {
 	needLoopPartitions(t)
 	for _, label := range []string{"gpt", "dos"} {
 		t.Run(label, func(t *testing.T) {
-			dir := t.TempDir()
-			img := filepath.Join(dir, "disk.img")
-			f, err := os.Create(img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-			if err := os.Truncate(img, 400<<20); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command("sfdisk", "-q", img)
-			cmd.Stdin = strings.NewReader("label: " + label + "\nstart=2048, size=16384\nsize=614400\n")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("sfdisk: %v\n%s", err, out)
-			}
-			loop := sh(t, "losetup", "-P", "-f", "--show", img)
-			t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
-			part := loop + "p2"
-			if _, err := os.Stat(part); err != nil {
-				// Some kernels leave the scan of -P undone; partx adds
-				// the partitions with BLKPG.
-				exec.Command("partx", "-a", loop).Run()
-			}
-			if _, err := os.Stat(part); err != nil {
-				t.Skipf("root tier: %s did not appear (no loop partition support here): %v", part, err)
-			}
-			sh(t, "mkfs.btrfs", "-q", "-f", part)
-			mnt := filepath.Join(dir, "mnt")
-			os.Mkdir(mnt, 0o755)
-			sh(t, "mount", part, mnt)
-			t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+			img, loop, part, mnt := mountedPartition(t, 400<<20, "label: "+label+"\nstart=2048, size=16384\nsize=614400\n", 2, "mkfs.btrfs", "-q", "-f")
 
 			// A config without the keys leaves the disk alone.
 			if steps, _ := Plan(&config.Config{}, mnt); len(steps) != 0 {
@@ -146,6 +116,45 @@ func TestGrowLiveBtrfs(t *testing.T) {
 	}
 }
 
+// mountedPartition makes a disk image of size bytes partitioned by sfdisk
+// with layout, attaches it to a loop device, makes a filesystem on
+// partition n with mkfs (its arguments before the device) and mounts it;
+// all of it is undone when the test ends. It skips when the loop
+// device's partitions do not appear.
+func mountedPartition(t *testing.T, size int64, layout string, n int, mkfs ...string) (img, loop, part, mnt string) {
+	t.Helper()
+	dir := t.TempDir()
+	img = filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, size); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sfdisk", "-q", img)
+	cmd.Stdin = strings.NewReader(layout)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	loop = sh(t, "losetup", "-P", "-f", "--show", img)
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	part = loop + "p" + strconv.Itoa(n)
+	if _, err := os.Stat(part); err != nil {
+		// Some kernels leave the scan of -P undone; partx adds the
+		// partitions with BLKPG.
+		exec.Command("partx", "-a", loop).Run()
+	}
+	if _, err := os.Stat(part); err != nil {
+		t.Skipf("root tier: %s did not appear (no loop partition support here): %v", part, err)
+	}
+	sh(t, mkfs[0], append(mkfs[1:], part)...)
+	mnt = filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	sh(t, "mount", part, mnt)
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	return img, loop, part, mnt
+}
+
 func statfsSize(t *testing.T, dir string) int64 {
 	t.Helper()
 	var st unix.Statfs_t
@@ -201,35 +210,7 @@ func TestGrowLiveExt4(t *testing.T) {
 	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
 		t.Skip("root tier: mkfs.ext4 is not installed")
 	}
-	dir := t.TempDir()
-	img := filepath.Join(dir, "disk.img")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := os.Truncate(img, 64<<20); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("sfdisk", "-q", img)
-	cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, size=65536\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sfdisk: %v\n%s", err, out)
-	}
-	loop := sh(t, "losetup", "-P", "-f", "--show", img)
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
-	part := loop + "p1"
-	if _, err := os.Stat(part); err != nil {
-		exec.Command("partx", "-a", loop).Run()
-	}
-	if _, err := os.Stat(part); err != nil {
-		t.Skipf("root tier: %s did not appear (no loop partition support here): %v", part, err)
-	}
-	sh(t, "mkfs.ext4", "-q", part)
-	mnt := filepath.Join(dir, "mnt")
-	os.Mkdir(mnt, 0o755)
-	sh(t, "mount", part, mnt)
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	img, loop, part, mnt := mountedPartition(t, 64<<20, "label: gpt\nstart=2048, size=65536\n", 1, "mkfs.ext4", "-q")
 	if err := os.Truncate(img, 128<<20); err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +226,7 @@ func TestGrowLiveExt4(t *testing.T) {
 	if got := sh(t, "blockdev", "--getsize64", part); got != strconv.FormatInt((128<<20/512-34-2048+1)*512, 10) {
 		t.Errorf("partition size %s", got)
 	}
-	err = steps[1].Apply(context.Background(), &modules.Env{})
+	err := steps[1].Apply(context.Background(), &modules.Env{})
 	if err == nil || !strings.Contains(err.Error(), "resize2fs") {
 		t.Errorf("resizing ext4: %v", err)
 	}

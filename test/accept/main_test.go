@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -78,12 +77,12 @@ func buildDebianTree(dst string) error {
 	os.Chmod(filepath.Join(dst, "var/tmp"), 0o777|fs.ModeSticky)
 	os.Chmod(filepath.Join(dst, "etc/sudoers.d"), 0o750)
 	for _, f := range hostFiles {
-		if err := copyPath("/"+f, filepath.Join(dst, f)); err != nil {
+		if err := testbin.CopyTree("/"+f, filepath.Join(dst, f)); err != nil {
 			return fmt.Errorf("copying the host's /%s: %w", f, err)
 		}
 	}
 	for _, d := range []string{"etc/skel", "usr/share/zoneinfo"} {
-		if err := copyPath("/"+d, filepath.Join(dst, d)); err != nil {
+		if err := testbin.CopyTree("/"+d, filepath.Join(dst, d)); err != nil {
 			return fmt.Errorf("copying the host's /%s: %w", d, err)
 		}
 	}
@@ -98,7 +97,7 @@ func buildDebianTree(dst string) error {
 		"keyboard":    "etc/default/keyboard",
 		"motd":        "etc/motd",
 	} {
-		if err := copyPath(filepath.Join("testdata/debian", name), filepath.Join(dst, dest)); err != nil {
+		if err := testbin.CopyTree(filepath.Join("testdata/debian", name), filepath.Join(dst, dest)); err != nil {
 			return err
 		}
 	}
@@ -110,7 +109,7 @@ func buildDebianTree(dst string) error {
 		return err
 	}
 	if bb, err := exec.LookPath("busybox"); err == nil {
-		if err := copyPath(bb, filepath.Join(dst, "bin/sh")); err != nil {
+		if err := testbin.CopyTree(bb, filepath.Join(dst, "bin/sh")); err != nil {
 			return err
 		}
 		os.Chmod(filepath.Join(dst, "bin/sh"), 0o755)
@@ -130,73 +129,12 @@ func buildDebianTree(dst string) error {
 	return os.WriteFile(filepath.Join(dst, "usr/bin/apt-get"), []byte(aptGet), 0o755)
 }
 
-// copyPath copies a file, symlink or directory tree, keeping modes and
-// (when we are root) owners.
-func copyPath(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		info, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if err := os.Symlink(l, out); err != nil {
-				return err
-			}
-		case info.IsDir():
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			if err := os.Chmod(out, info.Mode()&(fs.ModePerm|fs.ModeSticky|fs.ModeSetgid|fs.ModeSetuid)); err != nil {
-				return err
-			}
-		case info.Mode().IsRegular():
-			in, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, info.Mode().Perm())
-			if err == nil {
-				_, err = io.Copy(f, in)
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-			}
-			in.Close()
-			if err != nil {
-				return err
-			}
-			if err := os.Chmod(out, info.Mode()&(fs.ModePerm|fs.ModeSticky|fs.ModeSetgid|fs.ModeSetuid)); err != nil {
-				return err
-			}
-		default:
-			return nil // devices, sockets: not part of a root tree copy
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-			os.Lchown(out, int(st.Uid), int(st.Gid))
-		}
-		return nil
-	})
-}
-
 // newTree returns a fresh copy of the Debian tree.
 func newTree(t *testing.T) string {
 	t.Helper()
 	needSetup(t)
 	dst := filepath.Join(t.TempDir(), "root")
-	if err := copyPath(debianTree, dst); err != nil {
+	if err := testbin.CopyTree(debianTree, dst); err != nil {
 		t.Fatal(err)
 	}
 	return dst

@@ -140,28 +140,28 @@ func seedDir(t *testing.T, c corpusCase) string {
 	d := filepath.Join(t.TempDir(), "seed")
 	switch {
 	case exists(filepath.Join(c.dir, "config.ign")):
-		if err := copyPath(filepath.Join(c.dir, "config.ign"), filepath.Join(d, "ignition", "config.ign")); err != nil {
+		if err := testbin.CopyTree(filepath.Join(c.dir, "config.ign"), filepath.Join(d, "ignition", "config.ign")); err != nil {
 			t.Fatal(err)
 		}
 		if exists(filepath.Join(c.dir, "script")) {
 			t.Fatalf("%s: both config.ign and script: put the script in combustion/", c.name)
 		}
 		if exists(filepath.Join(c.dir, "combustion")) {
-			if err := copyPath(filepath.Join(c.dir, "combustion"), filepath.Join(d, "combustion")); err != nil {
+			if err := testbin.CopyTree(filepath.Join(c.dir, "combustion"), filepath.Join(d, "combustion")); err != nil {
 				t.Fatal(err)
 			}
 		}
 	case exists(filepath.Join(c.dir, "script")):
-		if err := copyPath(c.dir, filepath.Join(d, "combustion")); err != nil {
+		if err := testbin.CopyTree(c.dir, filepath.Join(d, "combustion")); err != nil {
 			t.Fatal(err)
 		}
 	case exists(filepath.Join(c.dir, "openstack")):
 		// A ConfigDrive tree as it is on the config-2 medium.
-		if err := copyPath(c.dir, d); err != nil {
+		if err := testbin.CopyTree(c.dir, d); err != nil {
 			t.Fatal(err)
 		}
 	case exists(filepath.Join(c.dir, "user-data")):
-		if err := copyPath(c.dir, d); err != nil {
+		if err := testbin.CopyTree(c.dir, d); err != nil {
 			t.Fatal(err)
 		}
 		if !exists(filepath.Join(d, "meta-data")) {

@@ -12,13 +12,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/provision-dev/provision/test/testbin"
@@ -96,7 +94,7 @@ func buildTree(dst string) error {
 	os.Chmod(filepath.Join(dst, "etc/sudoers.d"), 0o750)
 	os.Chmod(filepath.Join(dst, "etc/NetworkManager/system-connections"), 0o700)
 	for _, f := range hostFiles {
-		err := copyPath("/"+f, filepath.Join(dst, f))
+		err := testbin.CopyTree("/"+f, filepath.Join(dst, f))
 		if errors.Is(err, fs.ErrPermission) && (f == "etc/shadow" || f == "etc/gshadow") {
 			// Not root: the validation and dry-run parts still need
 			// the databases, so make them from passwd and group.
@@ -107,7 +105,7 @@ func buildTree(dst string) error {
 		}
 	}
 	for _, d := range []string{"etc/skel", "usr/share/zoneinfo"} {
-		if err := copyPath("/"+d, filepath.Join(dst, d)); err != nil {
+		if err := testbin.CopyTree("/"+d, filepath.Join(dst, d)); err != nil {
 			return fmt.Errorf("copying the host's /%s: %w", d, err)
 		}
 	}
@@ -123,7 +121,7 @@ func buildTree(dst string) error {
 		"keyboard":    "etc/default/keyboard",
 		"motd":        "etc/motd",
 	} {
-		if err := copyPath(filepath.Join(debian, name), filepath.Join(dst, dest)); err != nil {
+		if err := testbin.CopyTree(filepath.Join(debian, name), filepath.Join(dst, dest)); err != nil {
 			return err
 		}
 	}
@@ -141,7 +139,7 @@ func buildTree(dst string) error {
 	if err != nil {
 		return fmt.Errorf("busybox is needed for the tree's /bin/sh: %w", err)
 	}
-	if err := copyPath(bb, filepath.Join(dst, "bin/busybox")); err != nil {
+	if err := testbin.CopyTree(bb, filepath.Join(dst, "bin/busybox")); err != nil {
 		return err
 	}
 	if err := os.Symlink("busybox", filepath.Join(dst, "bin/sh")); err != nil {
@@ -258,79 +256,11 @@ func copyProgram(p, dst string) error {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			return err
 		}
-		if err := copyPath(real, out); err != nil {
+		if err := testbin.CopyTree(real, out); err != nil {
 			return fmt.Errorf("copying the host's %s: %w", f, err)
 		}
 	}
 	return nil
-}
-
-// copyPath copies a file, symlink or directory tree, keeping modes and
-// (when we are root) owners.
-func copyPath(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		info, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		perm := info.Mode() & (fs.ModePerm | fs.ModeSticky | fs.ModeSetgid | fs.ModeSetuid)
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			os.Remove(out) // an overlay replaces what the tree has
-			if err := os.Symlink(l, out); err != nil {
-				return err
-			}
-		case info.IsDir():
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			if err := os.Chmod(out, perm); err != nil {
-				return err
-			}
-		case info.Mode().IsRegular():
-			if err := copyFile(p, out, info.Mode().Perm()); err != nil {
-				return err
-			}
-			if err := os.Chmod(out, perm); err != nil {
-				return err
-			}
-		default:
-			return nil // devices, sockets: not part of a root tree
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-			os.Lchown(out, int(st.Uid), int(st.Gid))
-		}
-		return nil
-	})
-}
-
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, in)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // newTree returns a fresh copy of the base tree, with overlay (a
@@ -340,11 +270,11 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 func newTree(t *testing.T, overlay string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "root")
-	if err := copyPath(baseTree, dst); err != nil {
+	if err := testbin.CopyTree(baseTree, dst); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(overlay); err == nil {
-		if err := copyPath(overlay, dst); err != nil {
+		if err := testbin.CopyTree(overlay, dst); err != nil {
 			t.Fatal(err)
 		}
 	}

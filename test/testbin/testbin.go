@@ -1,15 +1,18 @@
 // Package testbin is what the test suites that run the built command share:
-// the repository's root, the static binary built from it, and the
-// difference between two pictures of a tree.
+// the repository's root, the static binary built from it, copying a tree
+// and the difference between two pictures of one.
 package testbin
 
 import (
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"syscall"
 )
 
 // RepoRoot is the repository's top directory.
@@ -47,4 +50,74 @@ func Diff(before, after map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// CopyTree copies a file, symlink or directory tree to dst, keeping modes
+// and (as root) owners; what is already at dst is overwritten, so a tree
+// can be laid over another. Devices and sockets are left out: they are
+// not part of a root tree.
+func CopyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		info, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		perm := info.Mode() & (fs.ModePerm | fs.ModeSticky | fs.ModeSetgid | fs.ModeSetuid)
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			os.Remove(out)
+			if err := os.Symlink(l, out); err != nil {
+				return err
+			}
+		case info.IsDir():
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			if err := os.Chmod(out, perm); err != nil {
+				return err
+			}
+		case info.Mode().IsRegular():
+			if err := copyFile(p, out, info.Mode().Perm()); err != nil {
+				return err
+			}
+			if err := os.Chmod(out, perm); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+			os.Lchown(out, int(st.Uid), int(st.Gid))
+		}
+		return nil
+	})
+}
+
+func copyFile(src, dst string, perm fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, in)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
