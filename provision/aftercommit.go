@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/disk"
 	"github.com/provision-dev/provision/modules/power"
 	"github.com/provision-dev/provision/provision/config"
-	"github.com/provision-dev/provision/provision/report"
 )
 
 // PlanAfterCommit plans what acts outside the transaction, once it has
@@ -54,7 +52,7 @@ func applyAfterCommit(ctx context.Context, res *Result, cfg *config.Config, opts
 	rep := res.Report
 	steps, err := PlanAfterCommit(cfg, opts.Root, opts.RunDir)
 	if err != nil {
-		warnAfterCommit(res, console, err.Error())
+		warn(res, console, err.Error())
 	}
 	env := &modules.Env{Console: console}
 	for _, s := range steps {
@@ -62,29 +60,14 @@ func applyAfterCommit(ctx context.Context, res *Result, cfg *config.Config, opts
 			continue
 		}
 		res.Plan = append(res.Plan, s)
-		rs := rep.BeginStep(s.Module, s.Action, s.Target, s.Detail, s.Origin.String())
-		start := time.Now()
-		var tail report.Tail
-		env.Console = io.MultiWriter(console, &tail)
-		err := s.Apply(ctx, env)
-		env.Console = console
-		rep.SetOutput(rs, tail.Lines())
-		rep.EndStep(rs, err, false)
-		sr := stepResult(s, StatusOK)
-		sr.Duration = time.Since(start)
+		sr, err := applyStep(ctx, env, rep, console, s)
 		if err != nil {
 			sr.Status, sr.Error = StatusFailed, err.Error()
 			res.Steps = append(res.Steps, sr)
-			warnAfterCommit(res, console, fmt.Sprintf("%s: %v (after the commit: the provisioned root stays)", s, err))
+			warn(res, console, fmt.Sprintf("%s: %v (after the commit: the provisioned root stays)", s, err))
 			continue
 		}
 		res.Steps = append(res.Steps, sr)
 		fmt.Fprintf(console, "[ OK ] %s\n", s)
 	}
-}
-
-func warnAfterCommit(res *Result, console io.Writer, w string) {
-	res.Warnings = append(res.Warnings, w)
-	res.Report.AddWarning(w)
-	fmt.Fprintf(console, "[WARN] %s\n", modules.PrintableLines(w))
 }

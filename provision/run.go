@@ -566,10 +566,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		if committed {
 			// Past the commit point the new root is the system: what
 			// is left (the boot entries) fails as it would by error.
-			w := fmt.Sprintf("after the commit: %v", perr)
-			res.Warnings = append(res.Warnings, w)
-			rep.AddWarning(w)
-			fmt.Fprintf(console, "[WARN] %s\n", modules.PrintableLines(w))
+			warn(res, console, fmt.Sprintf("after the commit: %v", perr))
 			res.Status = StatusDone
 			out = res
 			return
@@ -663,25 +660,11 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			env.ReleaseBatches()
 			return abort(fmt.Errorf("writing %w", err))
 		}
-		rs := rep.BeginStep(s.Module, s.Action, s.Target, s.Detail, s.Origin.String())
-		start := time.Now()
-		// What the step's programs print goes to the console as it comes,
-		// and its tail into the report.
-		var tail report.Tail
-		env.Console = io.MultiWriter(console, &tail)
-		err := s.Apply(ctx, env)
-		env.Console = console
-		rep.SetOutput(rs, tail.Lines())
-		rep.EndStep(rs, err, false)
-		sr := stepResult(s, StatusOK)
-		sr.Duration = time.Since(start)
+		sr, err := applyStep(ctx, env, rep, console, s)
 		if nf, ok := err.(*modules.NonFatalError); ok {
 			sr.Status, sr.Error = StatusTolerated, nf.Error()
 			res.Steps = append(res.Steps, sr)
-			w := fmt.Sprintf("%s: %s (marked non-fatal: the run goes on)", s, nf)
-			res.Warnings = append(res.Warnings, w)
-			rep.AddWarning(w)
-			fmt.Fprintf(console, "[WARN] %s\n", modules.PrintableLines(w))
+			warn(res, console, fmt.Sprintf("%s: %s (marked non-fatal: the run goes on)", s, nf))
 			continue
 		}
 		if err != nil {
@@ -759,10 +742,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 		_, berr := boot.apply(console)
 		rep.EndStep(rs, berr, false)
 		if berr != nil {
-			w := fmt.Sprintf("boot entries: %v: the next boot starts the old snapshot's entry (the btrfs default is the new one)", berr)
-			res.Warnings = append(res.Warnings, w)
-			rep.AddWarning(w)
-			fmt.Fprintf(console, "[WARN] %s\n", modules.PrintableLines(w))
+			warn(res, console, fmt.Sprintf("boot entries: %v: the next boot starts the old snapshot's entry (the btrfs default is the new one)", berr))
 		}
 	}
 	// growpart, resize_rootfs, power_state: outside the transaction.
@@ -1183,4 +1163,30 @@ func plannedWrites(steps []modules.Step) []string {
 		paths = append(paths, s.Writes...)
 	}
 	return paths
+}
+
+// applyStep applies s with env: what its programs print goes to the
+// console as it comes and its tail into the report, whose entry for the
+// step it opens and closes. The result is the step's, timed, marked done;
+// the caller judges the error.
+func applyStep(ctx context.Context, env *modules.Env, rep *report.Report, console io.Writer, s modules.Step) (StepResult, error) {
+	rs := rep.BeginStep(s.Module, s.Action, s.Target, s.Detail, s.Origin.String())
+	start := time.Now()
+	var tail report.Tail
+	env.Console = io.MultiWriter(console, &tail)
+	err := s.Apply(ctx, env)
+	env.Console = console
+	rep.SetOutput(rs, tail.Lines())
+	rep.EndStep(rs, err, false)
+	sr := stepResult(s, StatusOK)
+	sr.Duration = time.Since(start)
+	return sr, err
+}
+
+// warn records a warning of the run: in the result, the report and on
+// the console.
+func warn(res *Result, console io.Writer, w string) {
+	res.Warnings = append(res.Warnings, w)
+	res.Report.AddWarning(w)
+	fmt.Fprintf(console, "[WARN] %s\n", modules.PrintableLines(w))
 }

@@ -237,19 +237,25 @@ func TestStepsDeclareWhatTheyWrite(t *testing.T) {
 	cfg := &config.Config{Users: []config.User{{Origin: origin, Name: "alice", Sudo: []string{"ALL=(ALL) ALL"}}}}
 	steps, err := plan(cfg, r, func() time.Time { return day })
 	must(t, err)
+	accountSteps, sudoSteps := 0, 0
 	for _, s := range steps {
 		writes := strings.Join(s.Writes, " ")
 		switch {
 		case s.Batch == accountsBatch:
+			accountSteps++
 			for _, p := range []string{"/etc/passwd", "/etc/passwd-", "/etc/shadow", "/etc/gshadow-", "/etc/.pwd.lock"} {
 				if !slices.Contains(s.Writes, p) {
 					t.Errorf("%s: writes %q, not %s", s, writes, p)
 				}
 			}
 		case s.Target == SudoersFile:
+			sudoSteps++
 			if !slices.Contains(s.Writes, "/etc/sudoers") {
 				t.Errorf("%s: writes %q, not /etc/sudoers", s, writes)
 			}
 		}
+	}
+	if accountSteps == 0 || sudoSteps == 0 {
+		t.Errorf("the plan has %d account steps and %d sudo steps, want some of each: %v", accountSteps, sudoSteps, steps)
 	}
 }
