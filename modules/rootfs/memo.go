@@ -92,7 +92,7 @@ func (r *Root) forgetChanged(host string) {
 	defer r.memoMu.Unlock()
 	if rel, ok := strings.CutPrefix(host, r.Dir+"/"); ok {
 		for d := range r.dirs {
-			if d == rel || strings.HasPrefix(d, rel+"/") {
+			if within(d, rel) {
 				delete(r.dirs, d)
 			}
 		}
@@ -105,7 +105,7 @@ func (r *Root) forgetChanged(host string) {
 			continue
 		}
 		for _, h := range e.hosts {
-			if h == host || strings.HasPrefix(h, host+"/") || strings.HasPrefix(host, h+"/") {
+			if within(h, host) || within(host, h) {
 				delete(r.memo, key)
 				break
 			}
