@@ -344,7 +344,7 @@ func userSpec(u config.User) (accounts.UserSpec, error) {
 	s := accounts.UserSpec{
 		Name: u.Name, UID: u.UID, Group: u.PrimaryGroup, Groups: u.Groups,
 		Comment: u.Gecos, Home: u.HomeDir, Shell: u.Shell, System: u.System,
-		NoUserGroup: u.NoUserGroup, Inactive: u.Inactive,
+		NoUserGroup: u.NoUserGroup, Inactive: u.Inactive, Password: u.InitialPassword,
 	}
 	if u.ExpireDate != "" {
 		d, err := accounts.ParseDay(u.ExpireDate)

@@ -259,3 +259,23 @@ func TestStepsDeclareWhatTheyWrite(t *testing.T) {
 		t.Errorf("the plan has %d account steps and %d sudo steps, want some of each: %v", accountSteps, sudoSteps, steps)
 	}
 }
+
+// A user created with an initial password field gets it (Ignition's "*");
+// an existing user keeps its own.
+func TestInitialPassword(t *testing.T) {
+	r := tree(t, baseTree)
+	cfg := &config.Config{Users: []config.User{
+		{Origin: origin, Name: "old", InitialPassword: "*"},
+		{Origin: origin, Name: "fresh", InitialPassword: "*"},
+		{Origin: origin, Name: "plain"},
+	}}
+	steps, err := plan(cfg, r, func() time.Time { return day })
+	must(t, err)
+	apply(t, r, steps)
+	lines := strings.Split(read(t, r, "/etc/shadow"), "\n")
+	for i, want := range []string{"old:!:", "fresh:*:", "plain:!:"} {
+		if !strings.HasPrefix(lines[i+1], want) {
+			t.Errorf("shadow line %q, want it to start %q", lines[i+1], want)
+		}
+	}
+}

@@ -177,9 +177,13 @@ type User struct {
 	UID          *int
 	NoUserGroup  bool
 	Password     Password
-	LockPassword bool
-	ExpireDate   string // YYYY-MM-DD
-	Inactive     *int   // days
+	// InitialPassword is the shadow password field a user this config
+	// creates starts with; "" is useradd's "!". Ignition creates its users
+	// with "*" when the config gives no passwordHash.
+	InitialPassword string
+	LockPassword    bool
+	ExpireDate      string // YYYY-MM-DD
+	Inactive        *int   // days
 	// Keys of this user also appear in Config.SSHKeys; kept here for plans.
 }
 

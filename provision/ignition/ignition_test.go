@@ -350,3 +350,27 @@ func TestUnknownKeysWarn(t *testing.T) {
 		})
 	}
 }
+
+// Ignition creates a user with "*" when the config has no passwordHash, so
+// no password login; an empty passwordHash sets "*" on an existing user too.
+func TestPasswordDefaults(t *testing.T) {
+	in := `{"ignition": {"version": "3.4.0"}, "passwd": {"users": [
+		{"name": "nohash"}, {"name": "empty", "passwordHash": ""}, {"name": "hashed", "passwordHash": "$6$s$h"}]}}`
+	c, err := Parse(testOrigin, []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		initial string
+		pw      config.Password
+	}{
+		{"*", config.Password{}},
+		{"", config.Password{Kind: config.PasswordHash, Value: "*"}},
+		{"", config.Password{Kind: config.PasswordHash, Value: "$6$s$h"}},
+	}
+	for i, u := range c.Users {
+		if u.InitialPassword != want[i].initial || u.Password != want[i].pw {
+			t.Errorf("%s: initial %q, password %+v; want %q, %+v", u.Name, u.InitialPassword, u.Password, want[i].initial, want[i].pw)
+		}
+	}
+}

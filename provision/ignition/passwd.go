@@ -35,6 +35,10 @@ func (p *parser) user(n *node, path string) {
 			h = "*"
 		}
 		u.Password = config.Password{Kind: config.PasswordHash, Value: h}
+	} else {
+		// Without one, Ignition creates the user with "*" too (an existing
+		// user's password is left alone).
+		u.InitialPassword = "*"
 	}
 	u.UID = p.integer(f, path, "uid")
 	if s := p.str(f, path, "gecos"); s != nil {
