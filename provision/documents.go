@@ -170,10 +170,7 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 		return &cloudinit.Blob{Origin: d.Origin, Data: d.Data}
 	}
 	for _, d := range docs {
-		kind := d.Kind
-		if kind == sources.KindUnknown {
-			kind = Sniff(d.Data)
-		}
+		kind := kindOf(d)
 		switch kind {
 		case sources.KindCombustion:
 			rel := d.Origin.File
@@ -233,6 +230,15 @@ func parseSource(ctx context.Context, docs []sources.Document, opts ParseOptions
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// kindOf is what a document is parsed as: the kind its source gave it or,
+// for content a source cannot name (a URL, a file), the one Sniff finds.
+func kindOf(d sources.Document) sources.Kind {
+	if d.Kind == sources.KindUnknown {
+		return Sniff(d.Data)
+	}
+	return d.Kind
 }
 
 // Sniff decides the kind of a document fetched from a URL by its content:

@@ -153,3 +153,24 @@ func TestIgnitionRunMergesAndMasksHeaders(t *testing.T) {
 		t.Errorf("the report does not mask the header value: %q", got)
 	}
 }
+
+// A file given as it is has no kind of its own: the run and its report say
+// the kind it was parsed as, not "unknown".
+func TestFileSourceReportsSniffedKind(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "config.ign")
+	os.WriteFile(f, []byte(refChild), 0o644)
+	res := runOn(newTarget(t), dir.NewFile(f))
+	if res.Err != nil {
+		t.Fatalf("run failed: %v", res.Err)
+	}
+	if len(res.Documents) != 1 || res.Documents[0].Kind != string(sources.KindIgnition) {
+		t.Fatalf("documents %+v, want one of kind %q", res.Documents, sources.KindIgnition)
+	}
+	data, err := res.Report.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"kind": "ignition"`) {
+		t.Errorf("the report does not name the document's kind:\n%s", data)
+	}
+}

@@ -273,8 +273,9 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 		res.Report.AddSource(report.Source{Name: s.Name, Presence: s.Presence, Documents: s.Documents, Error: s.Error})
 	}
 	for _, d := range docs {
-		res.Documents = append(res.Documents, DocumentInfo{Origin: d.Origin.String(), Kind: string(d.Kind), Size: len(d.Data)})
-		res.Report.AddDocument(d.Origin.String(), string(d.Kind), d.Data)
+		kind := string(kindOf(d))
+		res.Documents = append(res.Documents, DocumentInfo{Origin: d.Origin.String(), Kind: kind, Size: len(d.Data)})
+		res.Report.AddDocument(d.Origin.String(), kind, d.Data)
 	}
 	if err != nil {
 		return fail(StatusFailed, err)
