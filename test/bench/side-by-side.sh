@@ -3,8 +3,13 @@
 # program that writes exactly the files the run leaves and one syncfs
 # (test/bench/floor), and the same with a crash-safe undo journal — on
 # tmpfs, ext4 and btrfs (loop images; root only for those two). Prints
-# medians of wall and CPU time and the ratios. Ignition is compared when
-# installed (it is not yet: a line says so).
+# medians of wall and CPU time and the ratios.
+#
+# Ignition joins when there is one (ignition.sh: $IGNITION, on PATH, or
+# built once from its Go module): its fetch-offline and files stages, as
+# a boot runs them, apply test/bench/ignition/config.ign — the seed's
+# config in Ignition's terms — to a fresh copy of the same tree, and
+# provision applies that same file, interleaved with the runs above.
 #
 # cloud-init joins when its Debian tree is on the machine: the newest
 # cloudinit-*.tar in ${PROVISION_E2E_CACHE:-/var/cache/provision-e2e}, a
@@ -26,12 +31,17 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=tree.sh
 . "$(dirname "$0")/tree.sh"
+# shellcheck source-path=SCRIPTDIR source=ignition.sh
+. "$(dirname "$0")/ignition.sh"
 BIN=$(realpath "${1:-bin/provision}")
 RUNS=${2:-11}
 CLOUDINIT_RUNS=${CLOUDINIT_RUNS:-5}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SEED=$HERE/seed
 WORK=$(mktemp -d /dev/shm/provision-sbs.XXXXXX)
+# Ignition writes a user's authorized keys as that user: the path to the
+# tree must be searchable by others, as a real root's is.
+chmod 0755 "$WORK"
 MNTS=()
 cleanup() {
   for m in "${MNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
@@ -71,10 +81,12 @@ if [ "$(id -u)" = 0 ] && [ -e /dev/loop-control ]; then
 else
   echo "not root or no loop devices: tmpfs only"
 fi
-command -v ignition >/dev/null || echo "ignition: not installed, not compared"
+CACHE=${PROVISION_E2E_CACHE:-/var/cache/provision-e2e}
+IGN=$(ignition_binary "$CACHE")
+IGN_VERSION=
+[ -n "$IGN" ] && IGN_VERSION=$("$IGN" -version 2>&1 | head -1)
 
 # cloud-init's tree: the newest the differential test cached.
-CACHE=${PROVISION_E2E_CACHE:-/var/cache/provision-e2e}
 CI_TAR=
 for f in "$CACHE"/cloudinit-*.tar; do
   if [ -f "$f" ] && { [ -z "$CI_TAR" ] || [ "$f" -nt "$CI_TAR" ]; }; then CI_TAR=$f; fi
@@ -113,54 +125,38 @@ ci_tree() {
     > "$1/etc/cloud/cloud.cfg.d/99-bench.cfg"
 }
 
-for spec in "${filesystems[@]}"; do
-  name=${spec%%:*} dir=${spec#*:}
-  cp -a "$base" "$dir/base"
-  python3 - "$name" "$dir" "$RUNS" "$BIN" "$FLOOR" "$SEED" "$WORK/manifest" <<'PY'
-import os, resource, statistics, subprocess, sys, time
-name, d, runs, bin_, floor, seed, manifest = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
-t = os.path.join(d, "t")
-cmds = [
-    ("provision", [bin_, "run", "--root", t, "--source", seed, "--report", os.path.join(d, "r.json")]),
-    ("floor", [floor, "apply", t, manifest]),
-    ("floor+undo", [floor, "apply", "-undo", t, manifest]),
-]
-wall = {n: [] for n, _ in cmds}
-cpu = {n: [] for n, _ in cmds}
-for i in range(runs + 1):  # the first round warms the caches
-    for n, c in cmds:
-        subprocess.run(["rm", "-rf", t], check=True)
-        subprocess.run(["cp", "-a", os.path.join(d, "base"), t], check=True)
-        subprocess.run(["sync", "-f", d], check=True)
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        subprocess.run(c, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t1 = time.perf_counter()
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if i:
-            wall[n].append((t1 - t0) * 1000)
-            cpu[n].append((r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) * 1000)
-m = {n: statistics.median(v) for n, v in wall.items()}
-c = {n: statistics.median(v) for n, v in cpu.items()}
-print(f"{name:6} provision {m['provision']:7.1f} ms (CPU {c['provision']:5.1f})  "
-      f"floor {m['floor']:6.1f} ms  floor+undo {m['floor+undo']:6.1f} ms  "
-      f"provision/floor+undo {m['provision']/m['floor+undo']:5.1f}x  ({runs} interleaved runs, medians)")
-PY
-  [ -n "$CI_TAR" ] || continue
+# without_openssh DIR purges OpenSSH from the tree with its own dpkg, in a
+# chroot with /proc: neither tool then makes host keys (both do only when
+# the tree has ssh-keygen), and what is left is the config's own work.
+without_openssh() {
+  local out
+  # shellcheck disable=SC2016 # $1 is the inner shell's
+  if ! out=$(unshare --mount --propagation private sh -c 'mount -t proc proc "$1/proc" &&
+    chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+      dpkg --purge openssh-server openssh-sftp-server openssh-client' sh "$1" 2>&1); then
+    echo "$out" >&2
+    return 1
+  fi
+}
+
+# cloudinit_cell NAME DIR VARIANT times cloud-init against provision on
+# cloud-init's tree on the filesystem NAME mounted at DIR.
+cloudinit_cell() {
+  local name=$1 dir=$2 variant=$3 tree
   # On btrfs the tree is a directory in a subvolume, snapshotted per run:
   # a tree that is a subvolume's root would get provision's snapshot
   # transaction (timed below on its own layout), not a plain tree's run.
+  tree=$dir/ci-base
   if [ "$name" = btrfs ]; then
     btrfs -q subvolume create "$dir/ci-base"
-    mkdir "$dir/ci-base/tree"
-    ci_tree "$dir/ci-base/tree"
-  else
-    mkdir "$dir/ci-base"
-    ci_tree "$dir/ci-base"
+    tree=$dir/ci-base/tree
   fi
-  python3 - "$name" "$dir" "$CLOUDINIT_RUNS" "$BIN" "$SEED" "$CI_VERSION" <<'PY'
+  mkdir "$tree"
+  ci_tree "$tree"
+  case $variant in without*) without_openssh "$tree" ;; esac
+  python3 - "$name" "$dir" "$CLOUDINIT_RUNS" "$BIN" "$SEED" "$CI_VERSION" "$variant" <<'PY'
 import json, os, resource, statistics, subprocess, sys, time
-name, d, runs, bin_, seed, version = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
+name, d, runs, bin_, seed, version, variant = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
 btrfs = name == "btrfs"
 base, copy = os.path.join(d, "ci-base"), os.path.join(d, "ci-t")
 t = os.path.join(copy, "tree") if btrfs else copy  # the root both tools get
@@ -266,10 +262,85 @@ c = {n: statistics.median(v[1]) for n, v in res.items()}
 how = "a snapshot of a base subvolume holding it" if btrfs else "a cp -a copy"
 print(f"{name:6} cloud-init {m['cloud-init']:7.1f} ms (CPU {c['cloud-init']:6.1f})  provision {m['provision']:6.1f} ms "
       f"(CPU {c['provision']:5.1f})  cloud-init/provision {m['cloud-init']/m['provision']:5.1f}x  "
-      f"({runs} interleaved runs, medians; both on the same Debian tree with cloud-init {version}, "
+      f"({variant}; {runs} interleaved runs, medians; both on the same Debian tree with cloud-init {version}, "
       f"{how} per run, not timed; cloud-init's 4 boot stages in a chroot, the namespace's mounts not timed)")
 PY
   if [ "$name" = btrfs ]; then btrfs -q subvolume delete "$dir/ci-base"; else rm -rf "$dir/ci-base"; fi
+}
+
+for spec in "${filesystems[@]}"; do
+  name=${spec%%:*} dir=${spec#*:}
+  cp -a "$base" "$dir/base"
+  python3 - "$name" "$dir" "$RUNS" "$BIN" "$FLOOR" "$SEED" "$WORK/manifest" "$IGN" "$HERE/ignition/config.ign" "$IGN_VERSION" <<'PY'
+import os, resource, statistics, subprocess, sys, time
+name, d, runs, bin_, floor, seed, manifest, ign, ign_cfg, ign_version = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
+t = os.path.join(d, "t")
+# Each entry runs its commands in order, timed together.
+cmds = [
+    ("provision", [[bin_, "run", "--root", t, "--source", seed, "--report", os.path.join(d, "r.json")]]),
+    ("floor", [[floor, "apply", t, manifest]]),
+    ("floor+undo", [[floor, "apply", "-undo", t, manifest]]),
+]
+if ign:
+    # Ignition keeps its fetched config and state between the stages, in
+    # files of its own: a fresh directory per run, outside the tree.
+    run_dir = os.path.join(d, "ign-run")
+    stage = lambda s: [ign, "-platform", "file", "-stage", s, "-root", t, "-log-to-stdout",
+                       "-config-cache", os.path.join(run_dir, "config.json"),
+                       "-state-file", os.path.join(run_dir, "state"), "-neednet", os.path.join(run_dir, "neednet")]
+    cmds += [
+        ("provision, Ignition config", [[bin_, "run", "--root", t, "--source", ign_cfg, "--report", os.path.join(d, "r.json")]]),
+        ("ignition", [stage("fetch-offline"), stage("files")]),
+    ]
+env = dict(os.environ, IGNITION_CONFIG_FILE=ign_cfg)
+
+def applied(n):
+    # The config's work is in the tree: users and the last file.
+    with open(os.path.join(t, "etc/passwd")) as f:
+        users = [l.split(":")[0] for l in f]
+    if not {"alice", "bob", "carol"} <= set(users) or not os.path.exists(os.path.join(t, "etc/bench/file10.conf")):
+        sys.exit(f"{name}: {n} left no users or no /etc/bench/file10.conf: the config was not applied")
+
+wall = {n: [] for n, _ in cmds}
+cpu = {n: [] for n, _ in cmds}
+for i in range(runs + 1):  # the first round warms the caches
+    for n, cs in cmds:
+        subprocess.run(["rm", "-rf", t], check=True)
+        subprocess.run(["cp", "-a", os.path.join(d, "base"), t], check=True)
+        if ign:
+            subprocess.run(["rm", "-rf", run_dir], check=True)
+            os.makedirs(run_dir)
+        subprocess.run(["sync", "-f", d], check=True)
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        for c in cs:
+            p = subprocess.run(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if p.returncode:
+                sys.exit(f"{name}: {n}: {' '.join(c)}: exit status {p.returncode}\n{p.stdout.decode(errors='replace')}")
+        t1 = time.perf_counter()
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if n != "floor" and n != "floor+undo":
+            applied(n)
+        if i:
+            wall[n].append((t1 - t0) * 1000)
+            cpu[n].append((r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) * 1000)
+m = {n: statistics.median(v) for n, v in wall.items()}
+c = {n: statistics.median(v) for n, v in cpu.items()}
+print(f"{name:6} provision {m['provision']:7.1f} ms (CPU {c['provision']:5.1f})  "
+      f"floor {m['floor']:6.1f} ms  floor+undo {m['floor+undo']:6.1f} ms  "
+      f"provision/floor+undo {m['provision']/m['floor+undo']:5.1f}x  ({runs} interleaved runs, medians)")
+if ign:
+    pi = "provision, Ignition config"
+    print(f"{name:6} ignition {m['ignition']:7.1f} ms (CPU {c['ignition']:5.1f})  "
+          f"provision {m[pi]:6.1f} ms (CPU {c[pi]:5.1f})  ignition/provision {m['ignition']/m[pi]:5.1f}x  "
+          f"(both apply test/bench/ignition/config.ign; {ign_version}: fetch-offline + files stages; "
+          f"provision on the cloud-config: ignition/provision {m['ignition']/m['provision']:5.1f}x)")
+PY
+  [ -n "$CI_TAR" ] || continue
+  # Twice: the tree as it is, with OpenSSH, where both tools make the three
+  # host keys (the RSA one most of provision's time), and without it.
+  cloudinit_cell "$name" "$dir" "with OpenSSH: both make host keys"
+  cloudinit_cell "$name" "$dir" "without OpenSSH: no host keys"
 done
 
 # The btrfs snapshot transaction on a snapper layout (@, @/.snapshots,
