@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/provision-dev/provision/provision/chroot"
 	"github.com/provision-dev/provision/provision/snapshot/btrfs"
 )
 
@@ -138,8 +139,16 @@ func mountsFromTheStart(root string) bool {
 	if err != nil || sub {
 		return true
 	}
-	if _, err := os.Lstat(filepath.Join(root, "etc/fstab")); !errors.Is(err, fs.ErrNotExist) {
+	// The tree's own fstab is read here only to look: the run reads it
+	// again, confined to the root. A symlink or anything but a regular
+	// file counts as yes.
+	st, err := os.Lstat(filepath.Join(root, "etc/fstab"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if err != nil || !st.Mode().IsRegular() || st.Size() > 1<<20 {
 		return true
 	}
-	return false
+	data, err := os.ReadFile(filepath.Join(root, "etc/fstab"))
+	return err != nil || chroot.FstabMayMount(data)
 }

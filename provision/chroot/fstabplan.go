@@ -18,6 +18,36 @@ var fstabTargets = map[string]bool{
 	"/var": true, "/home": true, "/root": true, "/opt": true, "/srv": true, "/usr/local": true,
 }
 
+// candidate reports whether PlanFstab looks further at e: a mount point
+// of fstabTargets or one marked x-initrd.mount, never "/" or swap.
+func candidate(e FstabEntry) bool {
+	if !strings.HasPrefix(e.File, "/") {
+		return false // "none" (swap) and garbage
+	}
+	target := path.Clean(e.File)
+	if !fstabTargets[target] && !e.HasOption("x-initrd.mount") {
+		return false
+	}
+	return target != "/" && e.VfsType != "swap"
+}
+
+// FstabMayMount reports whether the fstab text data names anything the
+// chroot could mount; text it cannot parse counts as yes (the run's own
+// parse then says what is wrong). Debian's "UNCONFIGURED FSTAB" and an
+// fstab of only the root and swap mount nothing.
+func FstabMayMount(data []byte) bool {
+	entries, err := ParseFstab("/etc/fstab", data)
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		if candidate(e) {
+			return true
+		}
+	}
+	return false
+}
+
 // plannedMount is a Mount plus how to perform it.
 type plannedMount struct {
 	Mount
@@ -58,17 +88,11 @@ func PlanFstab(entries []FstabEntry, root rootFS, dev *DeviceResolver, etcOverla
 	var out, overlay []plannedMount
 	for _, e := range entries {
 		where := fmt.Sprintf("/etc/fstab:%d", e.Line)
-		if !strings.HasPrefix(e.File, "/") {
-			continue // "none" (swap) and garbage
+		if !candidate(e) {
+			continue
 		}
 		target := path.Clean(e.File)
 		initrd := e.HasOption("x-initrd.mount")
-		if !fstabTargets[target] && !initrd {
-			continue
-		}
-		if target == "/" || e.VfsType == "swap" {
-			continue
-		}
 		if target == "/etc" && e.VfsType == "overlay" && etcOverlay {
 			// After everything it stacks on (/var): see Env.mountEtcOverlay.
 			overlay = append(overlay, plannedMount{Mount: Mount{Target: target, FstabLine: e.Line, Source: e.Spec, FSType: "overlay-etc"}, entry: e})
