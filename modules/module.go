@@ -30,6 +30,13 @@ type Step struct {
 	// change: the engine has the journal keep them all, with one flush,
 	// before the first step (rootfs.Root.PreserveAll).
 	Writes []string `json:"-"`
+	// Prefetch, when set, starts work Apply will need that nothing the
+	// transaction writes can change (hashing a plain-text password:
+	// milliseconds of CPU) on a goroutine of its own. The engine calls it
+	// for every step once the plan stands, so the work overlaps the
+	// journal's flush and the steps before; Apply waits for it, or does
+	// the work itself when Prefetch was never called (a test, a tool).
+	Prefetch func() `json:"-"`
 }
 
 // String is the plan line: "users: create user alice (uid 1000) [nocloud:user-data:3:5]".

@@ -639,6 +639,13 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	}
 	steps = panicPoint(steps)
 	res.Plan = steps
+	// Work the steps can begin now, on the other cores, overlapping the
+	// flush below and the steps before theirs.
+	for _, s := range steps {
+		if s.Prefetch != nil {
+			s.Prefetch()
+		}
+	}
 	// What the steps and the run itself will write, kept by the journal
 	// with one flush before the first change rather than one each.
 	if err := root.PreserveAll(plannedWrites(steps)...); err != nil {

@@ -142,7 +142,9 @@ func (r *Root) checkMount(p, host string) error {
 }
 
 func within(p, dir string) bool {
-	return p == dir || strings.HasPrefix(p, dir+"/") || dir == "/"
+	// Without building dir+"/": the memo's invalidation asks this for
+	// every remembered path on every write.
+	return dir == "/" || strings.HasPrefix(p, dir) && (len(p) == len(dir) || p[len(dir)] == '/')
 }
 
 // mountID is statx's STATX_MNT_ID of p (not following a final symlink);

@@ -83,3 +83,23 @@ func TestWritesStayOffForeignMounts(t *testing.T) {
 type recorder struct{ paths []string }
 
 func (r *recorder) Preserve(p string) error { r.paths = append(r.paths, p); return nil }
+
+func TestWithin(t *testing.T) {
+	for _, c := range []struct {
+		p, dir string
+		want   bool
+	}{
+		{"/etc/passwd", "/etc", true},
+		{"/etc", "/etc", true},
+		{"/etc/ssh/sshd_config", "/etc", true},
+		{"/etcetera", "/etc", false},
+		{"/et", "/etc", false},
+		{"/var", "/etc", false},
+		{"/anything", "/", true},
+		{"/", "/", true},
+	} {
+		if got := within(c.p, c.dir); got != c.want {
+			t.Errorf("within(%q, %q) = %v, want %v", c.p, c.dir, got, c.want)
+		}
+	}
+}

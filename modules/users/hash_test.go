@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/provision-dev/provision/modules/accounts"
+	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/config"
 )
 
@@ -59,6 +60,55 @@ func TestPlainPasswordUsesTargetMethod(t *testing.T) {
 			must(t, err)
 			if len(again) != 0 {
 				t.Errorf("second plan %v", again)
+			}
+		})
+	}
+}
+
+// A plain-text password's hash begun ahead (Step.Prefetch) is the one
+// applied; without the prefetch, or when the target's method changed
+// since the plan, the step hashes itself with the method it finds.
+func TestPasswordHashBegunAhead(t *testing.T) {
+	cfg := &config.Config{Users: []config.User{{Origin: origin, Name: "alice",
+		Password: config.Password{Kind: config.PasswordPlain, Value: "hunter2"}}}}
+	sha256 := baseTree["etc/login.defs"] + "ENCRYPT_METHOD SHA256\n"
+	for _, c := range []struct {
+		name     string
+		prefetch bool
+		defs     string // login.defs when applying; "" keeps the planned one
+		want     string
+	}{
+		{"prefetched", true, "", "$6$"},
+		{"not prefetched", false, "", "$6$"},
+		{"method changed after the plan", true, sha256, "$5$"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := tree(t, baseTree)
+			steps, err := plan(cfg, r, func() time.Time { return day })
+			must(t, err)
+			prefetched := 0
+			for _, s := range steps {
+				if s.Prefetch == nil {
+					continue
+				}
+				if s.Action != "set password" {
+					t.Errorf("%s has a prefetch", s)
+				}
+				prefetched++
+				if c.prefetch {
+					s.Prefetch()
+				}
+			}
+			if prefetched != 1 {
+				t.Fatalf("%d steps with a prefetch, want the one password step", prefetched)
+			}
+			if c.defs != "" {
+				must(t, r.WriteFile("/etc/login.defs", []byte(c.defs), 0o644, rootfs.RootOwner))
+			}
+			apply(t, r, steps)
+			hash := strings.Split(strings.Split(read(t, r, "/etc/shadow"), "\n")[2], ":")[1]
+			if !strings.HasPrefix(hash, c.want) || !accounts.VerifyPassword(hash, "hunter2") {
+				t.Errorf("alice's hash %q: want a %s hash of her password", hash, c.want)
 			}
 		})
 	}

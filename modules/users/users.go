@@ -17,6 +17,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/provision-dev/provision/modules"
@@ -364,7 +365,10 @@ func userSpec(u config.User) (accounts.UserSpec, error) {
 // With lock set (lock_passwd), a current hash that is the wanted one behind
 // the "!" of an earlier lock counts as already set, so a second run plans
 // nothing.
-func passwordOp(user string, pw config.Password, expire, lock bool) op {
+//
+// pre, when not nil, is the plain-text password's hash begun ahead (see
+// prehash); it is used when the method is still the one it was begun with.
+func passwordOp(user string, pw config.Password, expire, lock bool, pre *prehash) op {
 	return func(db *accounts.DB, env *modules.Env) (bool, string, error) {
 		cur, err := db.PasswordHash(user)
 		if err != nil {
@@ -388,7 +392,7 @@ func passwordOp(user string, pw config.Password, expire, lock bool) op {
 				hash = "$6$planned"
 				break
 			}
-			if hash, err = accounts.HashPassword(db.Hash, pw.Value); err != nil {
+			if hash, err = pre.hash(db.Hash, pw.Value); err != nil {
 				return false, "", err
 			}
 		case config.PasswordRandom:
@@ -452,11 +456,61 @@ func (p *planner) passwords() error {
 		if u.Password.Kind == config.PasswordNone {
 			continue
 		}
-		if err := p.add("set password", u.Name, u.Origin, passwordOp(u.Name, u.Password, false, u.LockPassword)); err != nil {
+		if err := p.addPassword(u.Name, u.Origin, u.Password, false, u.LockPassword); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addPassword plans a password step; a plain-text password's hash can be
+// begun as soon as the plan stands (Step.Prefetch).
+func (p *planner) addPassword(user string, origin config.Origin, pw config.Password, expire, lock bool) error {
+	var pre *prehash
+	if pw.Kind == config.PasswordPlain {
+		pre = &prehash{method: p.sim.Hash, plain: pw.Value, done: make(chan struct{})}
+	}
+	n := len(p.steps)
+	if err := p.add("set password", user, origin, passwordOp(user, pw, expire, lock, pre)); err != nil {
+		return err
+	}
+	if pre != nil && len(p.steps) > n {
+		p.steps[n].Prefetch = pre.start
+	}
+	return nil
+}
+
+// prehash is a plain-text password's hash computed on a goroutine of its
+// own: SHA-512-crypt's 5000 rounds take a millisecond or more, which on a
+// second core overlap the run's other work. It hashes with a fresh random
+// salt exactly as HashPassword does when asked later.
+type prehash struct {
+	method accounts.HashMethod
+	plain  string
+	once   sync.Once
+	done   chan struct{}
+	result string
+	err    error
+}
+
+func (h *prehash) start() {
+	h.once.Do(func() {
+		go func() {
+			defer close(h.done)
+			h.result, h.err = accounts.HashPassword(h.method, h.plain)
+		}()
+	})
+}
+
+// hash is plain's hash with m: the one begun ahead when it was begun with
+// m and this password (a nil h, or one never started, hashes here).
+func (h *prehash) hash(m accounts.HashMethod, plain string) (string, error) {
+	if h == nil || m != h.method || plain != h.plain {
+		return accounts.HashPassword(m, plain)
+	}
+	h.start()
+	<-h.done
+	return h.result, h.err
 }
 
 // locks applies lock_passwd: "!" in front of the hash, as passwd -l. A new
@@ -494,7 +548,7 @@ func (p *planner) chpasswd() error {
 		if p.sim.Passwd.Lookup(c.User) == nil {
 			return wrap(c.Origin, fmt.Errorf("chpasswd: user %q: %w", c.User, accounts.ErrNotFound))
 		}
-		if err := p.add("set password", c.User, c.Origin, passwordOp(c.User, c.Password, c.Expire, false)); err != nil {
+		if err := p.addPassword(c.User, c.Origin, c.Password, c.Expire, false); err != nil {
 			return err
 		}
 	}
