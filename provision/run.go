@@ -1161,14 +1161,24 @@ func (f forgetting) SnapshotPath() string {
 // recorded instance-id and the report's directory in the target.
 func plannedWrites(steps []modules.Step) []string {
 	paths := []string{instanceIDPath, report.TargetDir}
+	seen := map[string]bool{instanceIDPath: true, report.TargetDir: true}
+	add := func(p string) {
+		// Each users step names the same account databases.
+		if !seen[p] {
+			seen[p] = true
+			paths = append(paths, p)
+		}
+	}
 	for _, s := range steps {
 		if s.Apply == nil {
 			continue
 		}
 		if strings.HasPrefix(s.Target, "/") {
-			paths = append(paths, s.Target)
+			add(s.Target)
 		}
-		paths = append(paths, s.Writes...)
+		for _, w := range s.Writes {
+			add(w)
+		}
 	}
 	return paths
 }

@@ -11,10 +11,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/provision/config"
+	"github.com/provision-dev/provision/provision/report"
 	"github.com/provision-dev/provision/sources"
 	"github.com/provision-dev/provision/sources/dir"
 )
@@ -281,5 +284,23 @@ func TestDryRunAssumesImageUsers(t *testing.T) {
 	res = Run(context.Background(), Options{Root: root, Sources: []sources.Source{dir.New(seed)}, DryRun: true})
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "ubuntu") {
 		t.Errorf("a user missing from the --root tree was accepted: %v", res.Err)
+	}
+}
+
+// The journal gets each planned path once, in the order of first mention:
+// every users step names the same account databases.
+func TestPlannedWritesOnce(t *testing.T) {
+	accounts := []string{"/etc/passwd", "/etc/shadow"}
+	steps := []modules.Step{
+		{Target: "alice", Writes: accounts, Apply: func(context.Context, *modules.Env) error { return nil }},
+		{Target: "bob", Writes: accounts, Apply: func(context.Context, *modules.Env) error { return nil }},
+		{Target: "/etc/hostname", Apply: func(context.Context, *modules.Env) error { return nil }},
+		{Target: "/etc/skipped"}, // not executed: nothing to keep
+		{Target: "/etc/passwd", Apply: func(context.Context, *modules.Env) error { return nil }},
+	}
+	got := plannedWrites(steps)
+	want := []string{instanceIDPath, report.TargetDir, "/etc/passwd", "/etc/shadow", "/etc/hostname"}
+	if !slices.Equal(got, want) {
+		t.Errorf("planned writes %q, want %q", got, want)
 	}
 }

@@ -300,12 +300,18 @@ func (r *Root) PreserveAll(paths ...string) error {
 		return nil
 	}
 	hosts := make([]string, 0, len(paths))
+	seen := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		host, err := r.Resolve(p)
 		if err != nil {
 			continue
 		}
+		// Files in one directory the run makes share its record.
 		host = r.topmostMissing(host)
+		if seen[host] {
+			continue
+		}
+		seen[host] = true
 		if r.mayChange(host) != nil {
 			continue
 		}
