@@ -18,6 +18,7 @@ import (
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/provision/config"
 	"github.com/provision-dev/provision/provision/report"
+	"github.com/provision-dev/provision/provision/snapshot"
 	"github.com/provision-dev/provision/sources"
 	"github.com/provision-dev/provision/sources/dir"
 )
@@ -302,5 +303,39 @@ func TestPlannedWritesOnce(t *testing.T) {
 	want := []string{instanceIDPath, report.TargetDir, "/etc/passwd", "/etc/shadow", "/etc/hostname"}
 	if !slices.Equal(got, want) {
 		t.Errorf("planned writes %q, want %q", got, want)
+	}
+}
+
+// A run recovers its root once: first thing, before the recorded
+// instance-id is read, and not again when the transaction begins. A
+// transaction begun without that first pass (a caller of Begin alone)
+// still recovers.
+func TestRecoversOnce(t *testing.T) {
+	calls := map[string]int{}
+	defer func(f func(context.Context, string, io.Writer) error) { recoverRoot = f }(recoverRoot)
+	recoverRoot = func(ctx context.Context, root string, log io.Writer) error {
+		calls[root]++
+		return snapshot.RecoverLogged(ctx, root, log)
+	}
+	root := newTarget(t)
+	seed, _ := filepath.Abs("../test/bench/seed")
+	opts, err := SystemOptions(context.Background(), SystemConfig{Root: root, SourceSpec: []string{seed}, Console: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := Run(context.Background(), opts); res.Err != nil {
+		t.Fatalf("run failed: %v", res.Err)
+	}
+	if calls[root] != 1 {
+		t.Errorf("the run recovered its root %d times, want once", calls[root])
+	}
+	other := newTarget(t)
+	txn, err := beginSnapshot(io.Discard, new(currentTxn))(context.Background(), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort(context.Background())
+	if calls[other] != 1 {
+		t.Errorf("a transaction begun alone recovered its root %d times, want once", calls[other])
 	}
 }

@@ -88,7 +88,11 @@ func SystemOptions(ctx context.Context, sc SystemConfig) (Options, error) {
 		// run's transaction, so it needs to know it.
 		cur := new(currentTxn)
 		opts.Recover = func(ctx context.Context, root string) error {
-			return snapshot.RecoverLogged(ctx, root, sc.Console)
+			if err := recoverRoot(ctx, root, sc.Console); err != nil {
+				return err
+			}
+			cur.recovered = root
+			return nil
 		}
 		if os.Geteuid() == 0 {
 			opts.RecordedInstance = recordedInstance
@@ -331,14 +335,23 @@ func Init(ctx context.Context, console io.Writer, args []string) error {
 type currentTxn struct {
 	txn snapshot.Txn
 	etc carriedEtc
+	// recovered is the root Options.Recover already recovered in this
+	// run: begin need not look again (each look mounts the btrfs top
+	// level, tens of milliseconds in a VM's initrd).
+	recovered string
 }
+
+// recoverRoot finishes or undoes what a crashed run left on a root.
+var recoverRoot = snapshot.RecoverLogged
 
 // beginSnapshot recovers what a crashed run left and starts the transaction:
 // a btrfs snapshot when the root is a btrfs subvolume, else a journal.
 func beginSnapshot(console io.Writer, cur *currentTxn) func(ctx context.Context, root string) (Txn, error) {
 	return func(ctx context.Context, root string) (Txn, error) {
-		if err := snapshot.RecoverLogged(ctx, root, console); err != nil {
-			return nil, fmt.Errorf("recovering an earlier run: %w", err)
+		if cur.recovered != root {
+			if err := recoverRoot(ctx, root, console); err != nil {
+				return nil, fmt.Errorf("recovering an earlier run: %w", err)
+			}
 		}
 		t, err := snapshot.Begin(ctx, root, snapshot.Options{Log: console, Plugins: runSnapperPlugins(root, orDiscard(console))})
 		if err != nil {
@@ -351,7 +364,7 @@ func beginSnapshot(console io.Writer, cur *currentTxn) func(ctx context.Context,
 			}
 			return nil, fmt.Errorf("carrying /etc into the new snapshot: %w", err)
 		}
-		*cur = currentTxn{txn: t, etc: etc}
+		*cur = currentTxn{txn: t, etc: etc, recovered: cur.recovered}
 		return t, nil
 	}
 }
