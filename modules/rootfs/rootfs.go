@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/provision-dev/provision/modules/fault"
 )
 
@@ -115,8 +117,9 @@ func (r *Root) resolve(p string, followLast bool) (string, error) {
 		return "", fmt.Errorf("%q: NUL in path", p)
 	}
 	pending := splitPath(p)
-	var done []string // resolved components, relative to root
+	done := make([]string, 0, len(pending)) // resolved components, relative to root
 	links := 0
+	var st unix.Stat_t // one for every component: os.Lstat would allocate each
 	for len(pending) > 0 {
 		c := pending[0]
 		pending = pending[1:]
@@ -130,26 +133,24 @@ func (r *Root) resolve(p string, followLast bool) (string, error) {
 			done = done[:len(done)-1]
 			continue
 		}
-		cur := append(append([]string(nil), done...), c)
+		done = append(done, c)
 		if len(pending) == 0 && !followLast {
-			done = cur
 			break
 		}
-		rel := filepath.Join(cur...)
+		rel := filepath.Join(done...)
 		if r.knownDir(rel) {
-			done = cur
 			continue
 		}
 		host := filepath.Join(r.Dir, rel)
-		st, err := os.Lstat(host)
-		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+		err := unix.Lstat(host, &st)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
 			// Missing components are fine: they will be created.
-			done = cur
-			if err == nil && st.IsDir() {
+			if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 				r.rememberDir(rel)
 			}
 			continue
 		}
+		done = done[:len(done)-1] // the link's name, replaced by its target
 		links++
 		if links > maxSymlinks {
 			return "", fmt.Errorf("%s: too many levels of symbolic links", p)
@@ -159,7 +160,7 @@ func (r *Root) resolve(p string, followLast bool) (string, error) {
 			return "", fmt.Errorf("%s: %w", p, err)
 		}
 		if strings.HasPrefix(target, "/") {
-			done = nil
+			done = done[:0]
 		}
 		pending = append(splitPath(target), pending...)
 	}

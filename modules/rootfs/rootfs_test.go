@@ -2,9 +2,14 @@ package rootfs
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func newRoot(t *testing.T) (*Root, string) {
@@ -134,4 +139,84 @@ func FuzzResolve(f *testing.F) {
 
 func filepathHasPrefix(p, prefix string) bool {
 	return len(p) >= len(prefix) && p[:len(prefix)] == prefix
+}
+
+// ResolveFollow agrees with the kernel's own confined resolution,
+// openat2(RESOLVE_IN_ROOT), on every path that exists in a tree of
+// directories, files and relative, absolute, chained and looping
+// symlinks (paths climbing above the root are refused here and clamped
+// there, so they are left out).
+func TestResolveMatchesKernel(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"a/b/c", "d", "e/f"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	for _, f := range []string{"a/b/c/file", "d/file", "top"} {
+		os.WriteFile(filepath.Join(dir, f), nil, 0o644)
+	}
+	for link, target := range map[string]string{
+		"abs":        "/a/b",
+		"rel":        "a/b/c",
+		"a/up":       "../d",
+		"a/b/dots":   "../../e/./f",
+		"d/chain":    "/abs/c",
+		"e/escape":   "../../../../d",
+		"e/loop1":    "loop2",
+		"e/loop2":    "loop1",
+		"e/f/tofile": "/a/b/c/file",
+		"dangling":   "/nowhere/x",
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootFD, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootFD)
+	r, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a", "b", "c", "d", "e", "f", "abs", "rel", "up", "dots", "chain", "escape", "loop1", "tofile", "file", "top", "dangling", ".", ".."}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	compared := 0
+	for i := 0; i < 20000; i++ {
+		parts := make([]string, 1+rnd.IntN(5))
+		for j := range parts {
+			parts[j] = names[rnd.IntN(len(names))]
+		}
+		p := "/" + strings.Join(parts, "/")
+		fd, kerr := unix.Openat2(rootFD, strings.TrimPrefix(p, "/"), &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+		if errors.Is(kerr, unix.ENOSYS) {
+			t.Skip("no openat2 on this kernel")
+		}
+		h, err := r.ResolveFollow(p)
+		if errors.Is(err, ErrEscape) {
+			if kerr == nil {
+				unix.Close(fd)
+			}
+			continue
+		}
+		if kerr != nil {
+			continue // a missing path: ours names where it would be made
+		}
+		kernel, lerr := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+		unix.Close(fd)
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		if err != nil {
+			t.Errorf("ResolveFollow(%q): %v; the kernel finds %s", p, err, kernel)
+			continue
+		}
+		if h != kernel {
+			t.Errorf("ResolveFollow(%q) = %s, the kernel resolves %s", p, h, kernel)
+		}
+		compared++
+	}
+	if compared < 1000 {
+		t.Fatalf("only %d existing paths compared", compared)
+	}
 }
