@@ -42,9 +42,9 @@ var btrfsFaults = []faultCase{
 	{rule: "mount#1:EPERM", errText: []string{"recovering an earlier run", "operation not permitted"}},
 	{rule: "mount#3:ENOSPC", errText: []string{"reading the recorded instance-id", "no space left on device"}},
 	// The transaction's top level, then the chroot's mounts.
-	{rule: "mount#7:EIO", errText: []string{"input/output error"}},
-	{rule: "mount#9:EIO", errText: []string{"preparing the chroot", "input/output error"}},
-	{rule: "mount#12:ENOSPC", errText: []string{"preparing the chroot", "no space left on device"}},
+	{rule: "mount#6:EIO", errText: []string{"input/output error"}},
+	{rule: "mount#8:EIO", errText: []string{"preparing the chroot", "input/output error"}},
+	{rule: "mount#11:ENOSPC", errText: []string{"preparing the chroot", "no space left on device"}},
 	{rule: "btrfs.snapshot:ENOSPC", errText: []string{"no space left on device"}},                                   // the root snapshot
 	{rule: "btrfs.set-flags:EROFS", errText: []string{"commit", "read-only file system"}, readOnlyRoot: true},       // the new root made read-only
 	{rule: "btrfs.set-default:EIO", errText: []string{"commit", "input/output error"}},                              // the commit point
