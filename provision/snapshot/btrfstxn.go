@@ -25,8 +25,9 @@ import (
 )
 
 // StateDirName is the directory in the filesystem's top level (subvolid 5)
-// that holds one directory per open btrfs transaction: state.json (what
-// was created) and journal/ (originals of writes outside the snapshot).
+// that holds one directory per open btrfs transaction: its stateXattr
+// (what was created) and journal/ (originals of writes outside the
+// snapshot).
 // Its presence is the in-progress marker recovery looks for; snapper
 // snapshots additionally carry userdata transactional-update-in-progress=yes until the
 // transaction is finished, so `snapper list` shows them for what they are.
@@ -36,7 +37,13 @@ const StateDirName = ".provision"
 // not replay (see recoverJournals), for whoever wants to look.
 const QuarantineDirName = ".provision-quarantine"
 
-const stateFile = "state.json"
+// stateXattr, on a transaction's state directory, is its btrfsState as
+// JSON. stateFile held it before (recovery still reads one a crashed older
+// run left).
+const (
+	stateXattr = "user.provision.state"
+	stateFile  = "state.json"
+)
 
 // selinuxXattr holds a file's SELinux context.
 const selinuxXattr = "security.selinux"
@@ -244,6 +251,14 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	}
 	opts.reach(kpBtrfsStateWritten)
 
+	if t.opts.Plugins != nil && t.st.SnapperDir != "" {
+		// Snapper's create-snapshot-pre plugins run before the snapshot's
+		// commit, and what they make durable (an fsync) could reach the
+		// disk without the intent: commit it first.
+		if err := syncfs(t.top); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+	}
 	if t.st.SnapperDir != "" {
 		if err := os.Mkdir(t.abs(t.st.SnapperDir), 0o755); err != nil {
 			t.st.SnapperDir = "" // not ours: cleanup must not touch it
@@ -309,15 +324,56 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 }
 
 // writeState records t.st durably: recovery acts on nothing it does not list.
+// writeState records what the transaction is about to create, before it
+// creates it, as an extended attribute of its state directory. An xattr is
+// btrfs metadata: it joins the running filesystem transaction, and the
+// snapshot ioctl that comes next commits that transaction (or a later one:
+// btrfs commits them in order). So the intent is durable no later than
+// what it describes, without a flush of its own. A file would not do:
+// btrfs writes a file's data back on its own schedule, not with the commit
+// of its name, so a state file needed two flushes every time.
 func (t *btrfsTxn) writeState() error {
-	data, err := json.MarshalIndent(t.st, "", "  ")
+	data, err := json.Marshal(t.st)
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(t.stateDir, stateFile), append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
+	if err := unix.Setxattr(t.stateDir, stateXattr, data, 0); err != nil {
+		return fmt.Errorf("snapshot: recording the transaction on %s: %w", t.stateDir, err)
 	}
 	return nil
+}
+
+// readState reads a transaction's state: its xattr, or the state file an
+// older release wrote. Neither (fs.ErrNotExist): Begin died before it
+// recorded anything.
+func readState(stateDir string) (btrfsState, error) {
+	var st btrfsState
+	data, err := getxattr(stateDir, stateXattr)
+	if errors.Is(err, unix.ENODATA) {
+		data, err = os.ReadFile(filepath.Join(stateDir, stateFile))
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return st, fmt.Errorf("the transaction's state: %w", err)
+	}
+	return st, nil
+}
+
+// getxattr reads a whole extended attribute of path.
+func getxattr(path, name string) ([]byte, error) {
+	for size := 4096; ; size *= 4 {
+		buf := make([]byte, size)
+		n, err := unix.Getxattr(path, name, buf)
+		if errors.Is(err, unix.ERANGE) && size < 1<<20 {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "getxattr " + name, Path: path, Err: err}
+		}
+		return buf[:n], nil
+	}
 }
 
 // baseNum is the snapper number of the snapshot at fsPath, 0 if it is none.
@@ -560,7 +616,7 @@ func recoverBtrfs(ctx context.Context, root string, log io.Writer) error {
 }
 
 func recoverOne(top, stateDir string, def uint64, log io.Writer) error {
-	data, err := os.ReadFile(filepath.Join(stateDir, stateFile))
+	st, err := readState(stateDir)
 	if isNotExist(err) {
 		// Begin died before recording a snapshot: nothing else exists.
 		if err := recoverJournals(top, stateDir, "", "", log); err != nil {
@@ -571,18 +627,14 @@ func recoverOne(top, stateDir string, def uint64, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var st btrfsState
-	if err := json.Unmarshal(data, &st); err != nil {
-		return fmt.Errorf("%s: %w", stateFile, err)
-	}
 	if st.Snapshot == "" || !path.IsAbs(st.Snapshot) || path.Clean(st.Snapshot) != st.Snapshot || st.Snapshot == "/" {
-		return fmt.Errorf("%s: bad snapshot path %q", stateFile, st.Snapshot)
+		return fmt.Errorf("the transaction's state: bad snapshot path %q", st.Snapshot)
 	}
 	abs := func(p string) string { return filepath.Join(top, filepath.FromSlash(p)) }
 	for _, o := range st.Outside {
 		for _, p := range []string{o.Orig, o.Snap, o.Trash} {
 			if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
-				return fmt.Errorf("%s: bad subvolume path %q", stateFile, p)
+				return fmt.Errorf("the transaction's state: bad subvolume path %q", p)
 			}
 		}
 	}

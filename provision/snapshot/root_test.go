@@ -2,8 +2,10 @@ package snapshot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -626,5 +628,39 @@ func TestJournalCrashAtEveryKillPoint(t *testing.T) {
 		if !strings.HasPrefix(kp, "btrfs.") && !reached[kp] {
 			t.Errorf("kill point %s never reached", kp)
 		}
+	}
+}
+
+// The transaction's state is an xattr of its state directory, made durable
+// by the snapshot's own commit: no state file, and what recovery reads
+// names the snapshot Begin made. A state file an older release left is
+// still read.
+func TestBtrfsStateIsAnXattr(t *testing.T) {
+	ctx := context.Background()
+	e := newBtrfs(t, layoutSnapper)
+	txn, err := Begin(ctx, e.root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt := txn.(*btrfsTxn)
+	defer txn.Abort(ctx)
+	if _, err := os.Lstat(filepath.Join(bt.stateDir, stateFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s: %v, want no state file", stateFile, err)
+	}
+	st, err := readState(bt.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Snapshot == "" || st.Snapshot != bt.st.Snapshot || st.SnapperDir == "" {
+		t.Errorf("recorded state %+v, want the snapshot %s and its snapper directory", st, bt.st.Snapshot)
+	}
+	old := t.TempDir()
+	data, _ := json.Marshal(btrfsState{Snapshot: "/@/.snapshots/9/snapshot", Root: "/@/.snapshots/1/snapshot"})
+	os.WriteFile(filepath.Join(old, stateFile), data, 0o600)
+	if st, err := readState(old); err != nil || st.Snapshot != "/@/.snapshots/9/snapshot" {
+		t.Errorf("an older release's state file: %+v, %v", st, err)
+	}
+	if _, err := readState(t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("no state at all: %v, want fs.ErrNotExist (Begin died before recording one)", err)
 	}
 }
