@@ -54,7 +54,7 @@ func copyXattrs(from string, to *os.File) error {
 		if contentBoundXattrs[name] {
 			continue
 		}
-		val, err := getXattr(from, name)
+		val, err := GetXattr(from, name)
 		if errors.Is(err, unix.ENODATA) {
 			continue // removed meanwhile
 		}
@@ -88,7 +88,9 @@ func listXattrs(p string) ([]string, error) {
 	}
 }
 
-func getXattr(p, name string) ([]byte, error) {
+// GetXattr reads the whole extended attribute name of p, not following a
+// final symlink; a missing one is unix.ENODATA.
+func GetXattr(p, name string) ([]byte, error) {
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
 		n, err := unix.Lgetxattr(p, name, buf)

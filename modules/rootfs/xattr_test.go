@@ -50,7 +50,7 @@ func setOrSkip(t *testing.T, p, name string, val []byte) {
 
 func xattr(t *testing.T, p, name string) []byte {
 	t.Helper()
-	v, err := getXattr(p, name)
+	v, err := GetXattr(p, name)
 	if err != nil {
 		t.Errorf("%s on %s: %v", name, p, err)
 	}
@@ -110,7 +110,7 @@ func TestContentBoundXattrsNotCarried(t *testing.T) {
 	if err := r.WriteFile("/etc/tool", []byte("new"), 0o755, Owner{-1, -1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := getXattr(host, "security.capability"); !errors.Is(err, unix.ENODATA) {
+	if _, err := GetXattr(host, "security.capability"); !errors.Is(err, unix.ENODATA) {
 		t.Errorf("security.capability carried over (%v)", err)
 	}
 	if v := xattr(t, host, "user.keep"); string(v) != "1" {
@@ -133,7 +133,7 @@ func TestReplacedSymlinkPassesNothing(t *testing.T) {
 	if err := r.WriteFile("/etc/link", []byte("y"), 0o644, Owner{-1, -1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := getXattr(filepath.Join(r.Dir, "etc/link"), "user.test"); !errors.Is(err, unix.ENODATA) {
+	if _, err := GetXattr(filepath.Join(r.Dir, "etc/link"), "user.test"); !errors.Is(err, unix.ENODATA) {
 		t.Errorf("a replaced symlink passed its target's xattr on (%v)", err)
 	}
 }

@@ -348,32 +348,19 @@ func (t *btrfsTxn) writeState() error {
 // recorded anything.
 func readState(stateDir string) (btrfsState, error) {
 	var st btrfsState
-	data, err := getxattr(stateDir, stateXattr)
-	if errors.Is(err, unix.ENODATA) {
-		data, err = os.ReadFile(filepath.Join(stateDir, stateFile))
-	}
-	if err != nil {
-		return st, err
+	data, err := rootfs.GetXattr(stateDir, stateXattr)
+	switch {
+	case errors.Is(err, unix.ENODATA):
+		if data, err = os.ReadFile(filepath.Join(stateDir, stateFile)); err != nil {
+			return st, err
+		}
+	case err != nil:
+		return st, &os.PathError{Op: "getxattr " + stateXattr, Path: stateDir, Err: err}
 	}
 	if err := json.Unmarshal(data, &st); err != nil {
 		return st, fmt.Errorf("the transaction's state: %w", err)
 	}
 	return st, nil
-}
-
-// getxattr reads a whole extended attribute of path.
-func getxattr(path, name string) ([]byte, error) {
-	for size := 4096; ; size *= 4 {
-		buf := make([]byte, size)
-		n, err := unix.Getxattr(path, name, buf)
-		if errors.Is(err, unix.ERANGE) && size < 1<<20 {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "getxattr " + name, Path: path, Err: err}
-		}
-		return buf[:n], nil
-	}
 }
 
 // baseNum is the snapper number of the snapshot at fsPath, 0 if it is none.
@@ -798,8 +785,7 @@ func dropSnapperMarker(dir string, durable bool) error {
 	info.drop(inProgressKey)
 	info.drop(legacyInProgressKey)
 	// The rewrite is a new inode: keep the SELinux label the run gave it.
-	label := make([]byte, 256)
-	n, lerr := unix.Lgetxattr(p, selinuxXattr, label)
+	label, lerr := rootfs.GetXattr(p, selinuxXattr)
 	write := writeFileSync
 	if !durable {
 		write = writeFileQuick
@@ -807,8 +793,8 @@ func dropSnapperMarker(dir string, durable bool) error {
 	if err := write(p, info.marshal(), 0o644); err != nil {
 		return err
 	}
-	if lerr == nil && n > 0 {
-		return unix.Lsetxattr(p, selinuxXattr, label[:n], 0)
+	if lerr == nil && len(label) > 0 {
+		return unix.Lsetxattr(p, selinuxXattr, label, 0)
 	}
 	return nil
 }
