@@ -323,7 +323,6 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	return t, nil
 }
 
-// writeState records t.st durably: recovery acts on nothing it does not list.
 // writeState records what the transaction is about to create, before it
 // creates it, as an extended attribute of its state directory. An xattr is
 // btrfs metadata: it joins the running filesystem transaction, and the
