@@ -165,19 +165,24 @@ func keyFileModes(root *rootfs.Root) (fs.FileMode, rootfs.Owner, string, error) 
 
 func planGenerate(hk *config.SSHHostKeys, typ, comment string, root *rootfs.Root) ([]modules.Step, error) {
 	keyPath := hostKeyPath(typ)
+	// The key is made when the run applies (each instance its own), but
+	// begun as soon as the plan stands: an RSA key takes a tenth of a
+	// second or more, which a second core spends while the run goes on.
+	key := modules.NewAhead(func() (crypto.Signer, error) { return newHostKey(typ) })
 	step := modules.Step{
-		Module: "ssh",
-		Action: "generate host key",
-		Target: keyPath,
-		Detail: typ + ", new for this instance",
-		Origin: hk.GenOrigin,
+		Module:   "ssh",
+		Action:   "generate host key",
+		Target:   keyPath,
+		Detail:   typ + ", new for this instance",
+		Origin:   hk.GenOrigin,
+		Prefetch: key.Start,
 		Apply: func(ctx context.Context, env *modules.Env) error {
 			// cloud-init keeps a key of the type that is already there
 			// (ssh_deletekeys false).
 			if env.Root.Exists(keyPath) || !hasKeygen(env.Root) {
 				return nil
 			}
-			if err := generateHostKey(env.Root, typ, comment); err != nil {
+			if err := generateHostKey(env.Root, typ, comment, key); err != nil {
 				return fmt.Errorf("%s: ssh_genkeytypes %s: %w", hk.GenOrigin, typ, err)
 			}
 			return nil
@@ -212,10 +217,10 @@ func newHostKey(typ string) (crypto.Signer, error) {
 	return nil, fmt.Errorf("cannot generate a %q key", typ)
 }
 
-// generateHostKey writes a fresh key pair in OpenSSH's formats: the
-// private key as ssh-keygen writes it, the public key as one line.
-func generateHostKey(root *rootfs.Root, typ, comment string) error {
-	key, err := newHostKey(typ)
+// generateHostKey writes a fresh key pair of typ in OpenSSH's formats:
+// the private key as ssh-keygen writes it, the public key as one line.
+func generateHostKey(root *rootfs.Root, typ, comment string, ahead *modules.Ahead[crypto.Signer]) error {
+	key, err := ahead.Get()
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/provision-dev/provision/modules"
@@ -468,49 +467,41 @@ func (p *planner) passwords() error {
 func (p *planner) addPassword(user string, origin config.Origin, pw config.Password, expire, lock bool) error {
 	var pre *prehash
 	if pw.Kind == config.PasswordPlain {
-		pre = &prehash{method: p.sim.Hash, plain: pw.Value, done: make(chan struct{})}
+		pre = newPrehash(p.sim.Hash, pw.Value)
 	}
 	n := len(p.steps)
 	if err := p.add("set password", user, origin, passwordOp(user, pw, expire, lock, pre)); err != nil {
 		return err
 	}
 	if pre != nil && len(p.steps) > n {
-		p.steps[n].Prefetch = pre.start
+		p.steps[n].Prefetch = pre.Start
 	}
 	return nil
 }
 
-// prehash is a plain-text password's hash computed on a goroutine of its
-// own: SHA-512-crypt's 5000 rounds take a millisecond or more, which on a
-// second core overlap the run's other work. It hashes with a fresh random
-// salt exactly as HashPassword does when asked later.
+// prehash is a plain-text password's hash begun ahead: SHA-512-crypt's
+// 5000 rounds take a millisecond or more, which on a second core overlap
+// the run's other work. It hashes with a fresh random salt exactly as
+// HashPassword does when asked later.
 type prehash struct {
 	method accounts.HashMethod
 	plain  string
-	once   sync.Once
-	done   chan struct{}
-	result string
-	err    error
+	*modules.Ahead[string]
 }
 
-func (h *prehash) start() {
-	h.once.Do(func() {
-		go func() {
-			defer close(h.done)
-			h.result, h.err = accounts.HashPassword(h.method, h.plain)
-		}()
-	})
+func newPrehash(m accounts.HashMethod, plain string) *prehash {
+	return &prehash{method: m, plain: plain, Ahead: modules.NewAhead(func() (string, error) {
+		return accounts.HashPassword(m, plain)
+	})}
 }
 
 // hash is plain's hash with m: the one begun ahead when it was begun with
-// m and this password (a nil h, or one never started, hashes here).
+// m and this password (a nil h hashes here).
 func (h *prehash) hash(m accounts.HashMethod, plain string) (string, error) {
 	if h == nil || m != h.method || plain != h.plain {
 		return accounts.HashPassword(m, plain)
 	}
-	h.start()
-	<-h.done
-	return h.result, h.err
+	return h.Get()
 }
 
 // locks applies lock_passwd: "!" in front of the hash, as passwd -l. A new
