@@ -3,7 +3,8 @@
 # program that writes exactly the files the run leaves and one syncfs
 # (test/bench/floor), and the same with a crash-safe undo journal — on
 # tmpfs, ext4 and btrfs (loop images; root only for those two). Prints
-# medians of wall and CPU time and the ratios.
+# medians of wall and CPU time and the ratios: of the medians, and the
+# median of each round's own ratio (which a drifting machine load moves less).
 #
 # Ignition joins when there is one (ignition.sh: $IGNITION, on PATH, or
 # built once from its Go module): its fetch-offline and files stages, as
@@ -261,7 +262,8 @@ m = {n: statistics.median(v[0]) for n, v in res.items()}
 c = {n: statistics.median(v[1]) for n, v in res.items()}
 how = "a snapshot of a base subvolume holding it" if btrfs else "a cp -a copy"
 print(f"{name:6} cloud-init {m['cloud-init']:7.1f} ms (CPU {c['cloud-init']:6.1f})  provision {m['provision']:6.1f} ms "
-      f"(CPU {c['provision']:5.1f})  cloud-init/provision {m['cloud-init']/m['provision']:5.1f}x  "
+      f"(CPU {c['provision']:5.1f})  cloud-init/provision {m['cloud-init']/m['provision']:5.1f}x, "
+      f"per round {statistics.median(a / b for a, b in zip(res['cloud-init'][0], res['provision'][0])):5.1f}x  "
       f"({variant}; {runs} interleaved runs, medians; both on the same Debian tree with cloud-init {version}, "
       f"{how} per run, not timed; cloud-init's 4 boot stages in a chroot, the namespace's mounts not timed)")
 PY
@@ -326,13 +328,21 @@ for i in range(runs + 1):  # the first round warms the caches
             cpu[n].append((r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) * 1000)
 m = {n: statistics.median(v) for n, v in wall.items()}
 c = {n: statistics.median(v) for n, v in cpu.items()}
+
+def paired(a, b):
+    # The median of each round's own ratio: a machine whose load drifts
+    # moves both runs of a round alike, so this one drifts less.
+    return statistics.median(x / y for x, y in zip(wall[a], wall[b]))
+
 print(f"{name:6} provision {m['provision']:7.1f} ms (CPU {c['provision']:5.1f})  "
       f"floor {m['floor']:6.1f} ms  floor+undo {m['floor+undo']:6.1f} ms  "
-      f"provision/floor+undo {m['provision']/m['floor+undo']:5.1f}x  ({runs} interleaved runs, medians)")
+      f"provision/floor+undo {m['provision']/m['floor+undo']:5.1f}x, per round {paired('provision', 'floor+undo'):4.1f}x  "
+      f"({runs} interleaved runs, medians)")
 if ign:
     pi = "provision, Ignition config"
     print(f"{name:6} ignition {m['ignition']:7.1f} ms (CPU {c['ignition']:5.1f})  "
-          f"provision {m[pi]:6.1f} ms (CPU {c[pi]:5.1f})  ignition/provision {m['ignition']/m[pi]:5.1f}x  "
+          f"provision {m[pi]:6.1f} ms (CPU {c[pi]:5.1f})  ignition/provision {m['ignition']/m[pi]:5.1f}x, "
+          f"per round {paired('ignition', pi):4.1f}x  "
           f"(both apply test/bench/ignition/config.ign; {ign_version}: fetch-offline + files stages; "
           f"provision on the cloud-config: ignition/provision {m['ignition']/m['provision']:5.1f}x)")
 PY
