@@ -243,6 +243,20 @@ func fileSum(p string) (string, error) {
 	return fmt.Sprintf("%x", h.Sum(nil)), nil
 }
 
+// inspectTree reads the top level mounted at top as the judges need it:
+// its subvolumes and default, and the picture of its whole tree.
+func inspectTree(top string) (*Inspection, map[string]string, error) {
+	in := &Inspection{Top: top}
+	if err := in.load(); err != nil {
+		return nil, nil, err
+	}
+	d, err := treeDigest(top)
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, d, nil
+}
+
 // treeDigest pictures a tree for comparison: per path below dir, its type
 // and mode, owner, and for a regular file its size and SHA-256, for a
 // symlink its target. Times are left out: a read may change atime.

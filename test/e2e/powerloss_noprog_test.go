@@ -36,11 +36,7 @@ func (c *plChecker) checkRecovered(n int, e LogEntry, master string) string {
 		// Mounted read-write as the next boot mounts it: btrfs replays
 		// its log tree.
 		return plMounted(dev, top, "subvolid=5", func() error {
-			in := &Inspection{Top: top}
-			if err := in.load(); err != nil {
-				return err
-			}
-			raw, err := treeDigest(top)
+			in, raw, err := inspectTree(top)
 			if err != nil {
 				return err
 			}
@@ -59,11 +55,7 @@ func (c *plChecker) checkRecovered(n int, e LogEntry, master string) string {
 				// It speaks only of what it could not undo.
 				recoverErr = errors.Join(recoverErr, fmt.Errorf("recovery said:\n%s", log.String()))
 			}
-			after := &Inspection{Top: top}
-			if err := after.load(); err != nil {
-				return err
-			}
-			d, err := treeDigest(top)
+			after, d, err := inspectTree(top)
 			if err != nil {
 				return err
 			}

@@ -484,11 +484,7 @@ func plReadBefore(img string, part int, scratch string) (*plBefore, error) {
 	top := filepath.Join(scratch, "before")
 	var b *plBefore
 	err = plMounted(dev, top, "ro,subvolid=5", func() error {
-		in := &Inspection{Top: top}
-		if err := in.load(); err != nil {
-			return err
-		}
-		d, err := treeDigest(top)
+		in, d, err := inspectTree(top)
 		if err != nil {
 			return err
 		}
@@ -623,11 +619,7 @@ func (c *plChecker) check(n int, e LogEntry, master string) string {
 	// Mounted read-write as the next boot mounts it: btrfs replays its
 	// log tree.
 	err = plMounted(dev, top, "subvolid=5", func() error {
-		in := &Inspection{Top: top}
-		if err := in.load(); err != nil {
-			return err
-		}
-		d, err := treeDigest(top)
+		in, d, err := inspectTree(top)
 		if err != nil {
 			return err
 		}
@@ -826,11 +818,7 @@ func (c *plChecker) nextBoot(dev, top string) []string {
 	}
 	var problems []string
 	err = plMounted(dev, top, "ro,subvolid=5", func() error {
-		in := &Inspection{Top: top}
-		if err := in.load(); err != nil {
-			return err
-		}
-		d, err := treeDigest(top)
+		in, d, err := inspectTree(top)
 		if err != nil {
 			return err
 		}

@@ -89,10 +89,7 @@ func CopyTree(src, dst string) error {
 				return err
 			}
 		case info.Mode().IsRegular():
-			if err := copyFile(p, out, info.Mode().Perm()); err != nil {
-				return err
-			}
-			if err := os.Chmod(out, perm); err != nil {
+			if err := CopyFile(p, out, info.Mode()); err != nil {
 				return err
 			}
 		default:
@@ -105,19 +102,24 @@ func CopyTree(src, dst string) error {
 	})
 }
 
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
+// CopyFile copies the regular file from to to, replacing what is there,
+// with mode's permission, setuid, setgid and sticky bits.
+func CopyFile(from, to string, mode fs.FileMode) error {
+	in, err := os.Open(from)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode.Perm())
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, in)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
 	}
-	return err
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(to, mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
 }
