@@ -31,11 +31,12 @@ type Step struct {
 	// before the first step (rootfs.Root.PreserveAll).
 	Writes []string `json:"-"`
 	// Prefetch, when set, starts work Apply will need that nothing the
-	// transaction writes can change (hashing a plain-text password:
-	// milliseconds of CPU) on a goroutine of its own. The engine calls it
-	// for every step once the plan stands, so the work overlaps the
-	// journal's flush and the steps before; Apply waits for it, or does
-	// the work itself when Prefetch was never called (a test, a tool).
+	// transaction writes can change (a plain-text password's hash, a host
+	// key: milliseconds of CPU or more) on a goroutine of its own (see
+	// Ahead). The engine calls it for every step once the plan stands, so
+	// the work overlaps the journal's flush and the steps before; Apply
+	// waits for it, or does the work itself when Prefetch was never called
+	// (a dry run, a test, a tool).
 	Prefetch func() `json:"-"`
 }
 

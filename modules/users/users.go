@@ -485,20 +485,19 @@ func (p *planner) addPassword(user string, origin config.Origin, pw config.Passw
 // HashPassword does when asked later.
 type prehash struct {
 	method accounts.HashMethod
-	plain  string
 	*modules.Ahead[string]
 }
 
 func newPrehash(m accounts.HashMethod, plain string) *prehash {
-	return &prehash{method: m, plain: plain, Ahead: modules.NewAhead(func() (string, error) {
+	return &prehash{method: m, Ahead: modules.NewAhead(func() (string, error) {
 		return accounts.HashPassword(m, plain)
 	})}
 }
 
 // hash is plain's hash with m: the one begun ahead when it was begun with
-// m and this password (a nil h hashes here).
+// m (a nil h, or another method, hashes here).
 func (h *prehash) hash(m accounts.HashMethod, plain string) (string, error) {
-	if h == nil || m != h.method || plain != h.plain {
+	if h == nil || m != h.method {
 		return accounts.HashPassword(m, plain)
 	}
 	return h.Get()
