@@ -14,9 +14,11 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/provision-dev/provision/modules"
+	"github.com/provision-dev/provision/modules/accounts"
 	"github.com/provision-dev/provision/modules/fault"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/modules/scripts"
@@ -340,6 +342,7 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 		res = dryRun(res, cfg, opts.Root, opts.Diff)
 		return res
 	}
+	beginPasswordHashes(cfg, opts.Root)
 	if opts.PrivateMounts != nil && needsChroot(cfg) {
 		if code, ok := opts.PrivateMounts(); ok {
 			res.Delegated, res.DelegatedExit = true, code
@@ -937,9 +940,9 @@ func finishReport(res *Result) {
 	}
 }
 
-// secrets lists the plain-text passwords and HTTP header values of the
-// config, so the report can mask them wherever they might surface.
-func secrets(cfg *config.Config) []string {
+// plainPasswords are the configuration's plain-text passwords: of users,
+// and of chpasswd's list.
+func plainPasswords(cfg *config.Config) []string {
 	var out []string
 	for _, u := range cfg.Users {
 		if u.Password.Kind == config.PasswordPlain {
@@ -951,6 +954,40 @@ func secrets(cfg *config.Config) []string {
 			out = append(out, p.Password.Value)
 		}
 	}
+	return out
+}
+
+// beginPasswordHashes starts hashing the plain-text passwords now, on
+// other cores, with the method the target's login.defs and PAM name: the
+// transaction's start, the plan and the steps before the password's then
+// overlap the milliseconds each hash takes. The step takes the hash when
+// the method it reads from the transaction's root is the same
+// (accounts.HashPassword); otherwise it hashes again.
+func beginPasswordHashes(cfg *config.Config, dir string) {
+	pws := plainPasswords(cfg)
+	if len(pws) == 0 || dir == "" {
+		return
+	}
+	method := sync.OnceValues(func() (accounts.HashMethod, error) {
+		root, err := rootfs.New(dir)
+		if err != nil {
+			return accounts.HashMethod{}, err
+		}
+		defs, err := accounts.ReadLoginDefs(root)
+		if err != nil {
+			return accounts.HashMethod{}, err
+		}
+		return accounts.ReadHashMethod(root, defs)
+	})
+	for _, pw := range pws {
+		accounts.BeginHash(pw, method)
+	}
+}
+
+// secrets lists the plain-text passwords and HTTP header values of the
+// config, so the report can mask them wherever they might surface.
+func secrets(cfg *config.Config) []string {
+	out := plainPasswords(cfg)
 	// Ignition's httpHeaders carry tokens for the URLs they go to.
 	for _, f := range cfg.Files {
 		for _, h := range f.Headers {

@@ -52,8 +52,19 @@ func (m HashMethod) effective() HashMethod {
 // what chpasswd writes there: $6$ or $5$ with a 16 character salt and the
 // login.defs / pam_unix rounds ("rounds=" only when not the default 5000).
 // A method without an implementation here gets SHA-512 (see Fallback).
+//
+// A hash of plain begun with the same method (BeginHash) is taken instead
+// of hashing again.
 func HashPassword(m HashMethod, plain string) (string, error) {
 	m = m.effective()
+	if h, ok := takeBegun(m, plain); ok {
+		return h, nil
+	}
+	return hashNow(m, plain)
+}
+
+// hashNow hashes plain with m, already effective, and a fresh salt.
+func hashNow(m HashMethod, plain string) (string, error) {
 	rounds, err := m.pickRounds()
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)

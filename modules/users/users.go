@@ -364,10 +364,7 @@ func userSpec(u config.User) (accounts.UserSpec, error) {
 // With lock set (lock_passwd), a current hash that is the wanted one behind
 // the "!" of an earlier lock counts as already set, so a second run plans
 // nothing.
-//
-// pre, when not nil, is the plain-text password's hash begun ahead (see
-// prehash); it is used when the method is still the one it was begun with.
-func passwordOp(user string, pw config.Password, expire, lock bool, pre *prehash) op {
+func passwordOp(user string, pw config.Password, expire, lock bool) op {
 	return func(db *accounts.DB, env *modules.Env) (bool, string, error) {
 		cur, err := db.PasswordHash(user)
 		if err != nil {
@@ -391,7 +388,7 @@ func passwordOp(user string, pw config.Password, expire, lock bool, pre *prehash
 				hash = "$6$planned"
 				break
 			}
-			if hash, err = pre.hash(db.Hash, pw.Value); err != nil {
+			if hash, err = accounts.HashPassword(db.Hash, pw.Value); err != nil {
 				return false, "", err
 			}
 		case config.PasswordRandom:
@@ -462,45 +459,21 @@ func (p *planner) passwords() error {
 	return nil
 }
 
-// addPassword plans a password step; a plain-text password's hash can be
-// begun as soon as the plan stands (Step.Prefetch).
+// addPassword plans a password step. A plain-text password's hash can
+// begin as soon as the plan stands (Step.Prefetch), if the engine did not
+// begin it already (accounts.BeginHash): HashPassword takes it then.
 func (p *planner) addPassword(user string, origin config.Origin, pw config.Password, expire, lock bool) error {
-	var pre *prehash
-	if pw.Kind == config.PasswordPlain {
-		pre = newPrehash(p.sim.Hash, pw.Value)
-	}
 	n := len(p.steps)
-	if err := p.add("set password", user, origin, passwordOp(user, pw, expire, lock, pre)); err != nil {
+	if err := p.add("set password", user, origin, passwordOp(user, pw, expire, lock)); err != nil {
 		return err
 	}
-	if pre != nil && len(p.steps) > n {
-		p.steps[n].Prefetch = pre.Start
+	if pw.Kind == config.PasswordPlain && len(p.steps) > n {
+		method := p.sim.Hash
+		p.steps[n].Prefetch = func() {
+			accounts.BeginHash(pw.Value, func() (accounts.HashMethod, error) { return method, nil })
+		}
 	}
 	return nil
-}
-
-// prehash is a plain-text password's hash begun ahead: SHA-512-crypt's
-// 5000 rounds take a millisecond or more, which on a second core overlap
-// the run's other work. It hashes with a fresh random salt exactly as
-// HashPassword does when asked later.
-type prehash struct {
-	method accounts.HashMethod
-	*modules.Ahead[string]
-}
-
-func newPrehash(m accounts.HashMethod, plain string) *prehash {
-	return &prehash{method: m, Ahead: modules.NewAhead(func() (string, error) {
-		return accounts.HashPassword(m, plain)
-	})}
-}
-
-// hash is plain's hash with m: the one begun ahead when it was begun with
-// m (a nil h, or another method, hashes here).
-func (h *prehash) hash(m accounts.HashMethod, plain string) (string, error) {
-	if h == nil || m != h.method {
-		return accounts.HashPassword(m, plain)
-	}
-	return h.Get()
 }
 
 // locks applies lock_passwd: "!" in front of the hash, as passwd -l. A new

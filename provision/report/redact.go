@@ -14,31 +14,34 @@ const Masked = "[REDACTED]"
 // hints (lower case; any of them) cannot match, and is not searched: most
 // of a report is paths and plan lines, and the patterns are slow to fail.
 type redaction struct {
-	re    *regexp.Regexp
+	re    func() *regexp.Regexp
 	repl  string
 	hints []string
 }
 
-// redactions are compiled on first use: start-up stays free of them.
-var redactions = sync.OnceValue(func() []redaction {
-	return []redaction{
-		// PEM private keys (also a truncated one running to the end).
-		{regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)`), "[REDACTED PRIVATE KEY]", []string{"private key-----"}},
-		// crypt(3) hashes: $1$ $2a$ $2b$ $2y$ $5$ $6$ $7$ $y$ $gy$ $sha1$ $md5$ ...
-		{regexp.MustCompile(`\$(1|2[abxy]?|5|6|7|y|gy|sha1|md5|argon2(?:id|i|d)?|scrypt|pbkdf2(?:-sha\d+)?)\$[A-Za-z0-9./$,=+-]{2,}`), "$$${1}$$" + Masked, []string{"$"}},
-		// HTTP credentials and the IMDSv2 token.
-		{regexp.MustCompile(`(?i)((?:authorization|proxy-authorization)\s*:\s*(?:bearer|basic|token|digest)?\s*)[^\s"',]+`), "${1}" + Masked, []string{"authorization"}},
-		{regexp.MustCompile(`(?i)(x-aws-ec2-metadata-token\s*:\s*)[^\s"',]+`), "${1}" + Masked, []string{"x-aws-ec2-metadata-token"}},
-		// user:password@ in URLs.
-		{regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@`), "${1}" + Masked + "@", []string{"://"}},
-		// key = value / key: value / "key": "value" for secret-looking keys. An
-		// already masked value is matched whole, so redacting twice changes nothing.
-		// The key starts the text or follows a blank, a quote or a JSON/YAML
-		// delimiter: "/etc/passwd: write ...: no space left on device" names a
-		// file, and its error must stay readable.
-		{regexp.MustCompile(`(?i)((?:^|[\s{,(\[])(?:"|')?(?:password|passwd|hashed_passwd|plain_text_passwd|passwordhash|password_hash|secret|client_secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)\b(?:"|')?\s*[:=]\s*(?:"|')?)(\[REDACTED\]|[^\s"',;}\]]+)`), "${1}" + Masked, []string{"pass", "secret", "token", "key"}},
-	}
-})
+// lazy compiles expr the first time a text holds one of its hints: start-up
+// and most reports never compile most of them.
+func lazy(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
+
+var redactions = []redaction{
+	// PEM private keys (also a truncated one running to the end).
+	{lazy(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)`), "[REDACTED PRIVATE KEY]", []string{"private key-----"}},
+	// crypt(3) hashes: $1$ $2a$ $2b$ $2y$ $5$ $6$ $7$ $y$ $gy$ $sha1$ $md5$ ...
+	{lazy(`\$(1|2[abxy]?|5|6|7|y|gy|sha1|md5|argon2(?:id|i|d)?|scrypt|pbkdf2(?:-sha\d+)?)\$[A-Za-z0-9./$,=+-]{2,}`), "$$${1}$$" + Masked, []string{"$"}},
+	// HTTP credentials and the IMDSv2 token.
+	{lazy(`(?i)((?:authorization|proxy-authorization)\s*:\s*(?:bearer|basic|token|digest)?\s*)[^\s"',]+`), "${1}" + Masked, []string{"authorization"}},
+	{lazy(`(?i)(x-aws-ec2-metadata-token\s*:\s*)[^\s"',]+`), "${1}" + Masked, []string{"x-aws-ec2-metadata-token"}},
+	// user:password@ in URLs.
+	{lazy(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@`), "${1}" + Masked + "@", []string{"://"}},
+	// key = value / key: value / "key": "value" for secret-looking keys. An
+	// already masked value is matched whole, so redacting twice changes nothing.
+	// The key starts the text or follows a blank, a quote or a JSON/YAML
+	// delimiter: "/etc/passwd: write ...: no space left on device" names a
+	// file, and its error must stay readable.
+	{lazy(`(?i)((?:^|[\s{,(\[])(?:"|')?(?:password|passwd|hashed_passwd|plain_text_passwd|passwordhash|password_hash|secret|client_secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)\b(?:"|')?\s*[:=]\s*(?:"|')?)(\[REDACTED\]|[^\s"',;}\]]+)`), "${1}" + Masked, []string{"pass", "secret", "token", "key"}},
+}
 
 // Redact masks what looks like a secret in s: crypt hashes, PEM private
 // keys, Authorization and IMDS token headers, URL passwords, and the values
@@ -46,11 +49,11 @@ var redactions = sync.OnceValue(func() []redaction {
 // appears on its own; register those with Report.AddSecret.
 func Redact(s string) string {
 	lower := strings.ToLower(s)
-	for _, r := range redactions() {
+	for _, r := range redactions {
 		if !containsAny(lower, r.hints) {
 			continue
 		}
-		s = r.re.ReplaceAllString(s, r.repl)
+		s = r.re().ReplaceAllString(s, r.repl)
 		lower = strings.ToLower(s)
 	}
 	return s

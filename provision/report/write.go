@@ -23,11 +23,7 @@ func (r *Report) JSON() ([]byte, error) {
 	r.mu.Lock()
 	c := r.redacted()
 	r.mu.Unlock()
-	data, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(data, '\n'), nil
+	return append(appendReport(make([]byte, 0, 8<<10), c), '\n'), nil
 }
 
 // Log returns the redacted human-readable log (see FormatLog).

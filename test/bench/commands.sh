@@ -2,7 +2,8 @@
 # Whole-command timings: `provision run --root` on a tmpfs copy of a Debian
 # tree (this machine's /etc account files, skel and zoneinfo) for a config with
 # 3 users, 4 SSH keys, 10 files, hostname and timezone. Prints hyperfine's
-# median and the peak RSS from GNU time. Targets: < 30 ms, < 30 MB, binary < 10 MB.
+# median and the peak RSS from GNU time (targets: < 30 ms, < 30 MB, binary < 10 MB),
+# and the start-up against a Go hello-world.
 set -euo pipefail
 . "$(dirname "$0")/tree.sh"
 BIN=$(realpath "${1:-bin/provision}")
@@ -29,6 +30,21 @@ print(f"provision run --root (tmpfs Debian tree): median {r['median']*1000:.1f} 
 PY
 else
   echo "hyperfine not installed: skipping timing"
+fi
+
+# Start-up: `provision --version` against a Go hello-world built with the
+# same flags (test/bench/hello), in one hyperfine run (target: <= 2x).
+if command -v hyperfine >/dev/null; then
+  (cd "$(dirname "$0")/../.." && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$WORK/hello" ./test/bench/hello)
+  hyperfine --warmup 20 --runs 300 -N \
+    -n hello "$WORK/hello" -n "provision --version" "$BIN --version" \
+    --export-json "$WORK/start.json" >/dev/null
+  python3 - "$WORK/start.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+a, b = r[0]["median"], r[1]["median"]
+print(f"start-up: provision --version median {b*1000:.2f} ms, Go hello-world {a*1000:.2f} ms: {b/a:.2f}x")
+PY
 fi
 
 # The labelling cost: the same run on the same tree with Debian's reference
