@@ -16,7 +16,10 @@ func TestBeginHashIsTakenOnceWithItsMethod(t *testing.T) {
 	sha512 := HashMethod{Name: "SHA512", From: "login.defs"}
 	const pw = "begun-hash-test-1"
 	BeginHash(pw, func() (HashMethod, error) { return sha512, nil })
-	BeginHash(pw, func() (HashMethod, error) { t.Error("a second hash begun for a password already begun"); return sha512, nil })
+	BeginHash(pw, func() (HashMethod, error) {
+		t.Error("a second hash begun for a password already begun")
+		return sha512, nil
+	})
 	if n := pendingHashes(pw); n != 1 {
 		t.Fatalf("%d hashes pending, want 1", n)
 	}

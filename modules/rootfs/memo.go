@@ -73,6 +73,12 @@ func (r *Root) knownDir(rel string) bool {
 	return ok
 }
 
+// knownHostDir is knownDir for a host path below the root.
+func (r *Root) knownHostDir(host string) bool {
+	rel, ok := strings.CutPrefix(host, r.Dir+"/")
+	return ok && r.knownDir(rel)
+}
+
 func (r *Root) rememberDir(rel string) {
 	r.memoMu.Lock()
 	if r.dirs == nil {

@@ -330,6 +330,9 @@ func (r *Root) PreserveAll(paths ...string) error {
 func (r *Root) topmostMissing(host string) string {
 	top := host
 	for p := filepath.Dir(host); p != r.Dir && within(p, r.Dir); p = filepath.Dir(p) {
+		if r.knownHostDir(p) {
+			break
+		}
 		if _, err := os.Lstat(p); err == nil {
 			break
 		}
@@ -530,6 +533,9 @@ func syncDir(dir string) error {
 // the root) with mode, owned by root.
 func (r *Root) mkdirParents(host string, mode fs.FileMode) error {
 	parent := filepath.Dir(host)
+	if r.knownHostDir(parent) {
+		return nil
+	}
 	if st, err := os.Stat(parent); err == nil {
 		if !st.IsDir() {
 			return fmt.Errorf("%s is not a directory", parent)

@@ -124,7 +124,8 @@ type Env struct {
 	root   string // clean, symlink-free host path of the tree
 	opts   Options
 	tree   *rootfs.Root
-	before map[mountKey]bool // mounts below root before Setup
+	before map[mountKey]bool // mounts below root before the first of ours
+	infos  []mountInfo       // the mount table before the first (mountInfo)
 	mounts []Mount
 	// created lists the mount points Setup made, for Close to remove.
 	created []createdDir
@@ -173,18 +174,8 @@ func Setup(ctx context.Context, root string, opts Options) (*Env, error) {
 	if opts.Devices == nil {
 		opts.Devices = &DeviceResolver{}
 	}
-	infos, err := readMountInfo()
-	if err != nil {
-		return nil, fmt.Errorf("chroot: %w", err)
-	}
-	e := &Env{root: abs, opts: opts, tree: tree, before: map[mountKey]bool{}}
-	for _, m := range infos {
-		if under(m.MountPoint, abs) {
-			e.before[mountKey{m.ID, m.MountPoint}] = true
-		}
-	}
-	rootMount, _ := mountOf(infos, abs)
-	if err := e.setup(ctx, rootMount); err != nil {
+	e := &Env{root: abs, opts: opts, tree: tree}
+	if err := e.setup(ctx); err != nil {
 		if cerr := e.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -201,6 +192,16 @@ func (e *Env) private() error {
 	if e.selfBound {
 		return nil
 	}
+	infos, err := e.mountInfo()
+	if err != nil {
+		return err
+	}
+	e.before = map[mountKey]bool{}
+	for _, m := range infos {
+		if under(m.MountPoint, e.root) {
+			e.before[mountKey{m.ID, m.MountPoint}] = true
+		}
+	}
 	e.selfBound = true // Close looks for our mounts from here on
 	if err := fault.Mount(e.root, e.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("chroot: bind %s onto itself: %w", e.root, err)
@@ -211,7 +212,21 @@ func (e *Env) private() error {
 	return nil
 }
 
-func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
+// mountInfo is the mount table as it was before the first mount of this
+// Env, read when first needed: a run that mounts nothing (no program, no
+// fstab) never reads it.
+func (e *Env) mountInfo() ([]mountInfo, error) {
+	if e.infos == nil {
+		infos, err := readMountInfo()
+		if err != nil {
+			return nil, fmt.Errorf("chroot: %w", err)
+		}
+		e.infos = infos
+	}
+	return e.infos, nil
+}
+
+func (e *Env) setup(ctx context.Context) error {
 	api := []Mount{
 		{Target: "/proc", Source: "proc", FSType: "proc"},
 		{Target: "/sys", Source: "/sys", FSType: "bind"},
@@ -247,6 +262,11 @@ func (e *Env) setup(ctx context.Context, rootMount mountInfo) error {
 	if err != nil {
 		return fmt.Errorf("chroot: target %w", err)
 	}
+	infos, err := e.mountInfo()
+	if err != nil {
+		return err
+	}
+	rootMount, _ := mountOf(infos, e.root)
 	planned, err := PlanFstab(entries, e.opts.Devices.rootFS(rootMount), e.opts.Devices, e.opts.EtcOverlay, e.opts.Optional, e.log)
 	if err != nil {
 		return err

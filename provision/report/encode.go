@@ -4,7 +4,8 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/provision-dev/provision/provision/jsonenc"
 )
 
 // appendReport writes r as json.MarshalIndent(r, "", "  ") does, byte for
@@ -96,13 +97,13 @@ func (e *objEncoder) member() {
 
 func (e *objEncoder) key(k string) {
 	e.member()
-	e.b = appendString(e.b, k)
+	e.b = jsonenc.AppendString(e.b, k)
 	e.b = append(e.b, ':', ' ')
 }
 
 func (e *objEncoder) str(k, v string) {
 	e.key(k)
-	e.b = appendString(e.b, v)
+	e.b = jsonenc.AppendString(e.b, v)
 }
 
 func (e *objEncoder) optString(k, v string) {
@@ -121,7 +122,7 @@ func (e *objEncoder) optTime(k string, t time.Time) {
 func (e *objEncoder) optStrings(k string, v []string) {
 	if len(v) > 0 {
 		e.key(k)
-		e.array(len(v), false, func(i int) { e.b = appendString(e.b, v[i]) })
+		e.array(len(v), false, func(i int) { e.b = jsonenc.AppendString(e.b, v[i]) })
 	}
 }
 
@@ -232,62 +233,5 @@ func appendDuration(b []byte, d Duration) []byte {
 func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString quotes s as encoding/json does with its default HTML
-// escaping: <, > and & as \u escapes, U+2028 and U+2029 escaped, control
-// characters as \b \f \n \r \t or \u00XX, invalid UTF-8 as U+FFFD.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
 	return append(b, '"')
 }

@@ -332,11 +332,7 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 // btrfs writes a file's data back on its own schedule, not with the commit
 // of its name, so a state file needed two flushes every time.
 func (t *btrfsTxn) writeState() error {
-	data, err := json.Marshal(t.st)
-	if err != nil {
-		return err
-	}
-	if err := unix.Setxattr(t.stateDir, stateXattr, data, 0); err != nil {
+	if err := unix.Setxattr(t.stateDir, stateXattr, appendBtrfsState(nil, &t.st), 0); err != nil {
 		return fmt.Errorf("snapshot: recording the transaction on %s: %w", t.stateDir, err)
 	}
 	return nil

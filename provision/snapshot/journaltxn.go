@@ -59,7 +59,7 @@ func beginJournal(root string, opts Options) (*journalTxn, error) {
 	// manifest: not lazily at the first record, which comes after the
 	// chroot has bound the tree onto itself, where the manifest, open for
 	// the whole run, would keep that bind busy at its unmount.
-	data, _ := json.Marshal(times)
+	data := appendDirTimes(nil, times)
 	j, err := journal.Create(dir, journal.Options{Hook: opts.reach, Created: func(dir string) error {
 		return journal.WriteNew(filepath.Join(dir, rootTimesFile), data)
 	}})

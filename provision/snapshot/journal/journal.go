@@ -363,11 +363,7 @@ func (j *Journal) record(batch ...pending) error {
 				copied = true
 			}
 		}
-		line, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		lines = append(append(lines, line...), '\n')
+		lines = append(appendEntry(lines, &e), '\n')
 	}
 	if copied {
 		if err := syncDir(filepath.Join(j.dir, "data")); err != nil {
