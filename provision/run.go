@@ -736,7 +736,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	// Make what was applied durable before the commit, so the commit is
 	// only the switch: its cost then does not depend on how much was
 	// written or how big the tree is.
-	if err := syncWritten(txn.Root(), rec.Paths()); err != nil {
+	if err := syncWritten(txn, rec.Paths()); err != nil {
 		return abort(fmt.Errorf("syncing the applied changes: %w", err))
 	}
 	if err := txn.Commit(ctx); err != nil {
@@ -997,12 +997,27 @@ func secrets(cfg *config.Config) []string {
 	return out
 }
 
-// syncWritten flushes every filesystem the run wrote: the one holding
-// root, and each other one a written path lies on (a /var of its own, the
-// snapshots of /var and /home mounted below root), one syncfs each.
-func syncWritten(root string, paths []string) error {
+// rootFlusher is a transaction whose Commit flushes the filesystem of its
+// root before its commit point (both snapshot backends do): syncWritten
+// leaves that one to it, so it is flushed once, not twice.
+type rootFlusher interface{ FlushesRootAtCommit() }
+
+// syncWritten flushes every filesystem the run wrote: the one holding the
+// transaction's root (unless its Commit does), and each other one a
+// written path lies on (a /var of its own, the snapshots of /var and /home
+// mounted below root), one syncfs each.
+func syncWritten(txn Txn, paths []string) error {
 	seen := map[uint64]bool{}
-	for _, p := range append([]string{root}, paths...) {
+	root := txn.Root()
+	if _, ok := txn.(rootFlusher); ok {
+		var st unix.Stat_t
+		if unix.Stat(root, &st) == nil {
+			seen[st.Dev] = true
+		}
+	} else {
+		paths = append([]string{root}, paths...)
+	}
+	for _, p := range paths {
 		var st unix.Stat_t
 		// Most paths lie on a filesystem already flushed: one stat.
 		if unix.Stat(p, &st) == nil && seen[st.Dev] {

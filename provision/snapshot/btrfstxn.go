@@ -392,6 +392,10 @@ func (t *btrfsTxn) inSnapshot(p string) bool {
 	}
 }
 
+// FlushesRootAtCommit says that Commit flushes the snapshot's filesystem
+// before its commit point: a caller need not do it first.
+func (t *btrfsTxn) FlushesRootAtCommit() {}
+
 // Commit makes the snapshot the default subvolume.
 func (t *btrfsTxn) Commit(ctx context.Context) error {
 	t.mu.Lock()

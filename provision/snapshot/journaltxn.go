@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/provision-dev/provision/modules/fault"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/snapshot/journal"
 )
@@ -90,8 +91,8 @@ func (t *journalTxn) Commit(ctx context.Context) error {
 	if err := t.finish(); err != nil {
 		return err
 	}
-	// Every journaled write was fsynced by rootfs; scripts may have written
-	// without, so flush the filesystem before the commit point.
+	// What modules and scripts wrote, and the journal's last records,
+	// are made durable before the commit point.
 	if err := syncfs(t.root); err != nil {
 		return fmt.Errorf("snapshot: commit: %w", err)
 	}
@@ -103,6 +104,10 @@ func (t *journalTxn) Commit(ctx context.Context) error {
 	t.opts.reach(kpJournalCommitted)
 	return nil
 }
+
+// FlushesRootAtCommit says that Commit flushes the root's filesystem
+// before its commit point: a caller need not do it first.
+func (t *journalTxn) FlushesRootAtCommit() {}
 
 // Abort restores every original and removes what was created.
 func (t *journalTxn) Abort(ctx context.Context) error {
@@ -199,6 +204,9 @@ func syncfs(path string) error {
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
+	if err := fault.At(fault.PointSyncfs); err != nil {
+		return &os.PathError{Op: "syncfs", Path: path, Err: err}
+	}
 	if err := unix.Syncfs(fd); err != nil {
 		return &os.PathError{Op: "syncfs", Path: path, Err: err}
 	}
