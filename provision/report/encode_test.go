@@ -146,3 +146,23 @@ func TestRedactionsCompile(t *testing.T) {
 		}
 	}
 }
+
+// The hints only skip texts no pattern can match: whatever a pattern
+// matches, its hints let through.
+func FuzzRedactionHints(f *testing.F) {
+	for _, s := range []string{"password: x", "api-Key = 'v'", "\"client_secret\" :\"s\"", "authorize keys (1 key for alice)",
+		"pa\u017f\u017fword=1", "\u212aEY: v", "token\t=\tabc", "$6$salt$hash", "Authorization: Bearer x", "https://u:p@h/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		lower := fold(s)
+		for i, r := range redactions {
+			if !r.re().MatchString(s) {
+				continue
+			}
+			if !containsAny(lower, r.hints) || r.assigned && !anyAssigned(lower, r.hints) {
+				t.Fatalf("redaction %d matches %q, but its hints skip it", i, s)
+			}
+		}
+	})
+}

@@ -13,10 +13,13 @@ const Masked = "[REDACTED]"
 // redaction replaces what re matches with repl. A text holding none of
 // hints (lower case; any of them) cannot match, and is not searched: most
 // of a report is paths and plan lines, and the patterns are slow to fail.
+// assigned, when set, is a closer test: a hint must also be followed, as
+// in the pattern, by ":" or "=".
 type redaction struct {
-	re    func() *regexp.Regexp
-	repl  string
-	hints []string
+	re       func() *regexp.Regexp
+	repl     string
+	hints    []string
+	assigned bool
 }
 
 // lazy compiles expr the first time a text holds one of its hints: start-up
@@ -27,20 +30,20 @@ func lazy(expr string) func() *regexp.Regexp {
 
 var redactions = []redaction{
 	// PEM private keys (also a truncated one running to the end).
-	{lazy(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)`), "[REDACTED PRIVATE KEY]", []string{"private key-----"}},
+	{lazy(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)`), "[REDACTED PRIVATE KEY]", []string{"private key-----"}, false},
 	// crypt(3) hashes: $1$ $2a$ $2b$ $2y$ $5$ $6$ $7$ $y$ $gy$ $sha1$ $md5$ ...
-	{lazy(`\$(1|2[abxy]?|5|6|7|y|gy|sha1|md5|argon2(?:id|i|d)?|scrypt|pbkdf2(?:-sha\d+)?)\$[A-Za-z0-9./$,=+-]{2,}`), "$$${1}$$" + Masked, []string{"$"}},
+	{lazy(`\$(1|2[abxy]?|5|6|7|y|gy|sha1|md5|argon2(?:id|i|d)?|scrypt|pbkdf2(?:-sha\d+)?)\$[A-Za-z0-9./$,=+-]{2,}`), "$$${1}$$" + Masked, []string{"$"}, false},
 	// HTTP credentials and the IMDSv2 token.
-	{lazy(`(?i)((?:authorization|proxy-authorization)\s*:\s*(?:bearer|basic|token|digest)?\s*)[^\s"',]+`), "${1}" + Masked, []string{"authorization"}},
-	{lazy(`(?i)(x-aws-ec2-metadata-token\s*:\s*)[^\s"',]+`), "${1}" + Masked, []string{"x-aws-ec2-metadata-token"}},
+	{lazy(`(?i)((?:authorization|proxy-authorization)\s*:\s*(?:bearer|basic|token|digest)?\s*)[^\s"',]+`), "${1}" + Masked, []string{"authorization"}, false},
+	{lazy(`(?i)(x-aws-ec2-metadata-token\s*:\s*)[^\s"',]+`), "${1}" + Masked, []string{"x-aws-ec2-metadata-token"}, false},
 	// user:password@ in URLs.
-	{lazy(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@`), "${1}" + Masked + "@", []string{"://"}},
+	{lazy(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@`), "${1}" + Masked + "@", []string{"://"}, false},
 	// key = value / key: value / "key": "value" for secret-looking keys. An
 	// already masked value is matched whole, so redacting twice changes nothing.
 	// The key starts the text or follows a blank, a quote or a JSON/YAML
 	// delimiter: "/etc/passwd: write ...: no space left on device" names a
 	// file, and its error must stay readable.
-	{lazy(`(?i)((?:^|[\s{,(\[])(?:"|')?(?:password|passwd|hashed_passwd|plain_text_passwd|passwordhash|password_hash|secret|client_secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)\b(?:"|')?\s*[:=]\s*(?:"|')?)(\[REDACTED\]|[^\s"',;}\]]+)`), "${1}" + Masked, []string{"pass", "secret", "token", "key"}},
+	{lazy(`(?i)((?:^|[\s{,(\[])(?:"|')?(?:password|passwd|hashed_passwd|plain_text_passwd|passwordhash|password_hash|secret|client_secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)\b(?:"|')?\s*[:=]\s*(?:"|')?)(\[REDACTED\]|[^\s"',;}\]]+)`), "${1}" + Masked, []string{"pass", "secret", "token", "key"}, true},
 }
 
 // Redact masks what looks like a secret in s: crypt hashes, PEM private
@@ -48,15 +51,58 @@ var redactions = []redaction{
 // of password/secret/token keys. It cannot know a plain password that
 // appears on its own; register those with Report.AddSecret.
 func Redact(s string) string {
-	lower := strings.ToLower(s)
+	lower := fold(s)
 	for _, r := range redactions {
-		if !containsAny(lower, r.hints) {
+		if !containsAny(lower, r.hints) || r.assigned && !anyAssigned(lower, r.hints) {
 			continue
 		}
 		s = r.re().ReplaceAllString(s, r.repl)
-		lower = strings.ToLower(s)
+		lower = fold(s)
 	}
 	return s
+}
+
+// anyAssigned reports whether a hint in s is where the key = value
+// pattern could match: at the end of its run of word characters (the
+// pattern's keywords end there, at \b), then an optional quote and blanks,
+// then ":" or "=". "authorize keys", "1 key for alice" and a path with
+// authorized_keys are not: the pattern, among the slowest to compile and
+// to fail, is then not needed for them.
+func anyAssigned(s string, hints []string) bool {
+	for _, h := range hints {
+		for from := 0; ; {
+			i := strings.Index(s[from:], h)
+			if i < 0 {
+				break
+			}
+			j := from + i + len(h)
+			for j < len(s) && isWordByte(s[j]) {
+				j++
+			}
+			if j < len(s) && (s[j] == '"' || s[j] == '\'') {
+				j++
+			}
+			for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r' || s[j] == '\f') {
+				j++
+			}
+			if j < len(s) && (s[j] == ':' || s[j] == '=') {
+				return true
+			}
+			from += i + 1
+		}
+	}
+	return false
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// fold lower-cases s for the hints as the patterns' (?i) matches: also
+// the long s, which case-folds to s but has no lower case of its own (the
+// Kelvin sign, which folds to k, lower-cases to it).
+func fold(s string) string {
+	return strings.ReplaceAll(strings.ToLower(s), "\u017f", "s")
 }
 
 func containsAny(s string, subs []string) bool {
