@@ -34,7 +34,7 @@ func (r *Root) CreateFile(p string, mode fs.FileMode, owner Owner) (*os.File, er
 	}
 	// O_EXCL|O_NOFOLLOW: a symlink planted between the check and here is
 	// not followed out of the root.
-	f, err := os.OpenFile(host, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	f, err := OpenFile(host, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}

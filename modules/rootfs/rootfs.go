@@ -6,10 +6,8 @@
 package rootfs
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -217,35 +215,57 @@ func (r *Root) ReadDir(p string) ([]fs.DirEntry, error) {
 // efivarfs) are read with it too.
 func ReadRegular(name, host string, limit int64) ([]byte, error) {
 	name = Printable(name)
-	f, err := os.OpenFile(host, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	// Raw calls, not an os.File: a descriptor opened O_NONBLOCK (so a
+	// FIFO planted in the target cannot block the open) would be offered
+	// to the runtime's poller, five calls more for nothing (see fd.go).
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Open(host, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
+		if err == unix.ELOOP {
 			return nil, fmt.Errorf("%s: %w (a symbolic link)", name, ErrNotRegular)
 		}
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: host, Err: err}
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: host, Err: err}
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotRegular, fileType(st.Mode()))
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotRegular, fileType(modeOf(st.Mode)))
 	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: larger than %s (%d bytes)", name, sizeName(limit), st.Size())
+	if st.Size > limit {
+		return nil, fmt.Errorf("%s: larger than %s (%d bytes)", name, sizeName(limit), st.Size)
 	}
 	// Room for the size stat gave and the read that finds the end (a
-	// file may still grow): one allocation instead of ReadAll's doublings.
-	buf := bytes.NewBuffer(make([]byte, 0, st.Size()+bytes.MinRead))
-	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	// file may still grow): one allocation, and two reads for most files.
+	buf := make([]byte, 0, st.Size+512)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, &os.PathError{Op: "read", Path: host, Err: err})
+		}
+		if n == 0 {
+			break
+		}
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, fmt.Errorf("%s: larger than %s", name, sizeName(limit))
+		}
 	}
-	data := buf.Bytes()
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %s", name, sizeName(limit))
-	}
-	return data, nil
+	return buf, nil
 }
 
 // sizeName writes a read limit as a person reads it: "64 MiB", "65536 bytes".
@@ -420,7 +440,7 @@ func (r *Root) AppendFile(p string, data []byte, mode fs.FileMode, owner Owner) 
 // rename; durable flushes the file and its directory before returning.
 func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner, durable bool) error {
 	dir := filepath.Dir(host)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(host)+".provision-*")
+	tmp, err := createTemp(dir, "."+filepath.Base(host)+".provision-")
 	if err != nil {
 		return err
 	}
@@ -517,7 +537,7 @@ func toSyscallMode(m fs.FileMode) fs.FileMode {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := OpenFile(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}

@@ -523,12 +523,15 @@ func writeFiles(root *rootfs.Root, dir string, files map[string][]byte) error {
 }
 
 // removeTree deletes dir inside the target. RemoveAll does not follow
-// symlinks below dir, and dir itself is resolved inside the root.
+// symlinks below dir, and dir itself is resolved inside the root. The
+// removal bypasses root, which must then forget what it knew of the
+// tree (the directories it found, which it no longer stats).
 func removeTree(root *rootfs.Root, dir string) error {
 	host, err := root.Resolve(dir)
 	if err != nil {
 		return err
 	}
+	defer root.Forget()
 	if err := os.RemoveAll(host); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/modules/rootfs/rootfstest"
@@ -401,4 +403,17 @@ func FuzzUpdateLocalhost(f *testing.F) {
 			t.Fatalf("%d 127.0.1.1 lines in %q", n, once)
 		}
 	})
+}
+
+// A FIFO planted where the zone file should be is refused, not opened for
+// a read that would wait forever.
+func TestTimezoneFIFOIsNotAZone(t *testing.T) {
+	root := rootfstest.NewRoot(t, map[string]string{"usr/share/zoneinfo/": ""})
+	if err := unix.Mkfifo(filepath.Join(root.Dir, "usr/share/zoneinfo/Fifo"), 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	_, err := Plan(&config.Config{System: config.System{Timezone: set("Fifo", 5)}}, root)
+	if err == nil || !strings.Contains(err.Error(), "not a TZif") {
+		t.Fatalf("error %v, want the FIFO refused as not a TZif zone file", err)
+	}
 }

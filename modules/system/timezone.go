@@ -1,10 +1,10 @@
 package system
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 
@@ -28,20 +28,24 @@ func checkZone(root *rootfs.Root, tz string) error {
 	if err != nil {
 		return fmt.Errorf("timezone %q: %w", tz, err)
 	}
-	f, err := os.Open(host)
+	// Read as every target file is (rootfs.ReadRegular): a FIFO planted
+	// there must not block the run, nor a device feed it forever.
+	data, err := rootfs.ReadRegular(p, host, maxZoneFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("unknown timezone %q: %s does not exist in the target", tz, p)
+	}
+	if errors.Is(err, rootfs.ErrNotRegular) || err == nil && !bytes.HasPrefix(data, []byte("TZif")) {
+		return fmt.Errorf("unknown timezone %q: %s is not a TZif zone file", tz, p)
 	}
 	if err != nil {
 		return fmt.Errorf("timezone %q: %w", tz, err)
 	}
-	defer f.Close()
-	magic := make([]byte, 4)
-	if _, err := io.ReadFull(f, magic); err != nil || string(magic) != "TZif" {
-		return fmt.Errorf("unknown timezone %q: %s is not a TZif zone file", tz, p)
-	}
 	return nil
 }
+
+// maxZoneFile bounds a zone file's read: the largest in tzdata are a few
+// kilobytes.
+const maxZoneFile = 1 << 20
 
 func planTimezone(s *config.System, root *rootfs.Root) ([]modules.Step, error) {
 	if !s.Timezone.IsSet() {

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/provision-dev/provision/modules/fault"
+	"github.com/provision-dev/provision/modules/rootfs"
 )
 
 // Step names passed to Options.Hook, in the order they happen.
@@ -150,7 +151,7 @@ func (j *Journal) create() error {
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "manifest"), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := rootfs.OpenFile(filepath.Join(dir, "manifest"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -396,7 +397,7 @@ func (j *Journal) record(batch ...pending) error {
 // readInline reads src when it is small enough to keep in its record;
 // inline is false (and nothing read) for a larger file.
 func readInline(src string) (data []byte, inline bool, err error) {
-	f, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	f, err := rootfs.OpenFile(src, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, false, err
 	}
@@ -427,12 +428,12 @@ func dataPath(dir string, seq int) string {
 // copyFile copies a regular file's bytes; a reflink first (free on btrfs and
 // xfs), a plain copy otherwise.
 func copyFile(src, dst string) error {
-	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	in, err := rootfs.OpenFile(src, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	out, err := rootfs.OpenFile(dst, unix.O_CREAT|unix.O_TRUNC|unix.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -882,7 +883,7 @@ func setTimes(p string, e entry) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := rootfs.OpenFile(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -941,7 +942,7 @@ func writeXattrs(p string, x map[string][]byte) error {
 // its directory entry is the caller's to flush. A restore writes an
 // original kept inline with it, as copyFile does one kept in a file.
 func WriteNew(p string, data []byte) error {
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	f, err := rootfs.OpenFile(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
