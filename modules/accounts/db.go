@@ -149,11 +149,27 @@ func (db *DB) Save(root *rootfs.Root) error {
 func writeDB(root *rootfs.Root, f *File) error {
 	p := f.Kind.Path
 	mode, owner := defaultMode(root, f.Kind)
-	old, err := root.ReadFile(p)
+	st, err := root.Lstat(p)
 	switch {
+	case err == nil && st.Mode().IsRegular():
+		mode = st.Mode().Perm()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			owner = rootfs.Owner{UID: int(sys.Uid), GID: int(sys.Gid)}
+		}
+		// The old file itself becomes the backup ("passwd-"), as
+		// shadow-utils' copy of it would: the same bytes, mode, owner,
+		// label and times, for one link instead of a read and a write.
+		// The new file then replaces the name, not the inode.
+		if err := root.Link(p, p+"-"); err != nil {
+			return fmt.Errorf("back up %s: %w", p, err)
+		}
 	case err == nil:
-		st, err := root.Stat(p)
+		// A symbolic link (or worse): back up what it leads to.
+		old, err := root.ReadFile(p)
 		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		if st, err = root.Stat(p); err != nil {
 			return err
 		}
 		mode = st.Mode().Perm()
