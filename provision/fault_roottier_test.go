@@ -50,7 +50,7 @@ var btrfsFaults = []faultCase{
 	{rule: "btrfs.set-default:EIO", errText: []string{"commit", "input/output error"}},                              // the commit point
 	{rule: "exec:ENOENT", errText: []string{"runcmd", "no such file or directory"}},                                 // the program
 	{rule: "write#2:ENOSPC", errText: []string{"/etc/passwd", "write", "no space left on device"}},                  // a module's file
-	{rule: "rename#3:EROFS", errText: []string{"/etc/passwd", "rename", "read-only file system"}},                   // a file put in place
+	{rule: "rename#2:EROFS", errText: []string{"/etc/passwd", "rename", "read-only file system"}},                   // a file put in place
 	{rule: "syncfs:EIO", errText: []string{"commit", "syncfs", "input/output error"}},                               // before the commit point
 	{rule: "exec:ENOENT,btrfs.delete:EBUSY", errText: []string{"runcmd", "no such file or directory"}, dirty: true}, // the abort cannot delete
 	// Documented continuations. /var that cannot be snapshotted is written
