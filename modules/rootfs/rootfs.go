@@ -337,7 +337,9 @@ func (r *Root) PreserveAll(paths ...string) error {
 			continue
 		}
 		seen[host] = true
-		if r.mayChange(host) != nil {
+		// Checked as a change would be, but nothing changes yet: what
+		// was read of the target stays known until the write itself.
+		if r.checkChange(host, false) != nil {
 			continue
 		}
 		hosts = append(hosts, host)
@@ -362,13 +364,21 @@ func (r *Root) topmostMissing(host string) string {
 }
 
 // mayChange is preserve before the journal: the checks, and what must
-// happen before anything below host changes (BeforeChange).
-func (r *Root) mayChange(host string) error {
+// happen before anything below host changes (BeforeChange); what was read
+// of the target at or below host is forgotten.
+func (r *Root) mayChange(host string) error { return r.checkChange(host, true) }
+
+// checkChange is mayChange; forget false is for a change announced, not
+// made (PreserveAll): the checks and BeforeChange, but the memos stay
+// until the write itself.
+func (r *Root) checkChange(host string, forget bool) error {
 	rel := strings.TrimPrefix(host, r.Dir)
 	if err := r.checkUnmounted(Join(rel)); err != nil {
 		return err
 	}
-	r.forgetChanged(host)
+	if forget {
+		r.forgetChanged(host)
+	}
 	if r.BeforeChange != nil {
 		if err := r.BeforeChange(host); err != nil {
 			return err
