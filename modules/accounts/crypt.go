@@ -2,14 +2,10 @@ package accounts
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"fmt"
 	"math/big"
 	"strconv"
-
-	"github.com/GehirnInc/crypt"
-	// Register the $5$ and $6$ schemes with crypt.
-	_ "github.com/GehirnInc/crypt/sha256_crypt"
-	_ "github.com/GehirnInc/crypt/sha512_crypt"
 )
 
 // Yescrypt is not implemented: no pure-Go yescrypt module is served by the
@@ -105,13 +101,9 @@ func settingString(method string, rounds int, salt string) string {
 // hashWithSalt hashes plain with a given setting string; split out so tests
 // can reproduce a hash the system's chpasswd made.
 func hashWithSalt(method, plain, setting string) (string, error) {
-	c := crypt.SHA512.New()
-	if method == "SHA256" {
-		c = crypt.SHA256.New()
-	}
-	h, err := c.Generate([]byte(plain), []byte(setting))
+	h, err := shaCrypt([]byte(plain), setting)
 	if err != nil {
-		return "", fmt.Errorf("hash password: %w", err)
+		return "", fmt.Errorf("hash password: %s: %w", method, err)
 	}
 	return h, nil
 }
@@ -128,15 +120,12 @@ func randomSalt(n int) (string, error) {
 	return string(b), nil
 }
 
-// VerifyPassword reports whether hash is plain's hash. Schemes the library
-// does not know ($y$ yescrypt, $2b$ bcrypt) report false: the caller then
+// VerifyPassword reports whether hash is plain's hash. Schemes other than
+// SHA-crypt ($y$ yescrypt, $2b$ bcrypt) report false: the caller then
 // rewrites the hash, which is correct if not minimal.
 func VerifyPassword(hash, plain string) bool {
-	// NewFromHash panics on schemes it does not know.
-	if !crypt.IsHashSupported(hash) {
-		return false
-	}
-	return crypt.NewFromHash(hash).Verify(hash, []byte(plain)) == nil
+	got, err := shaCrypt([]byte(plain), hash)
+	return err == nil && subtle.ConstantTimeCompare([]byte(got), []byte(hash)) == 1
 }
 
 // RandomPassword makes a password like cloud-init's chpasswd RANDOM: 20
