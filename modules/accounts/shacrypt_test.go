@@ -107,3 +107,28 @@ func latin1(s string) string {
 	}
 	return string(r)
 }
+
+// A setting comes from the target's shadow file (VerifyPassword): any
+// text gives a hash or an error, never a panic. Rounds are kept small
+// here; the algorithm's cost is linear in them by design.
+func FuzzShaCrypt(f *testing.F) {
+	for _, v := range shaCryptVectors {
+		f.Add(v.want, "Hello world!")
+	}
+	f.Add("$6$rounds=1000$$", "")
+	f.Fuzz(func(t *testing.T, setting, pw string) {
+		if r, ok := strings.CutPrefix(setting[min(3, len(setting)):], "rounds="); ok {
+			digits, _, _ := strings.Cut(r, "$")
+			if len(digits) > 4 {
+				return
+			}
+		}
+		got, err := shaCrypt([]byte(pw), setting)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(got, setting[:3]) || !VerifyPassword(got, pw) {
+			t.Fatalf("shaCrypt(%q) = %q does not verify", setting, got)
+		}
+	})
+}
