@@ -342,13 +342,13 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 		res = dryRun(res, cfg, opts.Root, opts.Diff)
 		return res
 	}
-	beginPasswordHashes(cfg, opts.Root)
 	if opts.PrivateMounts != nil && needsChroot(cfg) {
 		if code, ok := opts.PrivateMounts(); ok {
 			res.Delegated, res.DelegatedExit = true, code
 			return res
 		}
 	}
+	beginPasswordHashes(cfg, opts.Root)
 	return apply(ctx, res, cfg, opts, console)
 }
 
