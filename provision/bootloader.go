@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/bootentry"
 	"github.com/provision-dev/provision/provision/chroot"
 	"github.com/provision-dev/provision/provision/snapshot"
@@ -83,7 +84,7 @@ func (b *bootEntries) apply(console io.Writer) (bootentry.Change, error) {
 	}
 	prefix := strings.Trim(path.Dir(path.Dir(path.Dir(b.info.TopPath))), "/")
 	c, err := bootentry.AddSnapshot(mnt, b.loader, b.info.Base, b.info.Num, prefix)
-	if serr := syncTree(mnt); err == nil && serr != nil {
+	if serr := rootfs.SyncFS(mnt); err == nil && serr != nil {
 		err = serr
 	}
 	if uerr := unix.Unmount(mnt, 0); err == nil && uerr != nil {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/provision-dev/provision/modules"
 	"github.com/provision-dev/provision/modules/accounts"
-	"github.com/provision-dev/provision/modules/fault"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/modules/scripts"
 	"github.com/provision-dev/provision/modules/units"
@@ -102,7 +101,9 @@ type Options struct {
 	PrivateMounts func() (code int, ok bool)
 }
 
-// Txn is the transaction the modules apply into (SPEC §6).
+// Txn is the transaction the modules apply into (SPEC §6). Commit flushes
+// the filesystem holding Root before its commit point; the filesystems
+// the run wrote beside it are the engine's to flush (syncWritten).
 type Txn interface {
 	Root() string
 	Journal() rootfs.Journal
@@ -733,10 +734,9 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err != nil {
 		return abort(fmt.Errorf("reading the target's boot loader setup: %w", err))
 	}
-	// Make what was applied durable before the commit, so the commit is
-	// only the switch: its cost then does not depend on how much was
-	// written or how big the tree is.
-	if err := syncWritten(txn, rec.Paths()); err != nil {
+	// Make what was applied beside the root durable before the commit;
+	// the commit flushes the root's own filesystem before its switch.
+	if err := syncWritten(txn.Root(), rec.Paths()); err != nil {
 		return abort(fmt.Errorf("syncing the applied changes: %w", err))
 	}
 	if err := txn.Commit(ctx); err != nil {
@@ -868,7 +868,7 @@ type direct string
 
 func (d direct) Root() string                 { return string(d) }
 func (d direct) Journal() rootfs.Journal      { return nil }
-func (d direct) Commit(context.Context) error { return nil }
+func (d direct) Commit(context.Context) error { return rootfs.SyncFS(string(d)) }
 func (d direct) Abort(context.Context) error  { return nil }
 
 // baseTree is the smallest system a plan without --root is made against: the
@@ -997,25 +997,15 @@ func secrets(cfg *config.Config) []string {
 	return out
 }
 
-// rootFlusher is a transaction whose Commit flushes the filesystem of its
-// root before its commit point (both snapshot backends do): syncWritten
-// leaves that one to it, so it is flushed once, not twice.
-type rootFlusher interface{ FlushesRootAtCommit() }
-
-// syncWritten flushes every filesystem the run wrote: the one holding the
-// transaction's root (unless its Commit does), and each other one a
-// written path lies on (a /var of its own, the snapshots of /var and /home
-// mounted below root), one syncfs each.
-func syncWritten(txn Txn, paths []string) error {
+// syncWritten flushes every filesystem the run wrote besides the one
+// holding root, which the transaction's Commit flushes (Txn): a /var of
+// its own, the snapshots of /var and /home mounted below root; one syncfs
+// each.
+func syncWritten(root string, paths []string) error {
 	seen := map[uint64]bool{}
-	root := txn.Root()
-	if _, ok := txn.(rootFlusher); ok {
-		var st unix.Stat_t
-		if unix.Stat(root, &st) == nil {
-			seen[st.Dev] = true
-		}
-	} else {
-		paths = append([]string{root}, paths...)
+	var st unix.Stat_t
+	if unix.Stat(root, &st) == nil {
+		seen[st.Dev] = true
 	}
 	for _, p := range paths {
 		var st unix.Stat_t
@@ -1028,7 +1018,7 @@ func syncWritten(txn Txn, paths []string) error {
 			continue
 		}
 		seen[st.Dev] = true
-		if err := syncTree(dir); err != nil {
+		if err := rootfs.SyncFS(dir); err != nil {
 			return err
 		}
 	}
@@ -1048,22 +1038,6 @@ func nearestDir(p string) string {
 		}
 		p = parent
 	}
-}
-
-// syncTree flushes the filesystem holding root (syncfs).
-func syncTree(root string) error {
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: root, Err: err}
-	}
-	defer unix.Close(fd)
-	if err := fault.At(fault.PointSyncfs); err != nil {
-		return &os.PathError{Op: "syncfs", Path: root, Err: err}
-	}
-	if err := unix.Syncfs(fd); err != nil {
-		return &os.PathError{Op: "syncfs", Path: root, Err: err}
-	}
-	return nil
 }
 
 // onlyWithRoot ends every warning about what a plan without --root had to

@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/provision-dev/provision/modules/fault"
 )
 
 // Files are opened here with open(2) and wrapped with os.NewFile, not with
@@ -17,19 +19,29 @@ import (
 // fails, six system calls where one does (a run opens about a hundred
 // files). NewFile leaves a blocking descriptor to plain system calls.
 
-// OpenFile is os.OpenFile for regular files and directories, without the
-// poller. flag must not hold O_NONBLOCK (ReadRegular reads with raw calls).
-func OpenFile(name string, flag int, perm uint32) (*os.File, error) {
+// openFD is open(2) with O_CLOEXEC, retried when interrupted; its error
+// is an *os.PathError, as os.OpenFile's.
+func openFD(name string, flag int, perm uint32) (int, error) {
 	for {
 		fd, err := unix.Open(name, flag|unix.O_CLOEXEC, perm)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+			return -1, &os.PathError{Op: "open", Path: name, Err: err}
 		}
-		return os.NewFile(uintptr(fd), name), nil
+		return fd, nil
 	}
+}
+
+// OpenFile is os.OpenFile for regular files and directories, without the
+// poller. flag must not hold O_NONBLOCK (ReadRegular reads with raw calls).
+func OpenFile(name string, flag int, perm uint32) (*os.File, error) {
+	fd, err := openFD(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // createTemp is os.CreateTemp(dir, prefix+"*") without the poller: a new
@@ -63,4 +75,21 @@ func modeOf(m uint32) fs.FileMode {
 		return perm | fs.ModeDevice
 	}
 	return perm
+}
+
+// SyncFS flushes the filesystem holding dir (syncfs(2)): the one flush a
+// transaction makes of each filesystem it wrote. It is a fault point.
+func SyncFS(dir string) error {
+	fd, err := openFD(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := fault.At(fault.PointSyncfs); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	if err := unix.Syncfs(fd); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
 }

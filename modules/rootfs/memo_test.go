@@ -171,3 +171,25 @@ func TestPreserveAllNamesTopmostMissing(t *testing.T) {
 		t.Fatalf("batches %v, want one: %v", j.batches, want)
 	}
 }
+
+// PreserveAll announces changes; it makes none: what was read of the
+// target stays known until the write itself.
+func TestPreserveAllKeepsMemos(t *testing.T) {
+	r := rootfstest.NewRoot(t, map[string]string{"etc/passwd": "a\n"})
+	r.Journal = &batchJournal{}
+	loads := 0
+	memoRead(t, r, &loads)
+	if err := r.PreserveAll("/etc/passwd"); err != nil {
+		t.Fatal(err)
+	}
+	memoRead(t, r, &loads)
+	if loads != 1 {
+		t.Fatalf("PreserveAll made the memo reload (%d loads)", loads)
+	}
+	if err := r.WriteFile("/etc/passwd", []byte("b\n"), 0o644, rootfs.RootOwner); err != nil {
+		t.Fatal(err)
+	}
+	if got := memoRead(t, r, &loads); got != "b\n" || loads != 2 {
+		t.Fatalf("after the write: %q, %d loads", got, loads)
+	}
+}

@@ -218,19 +218,12 @@ func ReadRegular(name, host string, limit int64) ([]byte, error) {
 	// Raw calls, not an os.File: a descriptor opened O_NONBLOCK (so a
 	// FIFO planted in the target cannot block the open) would be offered
 	// to the runtime's poller, five calls more for nothing (see fd.go).
-	var fd int
-	var err error
-	for {
-		fd, err = unix.Open(host, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	fd, err := openFD(host, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		if err == unix.ELOOP {
+		if errors.Is(err, unix.ELOOP) {
 			return nil, fmt.Errorf("%s: %w (a symbolic link)", name, ErrNotRegular)
 		}
-		return nil, &os.PathError{Op: "open", Path: host, Err: err}
+		return nil, err
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t

@@ -48,7 +48,7 @@ func BenchmarkCommitAbort(b *testing.B) {
 					// The engine syncs what was applied before it commits
 					// (the writes' own cost); the commit is the switch.
 					fstart := time.Now()
-					if err := syncfs(txn.Root()); err != nil {
+					if err := rootfs.SyncFS(txn.Root()); err != nil {
 						b.Fatal(err)
 					}
 					flush += time.Since(fstart)

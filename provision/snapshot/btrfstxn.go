@@ -255,7 +255,7 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 		// Snapper's create-snapshot-pre plugins run before the snapshot's
 		// commit, and what they make durable (an fsync) could reach the
 		// disk without the intent: commit it first.
-		if err := syncfs(t.top); err != nil {
+		if err := rootfs.SyncFS(t.top); err != nil {
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
 	}
@@ -392,10 +392,6 @@ func (t *btrfsTxn) inSnapshot(p string) bool {
 	}
 }
 
-// FlushesRootAtCommit says that Commit flushes the snapshot's filesystem
-// before its commit point: a caller need not do it first.
-func (t *btrfsTxn) FlushesRootAtCommit() {}
-
 // Commit makes the snapshot the default subvolume.
 func (t *btrfsTxn) Commit(ctx context.Context) error {
 	t.mu.Lock()
@@ -407,7 +403,7 @@ func (t *btrfsTxn) Commit(ctx context.Context) error {
 		return err
 	}
 	snap := t.Root()
-	if err := syncfs(snap); err != nil {
+	if err := rootfs.SyncFS(snap); err != nil {
 		return fmt.Errorf("snapshot: commit: %w", err)
 	}
 	t.opts.reach(kpBtrfsSynced)

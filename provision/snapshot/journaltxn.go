@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/provision-dev/provision/modules/fault"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/snapshot/journal"
 )
@@ -93,7 +92,7 @@ func (t *journalTxn) Commit(ctx context.Context) error {
 	}
 	// What modules and scripts wrote, and the journal's last records,
 	// are made durable before the commit point.
-	if err := syncfs(t.root); err != nil {
+	if err := rootfs.SyncFS(t.root); err != nil {
 		return fmt.Errorf("snapshot: commit: %w", err)
 	}
 	if err := t.j.Commit(); err != nil {
@@ -104,10 +103,6 @@ func (t *journalTxn) Commit(ctx context.Context) error {
 	t.opts.reach(kpJournalCommitted)
 	return nil
 }
-
-// FlushesRootAtCommit says that Commit flushes the root's filesystem
-// before its commit point: a caller need not do it first.
-func (t *journalTxn) FlushesRootAtCommit() {}
 
 // Abort restores every original and removes what was created.
 func (t *journalTxn) Abort(ctx context.Context) error {
@@ -196,21 +191,6 @@ func recoverJournalBackend(root string) error {
 		cleanJournalParent(root, times)
 	}
 	return errors.Join(errs...)
-}
-
-func syncfs(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	if err := fault.At(fault.PointSyncfs); err != nil {
-		return &os.PathError{Op: "syncfs", Path: path, Err: err}
-	}
-	if err := unix.Syncfs(fd); err != nil {
-		return &os.PathError{Op: "syncfs", Path: path, Err: err}
-	}
-	return nil
 }
 
 func writeFileSync(path string, data []byte, mode os.FileMode) error {

@@ -30,7 +30,9 @@ import (
 	"github.com/provision-dev/provision/provision/snapshot/journal"
 )
 
-// Txn is one transaction. Root is where the modules write. Commit and Abort
+// Txn is one transaction. Root is where the modules write. Commit flushes
+// the filesystem holding Root (one syncfs) before its commit point, so
+// nothing written there need be flushed by the caller. Commit and Abort
 // must be called after the caller has unmounted everything it mounted below
 // Root (the kernel refuses to delete a subvolume that is mounted).
 type Txn interface {
