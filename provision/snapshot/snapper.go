@@ -2,9 +2,10 @@ package snapshot
 
 import (
 	"bytes"
-	"encoding/xml"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -64,7 +65,7 @@ func (s snapperInfo) marshal() []byte {
 	b.WriteString("<?xml version=\"1.0\"?>\n<snapshot>\n")
 	elem := func(indent, name, value string) {
 		b.WriteString(indent + "<" + name + ">")
-		xml.EscapeText(&b, []byte(value))
+		b.WriteString(escapeInfoText(value))
 		b.WriteString("</" + name + ">\n")
 	}
 	elem("  ", "type", s.Type)
@@ -94,21 +95,14 @@ func parseSnapperInfo(name string, data []byte) (snapperInfo, error) {
 	if len(data) > maxInfoXML {
 		return snapperInfo{}, fmt.Errorf("%s: info.xml larger than %d bytes", name, maxInfoXML)
 	}
-	var raw struct {
-		XMLName     xml.Name `xml:"snapshot"`
-		Type        string   `xml:"type"`
-		Num         string   `xml:"num"`
-		Date        string   `xml:"date"`
-		Description string   `xml:"description"`
-		Cleanup     string   `xml:"cleanup"`
-		Userdata    []struct {
-			Key   string `xml:"key"`
-			Value string `xml:"value"`
-		} `xml:"userdata"`
-	}
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&raw); err != nil {
-		line, col := position(data, dec.InputOffset())
+	raw, err := parseInfoXML(data)
+	if err != nil {
+		off := len(data)
+		var xe *infoXMLError
+		if errors.As(err, &xe) {
+			off = xe.off
+		}
+		line, col := position(data, int64(off))
 		return snapperInfo{}, fmt.Errorf("%s:%d:%d: %w", name, line, col, err)
 	}
 	num, err := strconv.ParseUint(raw.Num, 10, 64)
@@ -123,10 +117,33 @@ func parseSnapperInfo(name string, data []byte) (snapperInfo, error) {
 		}
 		s.Date = t
 	}
-	for _, u := range raw.Userdata {
-		s.Userdata = append(s.Userdata, kv{u.Key, u.Value})
-	}
+	s.Userdata = raw.Userdata
 	return s, nil
+}
+
+// escapeInfoText escapes text content as libxml2 writes it for snapper:
+// the markup characters and a carriage return (which a parser would turn
+// into a newline); a character XML cannot hold becomes U+FFFD, so the file
+// stays well-formed.
+func escapeInfoText(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '&':
+			b.WriteString("&amp;")
+		case r == '<':
+			b.WriteString("&lt;")
+		case r == '>':
+			b.WriteString("&gt;")
+		case r == '\r':
+			b.WriteString("&#13;")
+		case !isXMLChar(r):
+			b.WriteRune('\uFFFD')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func position(data []byte, off int64) (line, col int) {

@@ -2,7 +2,10 @@ package snapshot
 
 import (
 	"bytes"
+	"encoding/xml"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +117,95 @@ func TestRemoveSnapperDir(t *testing.T) {
 			t.Errorf("%s: removed %v, error %v; want removed %v", c.name, removed, err, c.remove)
 		}
 	}
+}
+
+// referenceInfo decodes info.xml with encoding/xml, as earlier releases did.
+func referenceInfo(data []byte) (rawInfo, error) {
+	var ref struct {
+		XMLName     xml.Name `xml:"snapshot"`
+		Type        string   `xml:"type"`
+		Num         string   `xml:"num"`
+		Date        string   `xml:"date"`
+		Description string   `xml:"description"`
+		Cleanup     string   `xml:"cleanup"`
+		Userdata    []struct {
+			Key   string `xml:"key"`
+			Value string `xml:"value"`
+		} `xml:"userdata"`
+	}
+	err := xml.NewDecoder(bytes.NewReader(data)).Decode(&ref)
+	r := rawInfo{Type: ref.Type, Num: ref.Num, Date: ref.Date, Description: ref.Description, Cleanup: ref.Cleanup}
+	for _, u := range ref.Userdata {
+		r.Userdata = append(r.Userdata, kv{u.Key, u.Value})
+	}
+	return r, err
+}
+
+func sameRawInfo(a, b rawInfo) bool {
+	return a.Type == b.Type && a.Num == b.Num && a.Date == b.Date && a.Description == b.Description &&
+		a.Cleanup == b.Cleanup && slices.Equal(a.Userdata, b.Userdata)
+}
+
+// infoXMLSeeds are documents of info.xml's shape with what XML allows
+// around it; both parsers must accept each and read the same.
+var infoXMLSeeds = []string{
+	"<?xml version=\"1.0\"?>\n<snapshot>\n  <type>single</type>\n  <num>2</num>\n  <date>2026-11-22 03:11:51</date>\n  <description>first &amp; &lt;only&gt; &#233;t&#xE9; &apos;&quot;</description>\n  <cleanup>number</cleanup>\n  <userdata>\n    <key>important</key>\n    <value>yes</value>\n  </userdata>\n</snapshot>\n",
+	"<?xml version='1.0' encoding='UTF-8'?>\r\n<!-- by hand -->\r\n<!DOCTYPE snapshot [<!ELEMENT snapshot ANY>]>\r\n<snapshot kind=\"x\" other='y'><type >pre</type ><num>10</num><pre_num>9</pre_num><uid>1000</uid><description>line one\r\nline two\rthree</description><cleanup/><userdata><key>a</key><value><![CDATA[<raw> & ]]>tail<!-- c --><?pi x?></value><extra><key>not this</key></extra></userdata><userdata/></snapshot>trailing",
+	"<snapshot><description>outer<nested>inner</nested>after</description><num>1</num><num>3</num></snapshot>",
+}
+
+// TestInfoXMLMatchesEncodingXML: on documents snapper's shape takes, and
+// on our own output for random values, the parser reads what encoding/xml
+// reads.
+func TestInfoXMLMatchesEncodingXML(t *testing.T) {
+	docs := slices.Clone(infoXMLSeeds)
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []rune("aZ09 <>&'\"\t\r\n;#x\u00e9\u4e16\U0001F600]]>")
+	randText := func() string {
+		r := make([]rune, rng.IntN(12))
+		for i := range r {
+			r[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(r)
+	}
+	for range 300 {
+		info := snapperInfo{Type: randText(), Num: rng.Uint64(), Date: time.Unix(rng.Int64N(4e9), 0), Description: randText(), Cleanup: randText()}
+		for range rng.IntN(3) {
+			info.Userdata = append(info.Userdata, kv{randText(), randText()})
+		}
+		docs = append(docs, string(info.marshal()))
+	}
+	for _, d := range docs {
+		ours, err := parseInfoXML([]byte(d))
+		ref, refErr := referenceInfo([]byte(d))
+		if err != nil || refErr != nil {
+			t.Errorf("%q: ours %v, encoding/xml %v", d, err, refErr)
+			continue
+		}
+		if !sameRawInfo(ours, ref) {
+			t.Errorf("%q:\nours          %+v\nencoding/xml  %+v", d, ours, ref)
+		}
+	}
+}
+
+// FuzzInfoXMLMatchesEncodingXML: the parser is never more lenient than
+// encoding/xml, and where both accept a document they read the same.
+func FuzzInfoXMLMatchesEncodingXML(f *testing.F) {
+	for _, s := range infoXMLSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte("<snapshot><num>1</num></snapshot>"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ours, err := parseInfoXML(data)
+		if err != nil {
+			return
+		}
+		ref, refErr := referenceInfo(data)
+		if refErr != nil {
+			t.Fatalf("accepted what encoding/xml refuses (%v): %q", refErr, data)
+		}
+		if !sameRawInfo(ours, ref) {
+			t.Fatalf("%q:\nours          %+v\nencoding/xml  %+v", data, ours, ref)
+		}
+	})
 }

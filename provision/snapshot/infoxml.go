@@ -1,0 +1,482 @@
+package snapshot
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// info.xml is read with a small parser of our own rather than
+// encoding/xml: that package builds its table of HTML entities when the
+// process starts, which every run of provision paid (0.1 ms and 19 KB
+// before main) to read one file of a few hundred bytes on snapper roots.
+//
+// It reads what snapper and transactional-update write, and any
+// well-formed document of the same shape: an XML declaration (UTF-8 only),
+// comments, processing instructions and a DOCTYPE before the root,
+// attributes, comments, processing instructions and CDATA sections in the
+// content, the five predefined and numeric character references, and
+// elements it does not know, which it skips. It is never more lenient
+// than encoding/xml (a differential fuzz target holds it to that, and to
+// the same values): a document it accepts, encoding/xml decodes alike.
+
+// infoXMLError is a syntax error at a byte offset of the document.
+type infoXMLError struct {
+	off int
+	msg string
+}
+
+func (e *infoXMLError) Error() string { return e.msg }
+
+// errInfoEmpty is the error for a document with no element at all, as
+// encoding/xml reports it.
+var errInfoEmpty = errors.New("EOF")
+
+// rawInfo is info.xml's elements as text, before num and date are parsed.
+type rawInfo struct {
+	Type, Num, Date, Description, Cleanup string
+	Userdata                              []kv
+}
+
+type infoParser struct {
+	data []byte
+	off  int
+}
+
+func (p *infoParser) fail(format string, args ...any) error {
+	return &infoXMLError{off: p.off, msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *infoParser) eof() error {
+	return &infoXMLError{off: len(p.data), msg: "unexpected EOF"}
+}
+
+func (p *infoParser) has(prefix string) bool {
+	return bytes.HasPrefix(p.data[p.off:], []byte(prefix))
+}
+
+func (p *infoParser) skipSpace() {
+	for p.off < len(p.data) && isXMLSpace(p.data[p.off]) {
+		p.off++
+	}
+}
+
+func isXMLSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// parseInfoXML reads the root <snapshot> element and what is in it; what
+// follows the root is not read, as encoding/xml's Decode does not.
+func parseInfoXML(data []byte) (rawInfo, error) {
+	p := &infoParser{data: data}
+	var info rawInfo
+	if err := p.prolog(); err != nil {
+		return info, err
+	}
+	name, empty, err := p.startTag()
+	if err != nil {
+		return info, err
+	}
+	if name != "snapshot" {
+		return info, p.fail("expected element type <snapshot> but have <%s>", name)
+	}
+	if empty {
+		return info, nil
+	}
+	_, err = p.content(name, func(child string, empty bool) error {
+		field := map[string]*string{"type": &info.Type, "num": &info.Num, "date": &info.Date,
+			"description": &info.Description, "cleanup": &info.Cleanup}[child]
+		switch {
+		case field != nil:
+			text, err := p.textOf(child, empty)
+			*field = text
+			return err
+		case child == "userdata":
+			var u kv
+			if !empty {
+				if _, err := p.content(child, func(c string, empty bool) error {
+					switch c {
+					case "key":
+						text, err := p.textOf(c, empty)
+						u.Key = text
+						return err
+					case "value":
+						text, err := p.textOf(c, empty)
+						u.Value = text
+						return err
+					}
+					return p.skip(c, empty)
+				}); err != nil {
+					return err
+				}
+			}
+			info.Userdata = append(info.Userdata, u)
+			return nil
+		}
+		return p.skip(child, empty)
+	})
+	return info, err
+}
+
+// prolog skips what may come before the root element.
+func (p *infoParser) prolog() error {
+	for {
+		p.skipSpace()
+		switch {
+		case p.off == len(p.data):
+			return errInfoEmpty
+		case p.has("<?"):
+			if err := p.instruction(); err != nil {
+				return err
+			}
+		case p.has("<!--"):
+			if err := p.comment(); err != nil {
+				return err
+			}
+		case p.has("<!DOCTYPE"):
+			if err := p.doctype(); err != nil {
+				return err
+			}
+		case p.data[p.off] == '<':
+			return nil
+		default:
+			return p.fail("text before the root element")
+		}
+	}
+}
+
+// instruction skips <?target ...?>; the XML declaration must not name an
+// encoding other than UTF-8 (encoding/xml would need a charset reader).
+func (p *infoParser) instruction() error {
+	p.off += 2
+	target, err := p.name()
+	if err != nil {
+		return err
+	}
+	end := bytes.Index(p.data[p.off:], []byte("?>"))
+	if end < 0 {
+		return p.eof()
+	}
+	body := string(p.data[p.off : p.off+end])
+	if target == "xml" {
+		if _, rest, ok := strings.Cut(body, "encoding"); ok {
+			rest = strings.TrimLeft(rest, " \t\r\n")
+			enc := ""
+			if v, found := strings.CutPrefix(rest, "="); found {
+				v = strings.TrimLeft(v, " \t\r\n")
+				if len(v) > 0 && (v[0] == '"' || v[0] == '\'') {
+					enc, _, _ = strings.Cut(v[1:], v[:1])
+				}
+			}
+			if !strings.EqualFold(enc, "utf-8") {
+				return p.fail("encoding %q declared: info.xml is read as UTF-8 only", enc)
+			}
+		}
+	}
+	if !utf8.ValidString(body) {
+		return p.fail("invalid UTF-8")
+	}
+	p.off += end + 2
+	return nil
+}
+
+func (p *infoParser) comment() error {
+	p.off += 4
+	end := bytes.Index(p.data[p.off:], []byte("--"))
+	if end < 0 {
+		return p.eof()
+	}
+	if !utf8.Valid(p.data[p.off : p.off+end]) {
+		return p.fail("invalid UTF-8")
+	}
+	p.off += end
+	if !p.has("-->") {
+		return p.fail(`invalid sequence "--" not allowed in comments`)
+	}
+	p.off += 3
+	return nil
+}
+
+// doctype skips <!DOCTYPE ...>, with an internal subset in brackets.
+func (p *infoParser) doctype() error {
+	p.off += len("<!DOCTYPE")
+	depth, quote := 0, byte(0)
+	for ; p.off < len(p.data); p.off++ {
+		c := p.data[p.off]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '[':
+			depth++
+		case c == ']':
+			depth--
+		case c == '>' && depth <= 0:
+			p.off++
+			return nil
+		case c == '<' && (depth <= 0 || p.has("<!--")):
+			return p.fail("markup in the DOCTYPE is not read")
+		}
+	}
+	return p.eof()
+}
+
+// name reads an XML name. ASCII only: snapper's elements are, and a
+// stricter rule never accepts what encoding/xml refuses.
+func (p *infoParser) name() (string, error) {
+	start := p.off
+	for p.off < len(p.data) {
+		c := p.data[p.off]
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+		if !letter && (p.off == start || !(c >= '0' && c <= '9' || c == '-' || c == '.')) {
+			break
+		}
+		p.off++
+	}
+	if p.off == len(p.data) {
+		return "", p.eof()
+	}
+	if p.off == start {
+		return "", p.fail("invalid XML name")
+	}
+	return string(p.data[start:p.off]), nil
+}
+
+// startTag reads <name attr="value"...> or <name .../>; attributes are
+// checked and dropped.
+func (p *infoParser) startTag() (name string, empty bool, err error) {
+	p.off++ // '<'
+	if name, err = p.name(); err != nil {
+		return "", false, err
+	}
+	seen := map[string]bool{}
+	for {
+		spaced := p.off < len(p.data) && isXMLSpace(p.data[p.off])
+		p.skipSpace()
+		switch {
+		case p.off == len(p.data):
+			return "", false, p.eof()
+		case p.has("/>"):
+			p.off += 2
+			return name, true, nil
+		case p.data[p.off] == '>':
+			p.off++
+			return name, false, nil
+		case !spaced:
+			return "", false, p.fail("expected attribute name in element")
+		}
+		attr, err := p.name()
+		if err != nil {
+			return "", false, err
+		}
+		if seen[attr] {
+			return "", false, p.fail("attribute %s repeated", attr)
+		}
+		seen[attr] = true
+		p.skipSpace()
+		if !p.has("=") {
+			return "", false, p.fail("attribute name without = in element")
+		}
+		p.off++
+		p.skipSpace()
+		if p.off == len(p.data) {
+			return "", false, p.eof()
+		}
+		q := p.data[p.off]
+		if q != '"' && q != '\'' {
+			return "", false, p.fail("unquoted or missing attribute value in element")
+		}
+		p.off++
+		if _, err := p.text(q); err != nil {
+			return "", false, err
+		}
+		p.off++ // the closing quote
+	}
+}
+
+// content reads the content of the element name up to its end tag:
+// character data is returned, each child element is handed to child
+// (which must consume it).
+func (p *infoParser) content(name string, child func(name string, empty bool) error) (string, error) {
+	var text strings.Builder
+	for {
+		switch {
+		case p.off == len(p.data):
+			return "", p.eof()
+		case p.has("</"):
+			p.off += 2
+			end, err := p.name()
+			if err != nil {
+				return "", err
+			}
+			if end != name {
+				return "", p.fail("element <%s> closed by </%s>", name, end)
+			}
+			p.skipSpace()
+			if !p.has(">") {
+				if p.off == len(p.data) {
+					return "", p.eof()
+				}
+				return "", p.fail("invalid characters between </%s and >", end)
+			}
+			p.off++
+			return text.String(), nil
+		case p.has("<!--"):
+			if err := p.comment(); err != nil {
+				return "", err
+			}
+		case p.has("<![CDATA["):
+			p.off += len("<![CDATA[")
+			end := bytes.Index(p.data[p.off:], []byte("]]>"))
+			if end < 0 {
+				return "", p.eof()
+			}
+			raw := p.data[p.off : p.off+end]
+			if err := p.checkChars(raw); err != nil {
+				return "", err
+			}
+			text.WriteString(normalizeNewlines(string(raw)))
+			p.off += end + 3
+		case p.has("<?"):
+			if err := p.instruction(); err != nil {
+				return "", err
+			}
+		case p.has("<!"):
+			return "", p.fail("unexpected directive in element content")
+		case p.data[p.off] == '<':
+			c, empty, err := p.startTag()
+			if err != nil {
+				return "", err
+			}
+			if err := child(c, empty); err != nil {
+				return "", err
+			}
+		default:
+			s, err := p.text('<')
+			if err != nil {
+				return "", err
+			}
+			text.WriteString(s)
+		}
+	}
+}
+
+// textOf is the character data of the element name (nested elements
+// skipped, as encoding/xml does for a string field).
+func (p *infoParser) textOf(name string, empty bool) (string, error) {
+	if empty {
+		return "", nil
+	}
+	return p.content(name, p.skip)
+}
+
+// skip consumes an element nothing reads.
+func (p *infoParser) skip(name string, empty bool) error {
+	if empty {
+		return nil
+	}
+	_, err := p.content(name, p.skip)
+	return err
+}
+
+// text reads character data up to stop ('<' in content, the quote in an
+// attribute value), decoding references and newlines.
+func (p *infoParser) text(stop byte) (string, error) {
+	var b strings.Builder
+	start := p.off
+	for p.off < len(p.data) && p.data[p.off] != stop {
+		c := p.data[p.off]
+		switch {
+		case c == '<':
+			return "", p.fail("unescaped < inside quoted string")
+		case c == '&':
+			if err := p.checkChars(p.data[start:p.off]); err != nil {
+				return "", err
+			}
+			b.WriteString(normalizeNewlines(string(p.data[start:p.off])))
+			r, err := p.reference()
+			if err != nil {
+				return "", err
+			}
+			b.WriteRune(r)
+			start = p.off
+		default:
+			p.off++
+		}
+	}
+	if p.off == len(p.data) {
+		return "", p.eof()
+	}
+	if err := p.checkChars(p.data[start:p.off]); err != nil {
+		return "", err
+	}
+	b.WriteString(normalizeNewlines(string(p.data[start:p.off])))
+	return b.String(), nil
+}
+
+// reference decodes &name; or &#N; or &#xN; at p.off.
+func (p *infoParser) reference() (rune, error) {
+	end := bytes.IndexByte(p.data[p.off:], ';')
+	if end < 0 {
+		return 0, p.fail("invalid character entity (no semicolon)")
+	}
+	ref := string(p.data[p.off+1 : p.off+end])
+	var r rune = -1
+	switch {
+	case ref == "lt":
+		r = '<'
+	case ref == "gt":
+		r = '>'
+	case ref == "amp":
+		r = '&'
+	case ref == "apos":
+		r = '\''
+	case ref == "quot":
+		r = '"'
+	case strings.HasPrefix(ref, "#x") && len(ref) > 2:
+		if n, err := strconv.ParseUint(ref[2:], 16, 32); err == nil && !strings.ContainsAny(ref[2:], "+-_") {
+			r = rune(n)
+		}
+	case strings.HasPrefix(ref, "#") && len(ref) > 1:
+		if n, err := strconv.ParseUint(ref[1:], 10, 32); err == nil && !strings.ContainsAny(ref[1:], "+-_") {
+			r = rune(n)
+		}
+	}
+	if r < 0 || !isXMLChar(r) {
+		return 0, p.fail("invalid character entity &%s;", ref)
+	}
+	p.off += end + 1
+	return r, nil
+}
+
+// checkChars refuses invalid UTF-8 and characters XML does not allow.
+func (p *infoParser) checkChars(b []byte) error {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return p.fail("invalid UTF-8")
+		}
+		if !isXMLChar(r) {
+			return p.fail("illegal character code %U", r)
+		}
+		i += n
+	}
+	return nil
+}
+
+func isXMLChar(r rune) bool {
+	return r == 0x09 || r == 0x0A || r == 0x0D || r >= 0x20 && r <= 0xD7FF ||
+		r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
+}
+
+// normalizeNewlines turns \r\n and a lone \r into \n, as XML parsers must.
+func normalizeNewlines(s string) string {
+	if !strings.Contains(s, "\r") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+}
