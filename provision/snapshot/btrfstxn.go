@@ -242,7 +242,7 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	}
 	// Lazy: most runs write only into the snapshot (and the snapshots of
 	// /var and /home), which need no journal.
-	t.j, err = journal.Create(filepath.Join(t.stateDir, "journal"), journal.Options{Hook: opts.reach, Skip: t.inSnapshot, MapPath: t.topPath, Lazy: true})
+	t.j, err = journal.Create(filepath.Join(t.stateDir, "journal"), journal.Options{Hook: opts.reach, Skip: t.inSnapshot, MapPath: t.topPath, Lazy: true, CommittedElsewhere: true})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}

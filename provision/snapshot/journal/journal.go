@@ -71,6 +71,17 @@ type Options struct {
 	// (and flushes) in dir is on disk with the journal, for no flush of
 	// the directory of its own.
 	Created func(dir string) error
+	// CommittedElsewhere says the transaction's commit point is not the
+	// journal's but one made before Commit (a btrfs default-subvolume
+	// switch): Commit then finishes the journal without flushing. A
+	// flushed rename would not wait for that commit point — btrfs makes an
+	// fsync durable through its log tree, ahead of the filesystem
+	// transaction that holds the switch — and a power loss between the two
+	// would leave a committed journal, the writes kept, beside the old
+	// root. Unflushed, the rename and the removal reach the disk in btrfs's
+	// transaction order, never before the switch; lost, they leave an open
+	// journal, which recovery discards once it finds the switch made.
+	CommittedElsewhere bool
 }
 
 // Kinds of entries.
@@ -460,7 +471,7 @@ func (j *Journal) Commit() error {
 		j.settle(true) // never made: nothing to keep or remove
 		return nil
 	}
-	err := finish(j.dir, SuffixCommitted, j.hook, StepCommitRenamed, StepCommitRemoved)
+	err := finish(j.dir, SuffixCommitted, j.hook, StepCommitRenamed, StepCommitRemoved, !j.opts.CommittedElsewhere)
 	j.settle(err == nil || !exists(j.dir))
 	return err
 }
@@ -508,13 +519,15 @@ func exists(p string) bool {
 	return err == nil
 }
 
-func finish(dir, suffix string, hook func(string), renamed, removed string) error {
+func finish(dir, suffix string, hook func(string), renamed, removed string, flush bool) error {
 	final := dir + suffix
 	if err := os.Rename(dir, final); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
-		return err
+	if flush {
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return err
+		}
 	}
 	callHook(hook, renamed)
 	// No flush after: a removal a crash undoes leaves a finished journal,
@@ -620,7 +633,7 @@ func Discard(dir string, hook func(string)) error {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	return finish(filepath.Clean(dir), SuffixCommitted, hook, StepCommitRenamed, StepCommitRemoved)
+	return finish(filepath.Clean(dir), SuffixCommitted, hook, StepCommitRenamed, StepCommitRemoved, true)
 }
 
 // RecoverAll recovers every journal directory directly inside parent whose
@@ -703,7 +716,7 @@ func rollbackEntries(dir string, entries []entry, hook func(string)) error {
 		return err
 	}
 	callHook(hook, StepRestored)
-	return finish(dir, SuffixDone, hook, StepRollbackRenamed, StepRollbackRemoved)
+	return finish(dir, SuffixDone, hook, StepRollbackRenamed, StepRollbackRemoved, true)
 }
 
 // maxManifest bounds the manifest we are willing to read back.
