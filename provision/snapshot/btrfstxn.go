@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,7 +83,26 @@ type btrfsTxn struct {
 	committed bool // the default subvolume was switched
 }
 
-var snapperPath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.*)/\.snapshots/([0-9]+)/snapshot$`) })
+// snapperSnapshot splits a path from the top level of the form
+// PARENT/.snapshots/N/snapshot, as snapper lays its snapshots out, into
+// PARENT ("" for the top level) and N's digits; ok is false for any other
+// path. (A regular expression did this; compiling one costs an emulated
+// first boot milliseconds.)
+func snapperSnapshot(fsPath string) (parent, num string, ok bool) {
+	rest, ok := strings.CutSuffix(fsPath, "/snapshot")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndex(rest, "/.snapshots/")
+	if i < 0 {
+		return "", "", false
+	}
+	num = rest[i+len("/.snapshots/"):]
+	if num == "" || strings.Trim(num, "0123456789") != "" {
+		return "", "", false
+	}
+	return rest[:i], num, true
+}
 
 // locate finds the device and the path from the top level of the subvolume
 // mounted at root.
@@ -214,13 +232,13 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	}
 	now := time.Now().UTC()
 	t.st = btrfsState{Root: fsPath, OldDefault: oldDefault, Created: now, Top: top}
-	if m := snapperPath().FindStringSubmatch(fsPath); m != nil && isDir(t.abs(m[1]+"/.snapshots")) {
-		num, err := nextSnapperNumber(t.abs(m[1] + "/.snapshots"))
+	if parent, _, ok := snapperSnapshot(fsPath); ok && isDir(t.abs(parent+"/.snapshots")) {
+		num, err := nextSnapperNumber(t.abs(parent + "/.snapshots"))
 		if err != nil {
 			return nil, err
 		}
 		t.st.Num = num
-		t.st.SnapperDir = path.Join(m[1], ".snapshots", strconv.FormatUint(num, 10))
+		t.st.SnapperDir = path.Join(parent, ".snapshots", strconv.FormatUint(num, 10))
 		t.st.Snapshot = path.Join(t.st.SnapperDir, "snapshot")
 	} else {
 		parent := path.Dir(fsPath)
@@ -360,8 +378,8 @@ func readState(stateDir string) (btrfsState, error) {
 
 // baseNum is the snapper number of the snapshot at fsPath, 0 if it is none.
 func (t *btrfsTxn) baseNum(fsPath string) uint64 {
-	if m := snapperPath().FindStringSubmatch(fsPath); m != nil {
-		n, _ := strconv.ParseUint(m[2], 10, 64)
+	if _, num, ok := snapperSnapshot(fsPath); ok {
+		n, _ := strconv.ParseUint(num, 10, 64)
 		return n
 	}
 	return 0

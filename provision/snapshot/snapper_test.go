@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -208,4 +209,31 @@ func FuzzInfoXMLMatchesEncodingXML(f *testing.F) {
 			t.Fatalf("%q:\nours          %+v\nencoding/xml  %+v", data, ours, ref)
 		}
 	})
+}
+
+// snapperLayoutRe is what snapperSnapshot decides, as a regular expression.
+var snapperLayoutRe = regexp.MustCompile(`^(.*)/\.snapshots/([0-9]+)/snapshot$`)
+
+func checkSnapperSnapshot(t *testing.T, p string) {
+	parent, num, ok := snapperSnapshot(p)
+	m := snapperLayoutRe.FindStringSubmatch(p)
+	if ok != (m != nil) || ok && (parent != m[1] || num != m[2]) {
+		t.Errorf("snapperSnapshot(%q) = %q, %q, %v; the expression says %q", p, parent, num, ok, m)
+	}
+}
+
+func TestSnapperSnapshotPath(t *testing.T) {
+	for _, p := range []string{
+		"/@/.snapshots/1/snapshot", "/.snapshots/12/snapshot", "/@/.snapshots/1/snapshot/x",
+		"/@/.snapshots//snapshot", "/@/.snapshots/1a/snapshot", "/@", "/", "", "/a/.snapshots/2/.snapshots/3/snapshot",
+		"/@/.snapshots/1/snapshots", "@/.snapshots/1/snapshot", "/x.snapshots/1/snapshot", "/@/.snapshots/٣/snapshot",
+	} {
+		checkSnapperSnapshot(t, p)
+	}
+}
+
+func FuzzSnapperSnapshotPath(f *testing.F) {
+	f.Add("/@/.snapshots/1/snapshot")
+	f.Add("/a/.snapshots/2/.snapshots/3/snapshot")
+	f.Fuzz(checkSnapperSnapshot)
 }
