@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -662,5 +663,44 @@ func TestBtrfsStateIsAnXattr(t *testing.T) {
 	}
 	if _, err := readState(t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("no state at all: %v, want fs.ErrNotExist (Begin died before recording one)", err)
+	}
+}
+
+// TestSnapperWrittenInfoXML: an info.xml that snapper itself writes (with
+// libxml2, for a description and userdata that need escaping) reads the
+// same with our parser as with encoding/xml, and as snapper was told.
+func TestSnapperWrittenInfoXML(t *testing.T) {
+	if _, err := exec.LookPath("snapper"); err != nil {
+		t.Skip("snapper not installed")
+	}
+	e := newBtrfs(t, layoutSnapper)
+	const desc = `a <b> & "c" 'd' été`
+	run(t, "snapper", "--no-dbus", "-r", e.root, "-c", "root", "create", "--description", desc,
+		"--cleanup-algorithm", "number", "--userdata", "important=yes,k=<v&w>")
+	data, err := os.ReadFile(filepath.Join(e.root, ".snapshots/2/info.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := parseSnapperInfo("info.xml", data)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if info.Num != 2 || info.Type != "single" || info.Description != desc || info.Cleanup != "number" || info.Date.IsZero() {
+		t.Errorf("read %+v from\n%s", info, data)
+	}
+	if v, _ := info.get("important"); v != "yes" {
+		t.Errorf("userdata important = %q in\n%s", v, data)
+	}
+	if v, _ := info.get("k"); v != "<v&w>" {
+		t.Errorf("userdata k = %q in\n%s", v, data)
+	}
+	ours, _ := parseInfoXML(data)
+	ref, err := referenceInfo(data)
+	if err != nil || !sameRawInfo(ours, ref) {
+		t.Errorf("ours %+v, encoding/xml %+v (%v)", ours, ref, err)
+	}
+	// And what we write for the same snapshot is snapper's bytes.
+	if got := info.marshal(); !bytes.Equal(got, data) {
+		t.Errorf("we write\n%s\nsnapper wrote\n%s", got, data)
 	}
 }

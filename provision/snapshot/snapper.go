@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // snapperInfo is the content of /.snapshots/N/info.xml as snapper writes it.
@@ -122,8 +123,9 @@ func parseSnapperInfo(name string, data []byte) (snapperInfo, error) {
 }
 
 // escapeInfoText escapes text content as libxml2 writes it for snapper:
-// the markup characters and a carriage return (which a parser would turn
-// into a newline); a character XML cannot hold becomes U+FFFD, so the file
+// the markup characters, a carriage return (which a parser would turn into
+// a newline) and, the document declaring no encoding, every character
+// beyond ASCII; a character XML cannot hold becomes U+FFFD, so the file
 // stays well-formed.
 func escapeInfoText(s string) string {
 	var b strings.Builder
@@ -138,7 +140,11 @@ func escapeInfoText(s string) string {
 		case r == '\r':
 			b.WriteString("&#13;")
 		case !isXMLChar(r):
-			b.WriteRune('\uFFFD')
+			b.WriteString("&#xFFFD;")
+		case r >= utf8.RuneSelf:
+			// libxml2 writes a document without a declared encoding
+			// in ASCII: every other character as a reference.
+			fmt.Fprintf(&b, "&#x%X;", r)
 		default:
 			b.WriteRune(r)
 		}
