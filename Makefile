@@ -11,6 +11,9 @@ GCFLAGS   := -gcflags=all=-l -gcflags=crypto/...= -gcflags=runtime= \
 	-gcflags=internal/...= -gcflags=syscall= -gcflags=os= -gcflags=sync/...= \
 	-gcflags=strings= -gcflags=bytes= -gcflags=unicode/...=
 BIN       := bin/provision
+# make lint installs it (from the Go module proxy) when it is missing.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
 PKGS      := ./...
 FUZZTIME  ?= 10s
 DESTDIR   ?=
@@ -64,7 +67,8 @@ fuzz:
 lint:
 	@test -z "$$(gofmt -l cmd provision sources modules initrd test)" || { gofmt -l cmd provision sources modules initrd test; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet $(PKGS)
-	$$(go env GOPATH)/bin/staticcheck $(PKGS)
+	@test -x "$(STATICCHECK)" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	"$(STATICCHECK)" $(PKGS)
 
 # Man pages: roff from doc/provision.N.md by doc/mangen (no date in them,
 # so a build is reproducible).
