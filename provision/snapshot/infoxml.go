@@ -15,8 +15,9 @@ import (
 // before main) to read one file of a few hundred bytes on snapper roots.
 //
 // It reads what snapper and transactional-update write, and any
-// well-formed document of the same shape: an XML declaration (UTF-8 only),
-// comments, processing instructions and a DOCTYPE before the root,
+// well-formed document of the same shape: an XML declaration (version 1.0,
+// UTF-8), comments, processing instructions and a DOCTYPE (without markup
+// declarations) before the root,
 // attributes, comments, processing instructions and CDATA sections in the
 // content, the five predefined and numeric character references, and
 // elements it does not know, which it skips. It is never more lenient
@@ -160,18 +161,11 @@ func (p *infoParser) instruction() error {
 	}
 	body := string(p.data[p.off : p.off+end])
 	if target == "xml" {
-		if _, rest, ok := strings.Cut(body, "encoding"); ok {
-			rest = strings.TrimLeft(rest, " \t\r\n")
-			enc := ""
-			if v, found := strings.CutPrefix(rest, "="); found {
-				v = strings.TrimLeft(v, " \t\r\n")
-				if len(v) > 0 && (v[0] == '"' || v[0] == '\'') {
-					enc, _, _ = strings.Cut(v[1:], v[:1])
-				}
-			}
-			if !strings.EqualFold(enc, "utf-8") {
-				return p.fail("encoding %q declared: info.xml is read as UTF-8 only", enc)
-			}
+		if v := pseudoAttr(body, "version"); v != "" && v != "1.0" {
+			return p.fail("unsupported version %q; only version 1.0 is supported", v)
+		}
+		if enc := pseudoAttr(body, "encoding"); enc != "" && !strings.EqualFold(enc, "utf-8") {
+			return p.fail("encoding %q declared: info.xml is read as UTF-8 only", enc)
 		}
 	}
 	if !utf8.ValidString(body) {
@@ -179,6 +173,26 @@ func (p *infoParser) instruction() error {
 	}
 	p.off += end + 2
 	return nil
+}
+
+// pseudoAttr is the value of name="..." (or '...') in an XML
+// declaration: the first occurrence of name= followed by a quote, as
+// encoding/xml reads the declaration.
+func pseudoAttr(body, name string) string {
+	for rest := body; ; {
+		_, after, ok := strings.Cut(rest, name+"=")
+		if !ok || after == "" {
+			return ""
+		}
+		if q := after[0]; q == '"' || q == '\'' {
+			v, _, closed := strings.Cut(after[1:], after[:1])
+			if !closed {
+				return ""
+			}
+			return v
+		}
+		rest = after[1:]
+	}
 }
 
 func (p *infoParser) comment() error {
@@ -198,7 +212,8 @@ func (p *infoParser) comment() error {
 	return nil
 }
 
-// doctype skips <!DOCTYPE ...>, with an internal subset in brackets.
+// doctype skips <!DOCTYPE ...>; an internal subset in brackets may hold
+// no markup.
 func (p *infoParser) doctype() error {
 	p.off += len("<!DOCTYPE")
 	depth, quote := 0, byte(0)
@@ -218,7 +233,9 @@ func (p *infoParser) doctype() error {
 		case c == '>' && depth <= 0:
 			p.off++
 			return nil
-		case c == '<' && (depth <= 0 || p.has("<!--")):
+		case c == '<':
+			// encoding/xml reads markup declarations here; we need
+			// none, and refuse them rather than read them otherwise.
 			return p.fail("markup in the DOCTYPE is not read")
 		}
 	}
@@ -387,12 +404,14 @@ func (p *infoParser) skip(name string, empty bool) error {
 // attribute value), decoding references and newlines.
 func (p *infoParser) text(stop byte) (string, error) {
 	var b strings.Builder
-	start := p.off
+	begin, start := p.off, p.off
 	for p.off < len(p.data) && p.data[p.off] != stop {
 		c := p.data[p.off]
 		switch {
 		case c == '<':
 			return "", p.fail("unescaped < inside quoted string")
+		case c == '>' && p.off-2 >= begin && p.data[p.off-1] == ']' && p.data[p.off-2] == ']':
+			return "", p.fail("unescaped ]]> not in CDATA section")
 		case c == '&':
 			if err := p.checkChars(p.data[start:p.off]); err != nil {
 				return "", err

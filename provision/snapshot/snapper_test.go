@@ -151,7 +151,7 @@ func sameRawInfo(a, b rawInfo) bool {
 // around it; both parsers must accept each and read the same.
 var infoXMLSeeds = []string{
 	"<?xml version=\"1.0\"?>\n<snapshot>\n  <type>single</type>\n  <num>2</num>\n  <date>2026-11-22 03:11:51</date>\n  <description>first &amp; &lt;only&gt; &#233;t&#xE9; &apos;&quot;</description>\n  <cleanup>number</cleanup>\n  <userdata>\n    <key>important</key>\n    <value>yes</value>\n  </userdata>\n</snapshot>\n",
-	"<?xml version='1.0' encoding='UTF-8'?>\r\n<!-- by hand -->\r\n<!DOCTYPE snapshot [<!ELEMENT snapshot ANY>]>\r\n<snapshot kind=\"x\" other='y'><type >pre</type ><num>10</num><pre_num>9</pre_num><uid>1000</uid><description>line one\r\nline two\rthree</description><cleanup/><userdata><key>a</key><value><![CDATA[<raw> & ]]>tail<!-- c --><?pi x?></value><extra><key>not this</key></extra></userdata><userdata/></snapshot>trailing",
+	"<?xml version='1.0' encoding='UTF-8'?>\r\n<!-- by hand -->\r\n<!DOCTYPE snapshot SYSTEM \"snapshot.dtd\" [ ]>\r\n<snapshot kind=\"x\" other='y'><type >pre</type ><num>10</num><pre_num>9</pre_num><uid>1000</uid><description>line one\r\nline two\rthree</description><cleanup/><userdata><key>a</key><value><![CDATA[<raw> & ]]>tail<!-- c --><?pi x?></value><extra><key>not this</key></extra></userdata><userdata/></snapshot>trailing",
 	"<snapshot><description>outer<nested>inner</nested>after</description><num>1</num><num>3</num></snapshot>",
 }
 
