@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,10 +16,10 @@ import (
 // It reads what snapper and transactional-update write, and any
 // well-formed document of the same shape: an XML declaration (version 1.0,
 // UTF-8), comments, processing instructions and a DOCTYPE (without markup
-// declarations) before the root,
-// attributes, comments, processing instructions and CDATA sections in the
-// content, the five predefined and numeric character references, and
-// elements it does not know, which it skips. It is never more lenient
+// declarations) before the root; attributes, comments, processing
+// instructions and CDATA sections in the content; the five predefined and
+// numeric character references; and elements it does not know, which it
+// skips. It is never more lenient
 // than encoding/xml (a differential fuzz target holds it to that, and to
 // the same values): a document it accepts, encoding/xml decodes alike.
 
@@ -32,14 +31,28 @@ type infoXMLError struct {
 
 func (e *infoXMLError) Error() string { return e.msg }
 
-// errInfoEmpty is the error for a document with no element at all, as
-// encoding/xml reports it.
-var errInfoEmpty = errors.New("EOF")
-
 // rawInfo is info.xml's elements as text, before num and date are parsed.
 type rawInfo struct {
 	Type, Num, Date, Description, Cleanup string
 	Userdata                              []kv
+}
+
+// field is where the text of the <snapshot> child element name goes, nil
+// for an element not read.
+func (r *rawInfo) field(name string) *string {
+	switch name {
+	case "type":
+		return &r.Type
+	case "num":
+		return &r.Num
+	case "date":
+		return &r.Date
+	case "description":
+		return &r.Description
+	case "cleanup":
+		return &r.Cleanup
+	}
+	return nil
 }
 
 type infoParser struct {
@@ -86,36 +99,28 @@ func parseInfoXML(data []byte) (rawInfo, error) {
 		return info, nil
 	}
 	_, err = p.content(name, func(child string, empty bool) error {
-		field := map[string]*string{"type": &info.Type, "num": &info.Num, "date": &info.Date,
-			"description": &info.Description, "cleanup": &info.Cleanup}[child]
-		switch {
-		case field != nil:
-			text, err := p.textOf(child, empty)
-			*field = text
-			return err
-		case child == "userdata":
-			var u kv
-			if !empty {
-				if _, err := p.content(child, func(c string, empty bool) error {
-					switch c {
-					case "key":
-						text, err := p.textOf(c, empty)
-						u.Key = text
-						return err
-					case "value":
-						text, err := p.textOf(c, empty)
-						u.Value = text
-						return err
-					}
-					return p.skip(c, empty)
-				}); err != nil {
-					return err
-				}
-			}
-			info.Userdata = append(info.Userdata, u)
-			return nil
+		if field := info.field(child); field != nil {
+			return p.textInto(field, child, empty)
 		}
-		return p.skip(child, empty)
+		if child != "userdata" {
+			return p.skip(child, empty)
+		}
+		var u kv
+		if !empty {
+			if _, err := p.content(child, func(c string, empty bool) error {
+				switch c {
+				case "key":
+					return p.textInto(&u.Key, c, empty)
+				case "value":
+					return p.textInto(&u.Value, c, empty)
+				}
+				return p.skip(c, empty)
+			}); err != nil {
+				return err
+			}
+		}
+		info.Userdata = append(info.Userdata, u)
+		return nil
 	})
 	return info, err
 }
@@ -126,7 +131,8 @@ func (p *infoParser) prolog() error {
 		p.skipSpace()
 		switch {
 		case p.off == len(p.data):
-			return errInfoEmpty
+			// No element at all, which encoding/xml calls EOF.
+			return &infoXMLError{off: len(p.data), msg: "EOF"}
 		case p.has("<?"):
 			if err := p.instruction(); err != nil {
 				return err
@@ -147,8 +153,9 @@ func (p *infoParser) prolog() error {
 	}
 }
 
-// instruction skips <?target ...?>; the XML declaration must not name an
-// encoding other than UTF-8 (encoding/xml would need a charset reader).
+// instruction skips <?target ...?>; the XML declaration must name version
+// 1.0, if any, and no encoding but UTF-8 (encoding/xml would need a
+// charset reader).
 func (p *infoParser) instruction() error {
 	p.off += 2
 	target, err := p.name()
@@ -382,22 +389,22 @@ func (p *infoParser) content(name string, child func(name string, empty bool) er
 	}
 }
 
-// textOf is the character data of the element name (nested elements
-// skipped, as encoding/xml does for a string field).
-func (p *infoParser) textOf(name string, empty bool) (string, error) {
+// textInto sets *dst to the character data of the element name (nested
+// elements skipped, as encoding/xml does for a string field).
+func (p *infoParser) textInto(dst *string, name string, empty bool) error {
+	*dst = ""
 	if empty {
-		return "", nil
+		return nil
 	}
-	return p.content(name, p.skip)
+	text, err := p.content(name, p.skip)
+	*dst = text
+	return err
 }
 
 // skip consumes an element nothing reads.
 func (p *infoParser) skip(name string, empty bool) error {
-	if empty {
-		return nil
-	}
-	_, err := p.content(name, p.skip)
-	return err
+	var discard string
+	return p.textInto(&discard, name, empty)
 }
 
 // text reads character data up to stop ('<' in content, the quote in an
@@ -405,6 +412,14 @@ func (p *infoParser) skip(name string, empty bool) error {
 func (p *infoParser) text(stop byte) (string, error) {
 	var b strings.Builder
 	begin, start := p.off, p.off
+	// flush adds the literal run since start.
+	flush := func() error {
+		if err := p.checkChars(p.data[start:p.off]); err != nil {
+			return err
+		}
+		b.WriteString(normalizeNewlines(string(p.data[start:p.off])))
+		return nil
+	}
 	for p.off < len(p.data) && p.data[p.off] != stop {
 		c := p.data[p.off]
 		switch {
@@ -413,10 +428,9 @@ func (p *infoParser) text(stop byte) (string, error) {
 		case c == '>' && p.off-2 >= begin && p.data[p.off-1] == ']' && p.data[p.off-2] == ']':
 			return "", p.fail("unescaped ]]> not in CDATA section")
 		case c == '&':
-			if err := p.checkChars(p.data[start:p.off]); err != nil {
+			if err := flush(); err != nil {
 				return "", err
 			}
-			b.WriteString(normalizeNewlines(string(p.data[start:p.off])))
 			r, err := p.reference()
 			if err != nil {
 				return "", err
@@ -430,10 +444,9 @@ func (p *infoParser) text(stop byte) (string, error) {
 	if p.off == len(p.data) {
 		return "", p.eof()
 	}
-	if err := p.checkChars(p.data[start:p.off]); err != nil {
+	if err := flush(); err != nil {
 		return "", err
 	}
-	b.WriteString(normalizeNewlines(string(p.data[start:p.off])))
 	return b.String(), nil
 }
 

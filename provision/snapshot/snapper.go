@@ -103,7 +103,7 @@ func parseSnapperInfo(name string, data []byte) (snapperInfo, error) {
 		if errors.As(err, &xe) {
 			off = xe.off
 		}
-		line, col := position(data, int64(off))
+		line, col := position(data, off)
 		return snapperInfo{}, fmt.Errorf("%s:%d:%d: %w", name, line, col, err)
 	}
 	num, err := strconv.ParseUint(raw.Num, 10, 64)
@@ -152,9 +152,9 @@ func escapeInfoText(s string) string {
 	return b.String()
 }
 
-func position(data []byte, off int64) (line, col int) {
-	if off > int64(len(data)) {
-		off = int64(len(data))
+func position(data []byte, off int) (line, col int) {
+	if off > len(data) {
+		off = len(data)
 	}
 	line, col = 1, 1
 	for _, c := range data[:off] {
