@@ -58,7 +58,7 @@ func (r *Root) Memo(key string, deps []string, load func() (any, error)) (any, e
 // Forget drops every memo: the target may have changed behind this Root.
 func (r *Root) Forget() {
 	r.memoMu.Lock()
-	r.memo, r.dirs, r.rootIDKnown = nil, nil, false
+	r.memo, r.dirs, r.made, r.mountsOK, r.rootIDKnown = nil, nil, nil, nil, false
 	r.memoMu.Unlock()
 }
 
@@ -88,11 +88,30 @@ func (r *Root) rememberDir(rel string) {
 	r.memoMu.Unlock()
 }
 
+// madeDir reports whether host is a directory this Root made (MkdirAll,
+// or a missing parent of a write) and that nothing has changed since: a
+// file new in it replaces nothing of the target's (writeNew).
+func (r *Root) madeDir(host string) bool {
+	r.memoMu.Lock()
+	_, ok := r.made[host]
+	r.memoMu.Unlock()
+	return ok
+}
+
+func (r *Root) rememberMade(host string) {
+	r.memoMu.Lock()
+	if r.made == nil {
+		r.made = map[string]struct{}{}
+	}
+	r.made[host] = struct{}{}
+	r.memoMu.Unlock()
+}
+
 // forgetChanged drops the memos that a change of host may make stale: the
 // path itself, anything below it, or a directory above one of their files
 // (a symlink made there is such a change); a memo of a path that resolved
 // through a symlink goes at any change. The directories known to
-// resolution are dropped at and below host.
+// resolution, and those made by this Root, are dropped at and below host.
 func (r *Root) forgetChanged(host string) {
 	r.memoMu.Lock()
 	defer r.memoMu.Unlock()
@@ -104,6 +123,11 @@ func (r *Root) forgetChanged(host string) {
 		}
 	} else if len(r.dirs) > 0 {
 		r.dirs = nil // the root itself
+	}
+	for d := range r.made {
+		if within(d, host) {
+			delete(r.made, d)
+		}
 	}
 	for key, e := range r.memo {
 		if e.fragile {

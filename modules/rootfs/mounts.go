@@ -96,11 +96,11 @@ func (r *Root) checkMount(p, host string) error {
 	p = Printable(p)
 	// The nearest existing path and its mount, one statx each.
 	near := host
-	var id uint64
+	var id, dev uint64
 	var ok2 bool
 	for {
 		var err error
-		if id, ok2, err = statMountID(near); err == nil {
+		if id, dev, ok2, err = statMountID(near); err == nil {
 			break
 		}
 		parent := filepath.Dir(near)
@@ -114,6 +114,9 @@ func (r *Root) checkMount(p, host string) error {
 		return nil
 	}
 	if within(host, filepath.Join(r.Dir, ScratchDir)) {
+		return nil
+	}
+	if ok2 && r.knownMountOK(id, dev) {
 		return nil
 	}
 	mounts, err := readMounts()
@@ -138,7 +141,45 @@ func (r *Root) checkMount(p, host string) error {
 	case virtualFS[m.fstype]:
 		return fmt.Errorf("%s: %s is on the %s mounted at %s, which does not persist with the target: %w", p, Printable(Join(strings.TrimPrefix(near, r.Dir))), m.fstype, Join(strings.TrimPrefix(m.point, r.Dir)), ErrForeignMount)
 	}
+	if ok2 {
+		r.rememberMountOK(id, dev, m.point)
+	}
 	return nil
+}
+
+// passedMount is a mount checkMount let changes onto: where it is mounted
+// and the filesystem's device, which with the point decide the verdict.
+type passedMount struct {
+	point string
+	dev   uint64
+}
+
+// knownMountOK reports whether checkMount passed the mount id before, of
+// the same filesystem, and it is still the mount on top at the same point.
+// Every write below the target's /var or /home asks about the same mount,
+// and the mount table is read and parsed for each answer otherwise. The
+// kernel reuses a mount id once its mount is gone, so the point is asked
+// again (the id of what is on top there now) and the device compared: a
+// tmpfs mounted where a disk's filesystem was, under the same id, is
+// judged anew.
+func (r *Root) knownMountOK(id, dev uint64) bool {
+	r.memoMu.Lock()
+	m, ok := r.mountsOK[id]
+	r.memoMu.Unlock()
+	if !ok || m.dev != dev {
+		return false
+	}
+	now, nowDev, byID, err := statMountID(m.point)
+	return err == nil && byID && now == id && nowDev == dev
+}
+
+func (r *Root) rememberMountOK(id, dev uint64, point string) {
+	r.memoMu.Lock()
+	if r.mountsOK == nil {
+		r.mountsOK = map[uint64]passedMount{}
+	}
+	r.mountsOK[id] = passedMount{point: point, dev: dev}
+	r.memoMu.Unlock()
 }
 
 func within(p, dir string) bool {
@@ -150,18 +191,18 @@ func within(p, dir string) bool {
 // mountID is statx's STATX_MNT_ID of p (not following a final symlink);
 // false on kernels before 5.8.
 func mountID(p string) (uint64, bool) {
-	id, ok, _ := statMountID(p)
+	id, _, ok, _ := statMountID(p)
 	return id, ok
 }
 
-// statMountID is mountID with statx's error (fs.ErrNotExist for a
-// missing path).
-func statMountID(p string) (uint64, bool, error) {
+// statMountID is mountID with the device of p's filesystem and statx's
+// error (fs.ErrNotExist for a missing path).
+func statMountID(p string) (id, dev uint64, byID bool, err error) {
 	var stx unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
-	return stx.Mnt_id, stx.Mask&unix.STATX_MNT_ID != 0, nil
+	return stx.Mnt_id, unix.Mkdev(stx.Dev_major, stx.Dev_minor), stx.Mask&unix.STATX_MNT_ID != 0, nil
 }
 
 // rootMountID is mountID of the root directory, asked once: what is

@@ -103,3 +103,53 @@ func TestWithin(t *testing.T) {
 		}
 	}
 }
+
+// TestMountVerdictFollowsTheMount: what checkMount remembers of a mount it
+// let writes onto (a disk's directory bound into the tree) does not carry
+// over to a tmpfs mounted at the same point afterwards, though the kernel
+// gives the new mount the freed mount id.
+func TestMountVerdictFollowsTheMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: bind-mounts and mounts a tmpfs into the tree")
+	}
+	disk, err := os.MkdirTemp("/var/tmp", "rootfs-mounts-")
+	if err != nil {
+		t.Skip("no /var/tmp to bind from:", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(disk) })
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(disk, &sfs); err != nil || sfs.Type == unix.TMPFS_MAGIC || sfs.Type == unix.RAMFS_MAGIC {
+		t.Skip("/var/tmp is not on a disk's filesystem here")
+	}
+	r, _ := newRoot(t)
+	point := filepath.Join(r.Dir, "data")
+	os.MkdirAll(point, 0o755)
+	me := Owner{-1, -1}
+	if err := unix.Mount(disk, point, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(point, unix.MNT_DETACH) })
+	for _, name := range []string{"/data/a", "/data/b"} {
+		if err := r.WriteFile(name, []byte("x"), 0o644, me); err != nil {
+			t.Fatalf("%s on the bound disk directory: %v", name, err)
+		}
+	}
+	bound, _ := mountID(point)
+	if len(r.mountsOK) == 0 {
+		t.Fatal("the verdict on the bound directory was not remembered")
+	}
+	if err := unix.Unmount(point, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", point, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := mountID(point); now == bound {
+		t.Logf("the tmpfs got the freed mount id %d", now)
+	}
+	for _, name := range []string{"/data/c", "/data/d"} {
+		if err := r.WriteFile(name, []byte("x"), 0o644, me); !errors.Is(err, ErrForeignMount) {
+			t.Errorf("%s on the tmpfs: got %v, want ErrForeignMount", name, err)
+		}
+	}
+}

@@ -68,6 +68,10 @@ type Root struct {
 	memoMu sync.Mutex
 	memo   map[string]memoEntry
 	dirs   map[string]struct{} // knownDir
+	made   map[string]struct{} // madeDir
+	// mountsOK are the mounts checkMount found to be the target's own, by
+	// mount id, with their mount points (checkMount).
+	mountsOK map[uint64]passedMount
 	// rootID is the root directory's mount id (rootMountID).
 	rootID                uint64
 	rootIDOK, rootIDKnown bool
@@ -299,6 +303,10 @@ func (r *Root) preserve(host string) error {
 	if err := r.mayChange(host); err != nil {
 		return err
 	}
+	return r.journal(host)
+}
+
+func (r *Root) journal(host string) error {
 	if r.Journal == nil {
 		return nil
 	}
@@ -332,7 +340,7 @@ func (r *Root) PreserveAll(paths ...string) error {
 		seen[host] = true
 		// Checked as a change would be, but nothing changes yet: what
 		// was read of the target stays known until the write itself.
-		if r.checkChange(host, false) != nil {
+		if r.checkChange(host, false, false) != nil {
 			continue
 		}
 		hosts = append(hosts, host)
@@ -359,12 +367,14 @@ func (r *Root) topmostMissing(host string) string {
 // mayChange is preserve before the journal: the checks, and what must
 // happen before anything below host changes (BeforeChange); what was read
 // of the target at or below host is forgotten.
-func (r *Root) mayChange(host string) error { return r.checkChange(host, true) }
+func (r *Root) mayChange(host string) error { return r.checkChange(host, true, false) }
 
 // checkChange is mayChange; forget false is for a change announced, not
 // made (PreserveAll): the checks and BeforeChange, but the memos stay
-// until the write itself.
-func (r *Root) checkChange(host string, forget bool) error {
+// until the write itself. mountChecked skips the check of the mount host
+// is on, for a path new in a directory this Root made: the directory's
+// change passed it, and what is made in it is on its filesystem.
+func (r *Root) checkChange(host string, forget, mountChecked bool) error {
 	rel := strings.TrimPrefix(host, r.Dir)
 	if err := r.checkUnmounted(Join(rel)); err != nil {
 		return err
@@ -376,6 +386,9 @@ func (r *Root) checkChange(host string, forget bool) error {
 		if err := r.BeforeChange(host); err != nil {
 			return err
 		}
+	}
+	if mountChecked {
+		return nil
 	}
 	return r.checkMount(Join(rel), host)
 }
@@ -393,6 +406,11 @@ func (r *Root) WriteFile(p string, data []byte, mode fs.FileMode, owner Owner) e
 	if err != nil {
 		return err
 	}
+	if r.madeDir(filepath.Dir(host)) {
+		if done, err := r.writeNew(host, data, mode, owner); done {
+			return err
+		}
+	}
 	if st, err := os.Lstat(host); err == nil && st.IsDir() {
 		return fmt.Errorf("%s: is a directory", p)
 	}
@@ -403,6 +421,69 @@ func (r *Root) WriteFile(p string, data []byte, mode fs.FileMode, owner Owner) e
 		return err
 	}
 	return writeAtomic(host, data, mode, owner, !r.NoSync)
+}
+
+// writeNew writes host in place, without a temporary file and a rename,
+// when it is new in a directory this Root made (a home and the skeleton
+// copied into it, a .ssh): it replaces nothing of the target's, so there
+// is nothing for a reader to see half-swapped, and a rollback removes the
+// directory with all below. done is false when host turns out to exist;
+// the caller then replaces it as any other.
+func (r *Root) writeNew(host string, data []byte, mode fs.FileMode, owner Owner) (done bool, err error) {
+	if err := r.checkChange(host, true, true); err != nil {
+		return true, err
+	}
+	if err := r.journal(host); err != nil {
+		return true, err
+	}
+	// O_EXCL|O_NOFOLLOW: whatever is there, a symlink included, is left
+	// for the atomic replacement.
+	f, err := OpenFile(host, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(host)
+		}
+	}()
+	if err := fault.At(fault.PointWrite); err != nil {
+		return true, &os.PathError{Op: "write", Path: host, Err: err}
+	}
+	if _, err := f.Write(data); err != nil {
+		return true, err
+	}
+	if owner.UID >= 0 || owner.GID >= 0 {
+		if err := f.Chown(owner.UID, owner.GID); err != nil && !tolerableChownError(err) {
+			return true, err
+		}
+	}
+	// Chmod after chown: chown clears setuid/setgid bits.
+	if err := f.Chmod(toSyscallMode(mode)); err != nil {
+		return true, err
+	}
+	durable := !r.NoSync
+	if durable {
+		if err := fault.At(fault.PointFsync); err != nil {
+			return true, &os.PathError{Op: "fsync", Path: host, Err: err}
+		}
+		if err := f.Sync(); err != nil {
+			return true, err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return true, err
+	}
+	ok = true
+	if !durable {
+		return true, nil
+	}
+	return true, syncDir(filepath.Dir(host))
 }
 
 // AppendFile appends data to p (created with mode and owner when missing).
@@ -571,9 +652,13 @@ func (r *Root) mkdirParents(host string, mode fs.FileMode) error {
 	if err := r.preserve(parent); err != nil {
 		return err
 	}
-	if err := os.Mkdir(parent, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(parent, mode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
 		return err
 	}
+	r.rememberMade(parent)
 	return nil
 }
 
@@ -596,8 +681,12 @@ func (r *Root) MkdirAll(p string, mode fs.FileMode, owner Owner) error {
 	if err := r.preserve(host); err != nil {
 		return err
 	}
-	if err := os.Mkdir(host, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
+	if err := os.Mkdir(host, 0o700); err != nil {
+		if !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	} else {
+		r.rememberMade(host)
 	}
 	return r.setAttrs(host, mode, owner)
 }

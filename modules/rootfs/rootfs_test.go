@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/provision-dev/provision/modules/fault"
 )
 
 func newRoot(t *testing.T) (*Root, string) {
@@ -218,5 +222,104 @@ func TestResolveMatchesKernel(t *testing.T) {
 	}
 	if compared < 1000 {
 		t.Fatalf("only %d existing paths compared", compared)
+	}
+}
+
+// TestWriteNewInMadeDirectory: a file new in a directory the Root made is
+// written in place (no temporary file or rename), with its mode, and the
+// journal still hears of it before it exists (the labels follow what it
+// hears); what is already there, a symlink included, is replaced as any
+// write replaces, never followed.
+func TestWriteNewInMadeDirectory(t *testing.T) {
+	r, _ := newRoot(t)
+	rec := &recorder{}
+	r.Journal = rec
+	me := Owner{-1, -1}
+	if err := r.MkdirAll("/home/alice", 0o750, me); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(r.Dir, "home/alice")
+	if !r.madeDir(home) || !r.madeDir(filepath.Dir(home)) {
+		t.Fatalf("made directories not known: %v", r.made)
+	}
+	if err := r.WriteFile("/home/alice/.profile", []byte("one\n"), 0o640, me); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(home, ".profile")
+	st, err := os.Lstat(p)
+	if err != nil || st.Mode() != 0o640 {
+		t.Fatalf("new file: %v %v", st, err)
+	}
+	if !slices.Contains(rec.paths, p) {
+		t.Errorf("the journal did not hear of %s: %v", p, rec.paths)
+	}
+	// Again: it exists now, and is replaced.
+	if err := r.WriteFile("/home/alice/.profile", []byte("two\n"), 0o600, me); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "two\n" {
+		t.Errorf("rewrite: %q", b)
+	}
+	// A symlink planted in the made directory is replaced, not followed.
+	outside := filepath.Join(r.Dir, "etc/secret")
+	os.WriteFile(outside, []byte("keep"), 0o600)
+	if err := os.Symlink("/etc/secret", filepath.Join(home, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteFile("/home/alice/link", []byte("x"), 0o644, me); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "keep" {
+		t.Errorf("the write followed the symlink: %q", b)
+	}
+	if st, err := os.Lstat(filepath.Join(home, "link")); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("the symlink was not replaced: %v %v", st, err)
+	}
+	ents, _ := os.ReadDir(home)
+	if len(ents) != 2 {
+		t.Errorf("left in the home: %v", ents)
+	}
+	// A directory that was there before is not one the run made, and a
+	// change of a made one (its mode here) makes it one like any other.
+	if err := r.MkdirAll("/etc", 0o755, me); err != nil {
+		t.Fatal(err)
+	}
+	if r.madeDir(filepath.Join(r.Dir, "etc")) {
+		t.Error("an existing directory counted as made")
+	}
+	if err := r.Chmod("/home/alice", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if r.madeDir(home) {
+		t.Error("still counted as made after a change of it")
+	}
+}
+
+// TestWriteNewFailureLeavesNothing: a write into a made directory that
+// fails half-way (the data's write, made to fail with EIO by the fault
+// rules, in a child process as they are read once per process) returns the
+// error and removes the file it created.
+func TestWriteNewFailureLeavesNothing(t *testing.T) {
+	if os.Getenv("ROOTFS_TEST_WRITE_NEW_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWriteNewFailureLeavesNothing$", "-test.v")
+		cmd.Env = append(os.Environ(), "ROOTFS_TEST_WRITE_NEW_CHILD=1", fault.Env+"=write#1:EIO")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestWriteNewFailureLeavesNothing") {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	r, _ := newRoot(t)
+	me := Owner{-1, -1}
+	if err := r.MkdirAll("/home/bob", 0o755, me); err != nil {
+		t.Fatal(err)
+	}
+	err := r.WriteFile("/home/bob/f", []byte("x"), 0o644, me)
+	if !errors.Is(err, unix.EIO) {
+		t.Fatalf("got %v, want the injected EIO", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(r.Dir, "home/bob"))
+	if len(ents) != 0 {
+		t.Errorf("after %v left: %v", err, ents)
 	}
 }
