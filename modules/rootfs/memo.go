@@ -89,13 +89,28 @@ func (r *Root) rememberDir(rel string) {
 }
 
 // madeDir reports whether host is a directory this Root made (MkdirAll,
-// or a missing parent of a write) and that nothing has changed since: a
-// file new in it replaces nothing of the target's (writeNew).
+// or a missing parent of a write) and has not removed since: a file new
+// in it replaces nothing of the target's (writeNew).
 func (r *Root) madeDir(host string) bool {
 	r.memoMu.Lock()
 	_, ok := r.made[host]
 	r.memoMu.Unlock()
 	return ok
+}
+
+// forgetMade drops the made directories at and below host, which is
+// removed. Other changes of a made directory (its mode, its owner) leave it
+// the one the run made: through a Root only removal takes a directory away
+// (a write or a link refuses to replace one), and what is run in the
+// target is followed by Forget.
+func (r *Root) forgetMade(host string) {
+	r.memoMu.Lock()
+	for d := range r.made {
+		if within(d, host) {
+			delete(r.made, d)
+		}
+	}
+	r.memoMu.Unlock()
 }
 
 func (r *Root) rememberMade(host string) {
@@ -111,7 +126,7 @@ func (r *Root) rememberMade(host string) {
 // path itself, anything below it, or a directory above one of their files
 // (a symlink made there is such a change); a memo of a path that resolved
 // through a symlink goes at any change. The directories known to
-// resolution, and those made by this Root, are dropped at and below host.
+// resolution are dropped at and below host.
 func (r *Root) forgetChanged(host string) {
 	r.memoMu.Lock()
 	defer r.memoMu.Unlock()
@@ -123,11 +138,6 @@ func (r *Root) forgetChanged(host string) {
 		}
 	} else if len(r.dirs) > 0 {
 		r.dirs = nil // the root itself
-	}
-	for d := range r.made {
-		if within(d, host) {
-			delete(r.made, d)
-		}
 	}
 	for key, e := range r.memo {
 		if e.fragile {

@@ -782,6 +782,7 @@ func (r *Root) Remove(p string) error {
 	if err := r.preserve(host); err != nil {
 		return err
 	}
+	r.forgetMade(host)
 	return os.Remove(host)
 }
 

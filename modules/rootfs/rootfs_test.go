@@ -279,8 +279,8 @@ func TestWriteNewInMadeDirectory(t *testing.T) {
 	if len(ents) != 2 {
 		t.Errorf("left in the home: %v", ents)
 	}
-	// A directory that was there before is not one the run made, and a
-	// change of a made one (its mode here) makes it one like any other.
+	// A directory that was there before is not one the run made; a made
+	// one stays made through a change of its mode, not its removal.
 	if err := r.MkdirAll("/etc", 0o755, me); err != nil {
 		t.Fatal(err)
 	}
@@ -290,8 +290,17 @@ func TestWriteNewInMadeDirectory(t *testing.T) {
 	if err := r.Chmod("/home/alice", 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if r.madeDir(home) {
-		t.Error("still counted as made after a change of it")
+	if !r.madeDir(home) {
+		t.Error("no longer counted as made after a change of its mode")
+	}
+	if err := r.MkdirAll("/home/alice/sub", 0o755, me); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Remove("/home/alice/sub"); err != nil {
+		t.Fatal(err)
+	}
+	if r.madeDir(filepath.Join(home, "sub")) || !r.madeDir(home) {
+		t.Errorf("after removing a made directory: %v", r.made)
 	}
 }
 
