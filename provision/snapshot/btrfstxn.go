@@ -287,6 +287,24 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 		if err := t.plugins(ctx, EventCreatePre); err != nil {
 			return nil, err
 		}
+		// As transactional-update's snapshots: cleanup by number, the
+		// in-progress userdata until the commit clears it, readable by
+		// all (snapper writes info.xml 0644). Written before the snapshot,
+		// not after as snapper does: it then joins the filesystem
+		// transaction the directory's creation opened, which the
+		// snapshot's commit makes durable, instead of opening one of its
+		// own after that commit (a cost of its own in a boot under
+		// emulation). Not flushed on its own: until the commit point only
+		// recovery reads it, and deletes the directory.
+		info := snapperInfo{
+			Type: "single", Num: t.st.Num, Date: now,
+			Description: opts.description(t.baseNum(fsPath)), Cleanup: "number",
+			Userdata: []kv{{inProgressKey, "yes"}},
+		}
+		if err := os.WriteFile(t.abs(path.Join(t.st.SnapperDir, "info.xml")), info.marshal(), 0o644); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		opts.reach(kpBtrfsInfoWritten)
 	}
 	// What is nested in the root is listed before the snapshot exists: a
 	// root at the top level would otherwise list the snapshot itself.
@@ -311,21 +329,6 @@ func beginBtrfs(ctx context.Context, root string, opts Options) (_ *btrfsTxn, er
 	}
 	t.devs[st.Dev] = true
 	if t.st.SnapperDir != "" {
-		// As transactional-update's snapshots: cleanup by number, the
-		// in-progress userdata until the commit clears it, readable by
-		// all (snapper writes info.xml 0644).
-		info := snapperInfo{
-			Type: "single", Num: t.st.Num, Date: now,
-			Description: opts.description(t.baseNum(fsPath)), Cleanup: "number",
-			Userdata: []kv{{inProgressKey, "yes"}},
-		}
-		// Not flushed on its own: until the commit point only recovery
-		// reads it (and deletes the directory), and the commit's syncfs
-		// makes it durable with the snapshot.
-		if err := os.WriteFile(t.abs(path.Join(t.st.SnapperDir, "info.xml")), info.marshal(), 0o644); err != nil {
-			return nil, fmt.Errorf("snapshot: %w", err)
-		}
-		opts.reach(kpBtrfsInfoWritten)
 		// The target's own plugins (transactional-update's 50-etc,
 		// sdbootutil's) act on the new snapshot now, as after
 		// `snapper create`; what nested subvolume they did not carry

@@ -115,8 +115,8 @@ const (
 	kpBtrfsTopMounted     = "btrfs.begin.top-mounted"
 	kpBtrfsStateWritten   = "btrfs.begin.state-written"
 	kpBtrfsSnapperDir     = "btrfs.begin.snapper-dir-created"
-	kpBtrfsSnapshot       = "btrfs.begin.snapshot-created"
 	kpBtrfsInfoWritten    = "btrfs.begin.info-written"
+	kpBtrfsSnapshot       = "btrfs.begin.snapshot-created"
 	kpBtrfsSynced         = "btrfs.commit.synced"
 	kpBtrfsReadOnly       = "btrfs.commit.readonly-set"
 	kpBtrfsDefaultSet     = "btrfs.commit.default-set"
@@ -138,7 +138,7 @@ const (
 // rollback), btrfs commit and abort, journal backend ends.
 func KillPoints() []string {
 	return []string{
-		kpBtrfsTopMounted, kpBtrfsStateWritten, kpBtrfsSnapperDir, kpBtrfsSnapshot, kpBtrfsInfoWritten,
+		kpBtrfsTopMounted, kpBtrfsStateWritten, kpBtrfsSnapperDir, kpBtrfsInfoWritten, kpBtrfsSnapshot,
 		journal.StepCreated, kpJournalBegun,
 		kpOutsideRecorded, kpOutsideSnapshot,
 		journal.StepDataCopied, journal.StepRecorded,
