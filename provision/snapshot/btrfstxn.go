@@ -579,11 +579,16 @@ func (t *btrfsTxn) cleanup(ctx context.Context) error {
 // recoverBtrfs judges every transaction left in the top level's state dir:
 // committed (its snapshot is the default) ones are finished, others undone.
 func recoverBtrfs(ctx context.Context, root string, log io.Writer) error {
+	removeStaleTopDirs()
+	// Most boots find nothing to recover: that is read without mounting
+	// the top level. Should the search fail, the mount below decides.
+	if has, err := btrfs.TopLevelHas(root, StateDirName); err == nil && !has {
+		return nil
+	}
 	dev, _, err := locate(root)
 	if err != nil {
 		return err
 	}
-	removeStaleTopDirs()
 	top, err := mountTop(dev)
 	if err != nil {
 		return err

@@ -502,3 +502,75 @@ func DeleteTree(parent, name string) error {
 	}
 	return Delete(parent, name)
 }
+
+// TopLevelHas reports whether the top-level subvolume's root directory has
+// an entry called name, read from the filesystem tree of subvolume 5 with a
+// tree search on path, any directory of the filesystem: the top level need
+// not be mounted. Recovery asks this on every boot, and mounting the top
+// level only to find its state directory absent cost a mount and an
+// unmount each time. It needs CAP_SYS_ADMIN.
+func TopLevelHas(path, name string) (bool, error) {
+	fd, err := openDir(path)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	minOffset := uint64(0)
+	for {
+		var args searchArgs
+		args.Key = searchKey{
+			TreeID:      TopLevelID,
+			MinObjectID: firstFreeObjectID, MaxObjectID: firstFreeObjectID, // the subvolume's root directory
+			MinOffset: minOffset, MaxOffset: ^uint64(0), MaxTransID: ^uint64(0),
+			MinType: dirItemKey, MaxType: dirItemKey,
+			NrItems: 4096,
+		}
+		if err := ioctl(fd, iocTreeSearch, unsafe.Pointer(&args)); err != nil {
+			return false, fmt.Errorf("btrfs tree search %s: %w", path, err)
+		}
+		found, last, err := dirItemsHold(args.Buf[:], int(args.Key.NrItems), name)
+		if err != nil || found {
+			return found, err
+		}
+		if args.Key.NrItems == 0 || last == ^uint64(0) {
+			return false, nil
+		}
+		minOffset = last + 1
+	}
+}
+
+// dirItemsHold reports whether n tree search results of DIR_ITEM items
+// name an entry name, and the offset (the names' hash) of the last one.
+// One item holds every entry whose name hashes alike, one after another.
+func dirItemsHold(buf []byte, n int, name string) (found bool, last uint64, err error) {
+	le := binary.LittleEndian
+	// dir item: location {objectid u64, type u8, offset u64}, transid u64,
+	// data_len u16, name_len u16, type u8, then the name and data.
+	const dirItemSize = 30
+	for i := 0; i < n; i++ {
+		if len(buf) < searchHeaderSize {
+			return false, 0, errors.New("btrfs: short tree search result")
+		}
+		last = le.Uint64(buf[16:24])
+		itemLen := int(le.Uint32(buf[28:32]))
+		if itemLen > len(buf)-searchHeaderSize {
+			return false, 0, fmt.Errorf("btrfs: bad dir item length %d", itemLen)
+		}
+		item := buf[searchHeaderSize : searchHeaderSize+itemLen]
+		buf = buf[searchHeaderSize+itemLen:]
+		for len(item) > 0 {
+			if len(item) < dirItemSize {
+				return false, 0, fmt.Errorf("btrfs: short dir item (%d bytes)", len(item))
+			}
+			dataLen, nameLen := int(le.Uint16(item[25:27])), int(le.Uint16(item[27:29]))
+			if dirItemSize+nameLen+dataLen > len(item) {
+				return false, 0, fmt.Errorf("btrfs: bad dir item name length %d", nameLen)
+			}
+			if string(item[dirItemSize:dirItemSize+nameLen]) == name {
+				return true, last, nil
+			}
+			item = item[dirItemSize+nameLen+dataLen:]
+		}
+	}
+	return false, last, nil
+}

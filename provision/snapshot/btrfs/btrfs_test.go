@@ -1,6 +1,7 @@
 package btrfs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"os"
 	"strings"
@@ -144,5 +145,77 @@ func FuzzParseMountinfo(f *testing.F) {
 			m.Option("subvol")
 		}
 		MountOf(ms, "/a/b")
+	})
+}
+
+// topDirItems is n tree search results of the top level's root directory:
+// each item one []string of names (more than one: names whose hash
+// collides), at offsets 1, 2...
+func topDirItems(items ...[]string) []byte {
+	var buf []byte
+	for i, names := range items {
+		var item []byte
+		for _, name := range names {
+			e := make([]byte, 30+len(name))
+			binary.LittleEndian.PutUint64(e[0:], 257)
+			binary.LittleEndian.PutUint16(e[27:], uint16(len(name)))
+			copy(e[30:], name)
+			item = append(item, e...)
+		}
+		hdr := make([]byte, searchHeaderSize)
+		binary.LittleEndian.PutUint64(hdr[8:], firstFreeObjectID)
+		binary.LittleEndian.PutUint64(hdr[16:], uint64(i+1))
+		binary.LittleEndian.PutUint32(hdr[24:], dirItemKey)
+		binary.LittleEndian.PutUint32(hdr[28:], uint32(len(item)))
+		buf = append(buf, append(hdr, item...)...)
+	}
+	return buf
+}
+
+func TestDirItemsHold(t *testing.T) {
+	buf := topDirItems([]string{"@"}, []string{"@home", ".provision"}, []string{"x"})
+	for name, want := range map[string]bool{"@": true, ".provision": true, "x": true, ".provisio": false, "": false} {
+		found, _, err := dirItemsHold(buf, 3, name)
+		if err != nil || found != want {
+			t.Errorf("%q: got %v, %v; want %v", name, found, err, want)
+		}
+	}
+	if _, last, _ := dirItemsHold(buf, 3, "none"); last != 3 {
+		t.Errorf("last offset %d, want 3", last)
+	}
+	for name, bad := range map[string][]byte{
+		"short header": make([]byte, 10),
+		"item beyond the buffer": func() []byte {
+			b := topDirItems([]string{"@"})
+			binary.LittleEndian.PutUint32(b[28:], 999)
+			return b
+		}(),
+		"name beyond the item": func() []byte {
+			b := topDirItems([]string{"@"})
+			binary.LittleEndian.PutUint16(b[searchHeaderSize+27:], 99)
+			return b
+		}(),
+		"short entry": func() []byte {
+			b := topDirItems([]string{"@"})
+			binary.LittleEndian.PutUint32(b[28:], 20)
+			return b[:searchHeaderSize+20]
+		}(),
+	} {
+		if _, _, err := dirItemsHold(bad, 1, ".provision"); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// FuzzDirItemsHold: any search result is read without a panic, and a
+// name it reports found is one of the bytes it was given.
+func FuzzDirItemsHold(f *testing.F) {
+	f.Add(topDirItems([]string{"@"}, []string{"@home", ".provision"}), uint8(2), ".provision")
+	f.Add(make([]byte, 40), uint8(1), "")
+	f.Fuzz(func(t *testing.T, buf []byte, n uint8, name string) {
+		found, _, err := dirItemsHold(buf, int(n), name)
+		if found && (err != nil || !bytes.Contains(buf, []byte(name))) {
+			t.Fatalf("found %q (%v) in bytes that do not hold it", name, err)
+		}
 	})
 }
