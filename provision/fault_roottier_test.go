@@ -37,14 +37,15 @@ type faultCase struct {
 // that runs a program (so the chroot mounts the API filesystems and the
 // target's /var and /home).
 var btrfsFaults = []faultCase{
-	// Before the transaction: recovery's top level, then reading the
-	// recorded instance-id from the target's own /var (a NoAPI chroot).
-	{rule: "mount#1:EPERM", errText: []string{"recovering an earlier run", "operation not permitted"}},
+	// Before the transaction (recovery mounts nothing where there is
+	// nothing to recover): reading the recorded instance-id from the
+	// target's own /var, in a NoAPI chroot that mounts /var alone.
+	{rule: "mount#1:EPERM", errText: []string{"reading the recorded instance-id", "operation not permitted"}},
 	{rule: "mount#3:ENOSPC", errText: []string{"reading the recorded instance-id", "no space left on device"}},
 	// The transaction's top level, then the chroot's mounts.
-	{rule: "mount#6:EIO", errText: []string{"input/output error"}},
-	{rule: "mount#8:EIO", errText: []string{"preparing the chroot", "input/output error"}},
-	{rule: "mount#11:ENOSPC", errText: []string{"preparing the chroot", "no space left on device"}},
+	{rule: "mount#4:EIO", errText: []string{"input/output error"}},
+	{rule: "mount#6:EIO", errText: []string{"preparing the chroot", "input/output error"}},
+	{rule: "mount#9:ENOSPC", errText: []string{"preparing the chroot", "no space left on device"}},
 	{rule: "btrfs.snapshot:ENOSPC", errText: []string{"no space left on device"}},                                   // the root snapshot
 	{rule: "btrfs.set-flags:EROFS", errText: []string{"commit", "read-only file system"}, readOnlyRoot: true},       // the new root made read-only
 	{rule: "btrfs.set-default:EIO", errText: []string{"commit", "input/output error"}},                              // the commit point
@@ -59,7 +60,7 @@ var btrfsFaults = []faultCase{
 	// finished by the next run's recovery; a busy unmount is detached.
 	{rule: "btrfs.snapshot#2:EROFS", committed: true, warning: "/var is outside the snapshot"},
 	{rule: "btrfs.delete:EBUSY", committed: true, dirty: true},
-	{rule: "umount#7:EBUSY", committed: true},
+	{rule: "umount#5:EBUSY", committed: true},
 }
 
 // TestRootTierFaultInjection runs the binary with one external call made

@@ -202,9 +202,9 @@ func recordedInstance(ctx context.Context, root string) (string, error) {
 	if root == "" || filepath.Clean(root) == "/" {
 		return "", nil
 	}
-	// The target's own mounts only (its /var): nothing runs here, and
-	// nothing but /var is needed.
-	env, err := chroot.Setup(ctx, root, chroot.Options{NoAPI: true, Optional: notVar})
+	// The target's own mounts only, and only those the record lies on
+	// (its /var): nothing runs here, and nothing else is read.
+	env, err := chroot.Setup(ctx, root, chroot.Options{NoAPI: true, Optional: notVar, Only: []string{instanceIDPath}})
 	if err != nil {
 		return "", err
 	}

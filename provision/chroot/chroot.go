@@ -32,6 +32,7 @@ import (
 	"github.com/provision-dev/provision/modules/fault"
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/modules/scripts/process"
+	"github.com/provision-dev/provision/sources/blockdev"
 )
 
 // DefaultPath is the PATH of programs run in the tree.
@@ -86,6 +87,12 @@ type Options struct {
 	// "anything but /var, when no program runs" — a program may write
 	// anywhere, and /var holds the run's record. See Env.Unmounted.
 	Optional func(target string) bool
+	// Only, when set, limits the target's fstab mounts to those the
+	// paths in it lie on (a mount point at or above one of them): a look
+	// at one file needs none of the others, and each is a mount and an
+	// unmount. What is left out is not Unmounted: a write anywhere is
+	// the caller's to refuse.
+	Only []string
 	// Subvolumes, when set, is offered every fstab mount of a subvolume
 	// of the root's own btrfs (subvol=...): the transaction snapshots it
 	// and the snapshot is mounted instead, so whatever is written there —
@@ -275,6 +282,9 @@ func (e *Env) setup(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if e.opts.Only != nil && !holdsAny(p.Target, e.opts.Only) {
+			continue
+		}
 		if p.FSType == "overlay-etc" {
 			if err := e.mountEtcOverlay(p.entry); err != nil {
 				return err
@@ -312,6 +322,17 @@ func (e *Env) setup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// holdsAny reports whether a mount at point holds one of the paths: it is
+// mounted at or above it.
+func holdsAny(point string, paths []string) bool {
+	for _, p := range paths {
+		if p == point || point == "/" || strings.HasPrefix(p, point+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // intoTransaction lets the transaction snapshot a subvolume of the root's
@@ -460,7 +481,7 @@ func (e *Env) mount(m Mount, flags uintptr) error {
 			return e.mount(m, 0)
 		}
 		if err != nil {
-			return fmt.Errorf("chroot: mount %s (%s) on %s: %w", m.Source, m.FSType, m.Target, err)
+			return fmt.Errorf("chroot: mount %s (%s) on %s: %w", m.Source, m.FSType, m.Target, blockdev.ReadOnlyError(m.Source, err))
 		}
 		e.mounts = append(e.mounts, m)
 	}

@@ -186,3 +186,23 @@ func TestPlanFstabFailures(t *testing.T) {
 		t.Fatalf("got %+v, %v", planned, err)
 	}
 }
+
+func TestHoldsAny(t *testing.T) {
+	for _, c := range []struct {
+		point string
+		paths []string
+		want  bool
+	}{
+		{"/var", []string{"/var/lib/provision/instance-id"}, true},
+		{"/var", []string{"/var"}, true},
+		{"/var", []string{"/variable/x"}, false},
+		{"/var/lib", []string{"/var"}, false},
+		{"/", []string{"/etc/hostname"}, true},
+		{"/home", []string{"/etc/x", "/home/alice/.ssh"}, true},
+		{"/home", nil, false},
+	} {
+		if got := holdsAny(c.point, c.paths); got != c.want {
+			t.Errorf("holdsAny(%q, %q) = %v, want %v", c.point, c.paths, got, c.want)
+		}
+	}
+}

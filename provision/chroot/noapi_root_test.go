@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,4 +52,45 @@ func TestNothingToMountMountsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNoMounts(t, dir, 0)
+}
+
+// Only: of the target's fstab mounts, those the paths lie on are mounted
+// (the one at /var for a file below it, /srv for a file two levels down,
+// /home for itself), the others are not, and a path on the root itself
+// needs none.
+func TestOnlyMountsWhatThePathsLieOn(t *testing.T) {
+	requireRoot(t)
+	dir := tinyTree(t, "")
+	fstab := "tmpfs /var tmpfs mode=0755 0 0\ntmpfs /home tmpfs mode=0755 0 0\ntmpfs /srv tmpfs mode=0755 0 0\ntmpfs /opt tmpfs mode=0755 0 0\n"
+	if err := os.WriteFile(filepath.Join(dir, "etc/fstab"), []byte(fstab), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"var", "home", "srv", "opt"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	for _, c := range []struct {
+		only          []string
+		want, wantNot []string
+	}{
+		{[]string{"/var/lib/provision/instance-id"}, []string{"var"}, []string{"home", "srv", "opt"}},
+		{[]string{"/srv/data/x", "/home"}, []string{"srv", "home"}, []string{"var", "opt"}},
+		{[]string{"/etc/hostname"}, nil, []string{"var", "home", "srv", "opt"}},
+	} {
+		env := setup(t, dir, chroot.Options{NoAPI: true, Only: c.only})
+		mounts := mountsUnder(t, dir)
+		for _, m := range c.want {
+			if !slices.Contains(mounts, filepath.Join(dir, m)) {
+				t.Errorf("Only %v: /%s not mounted: %v", c.only, m, mounts)
+			}
+		}
+		for _, m := range c.wantNot {
+			if slices.Contains(mounts, filepath.Join(dir, m)) {
+				t.Errorf("Only %v: /%s mounted: %v", c.only, m, mounts)
+			}
+		}
+		if err := env.Close(); err != nil {
+			t.Fatal(err)
+		}
+		checkNoMounts(t, dir, 0)
+	}
 }

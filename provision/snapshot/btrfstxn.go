@@ -21,6 +21,7 @@ import (
 	"github.com/provision-dev/provision/modules/rootfs"
 	"github.com/provision-dev/provision/provision/snapshot/btrfs"
 	"github.com/provision-dev/provision/provision/snapshot/journal"
+	"github.com/provision-dev/provision/sources/blockdev"
 )
 
 // StateDirName is the directory in the filesystem's top level (subvolid 5)
@@ -136,27 +137,12 @@ func mountTop(dev string) (string, error) {
 	}
 	if err := fault.Mount(dev, dir, "btrfs", unix.MS_NOATIME, "subvolid=5"); err != nil {
 		os.Remove(dir)
-		if readOnlyDevice(dev) {
-			// The kernel says EACCES for a read-write mount of a
-			// write-protected device, which reads like a permission
-			// problem.
-			return "", fmt.Errorf("snapshot: %s is a read-only device (write-protected, or a read-only loop or image): nothing can be provisioned on it: %w", dev, err)
+		if blockdev.ReadOnly(dev) {
+			return "", fmt.Errorf("snapshot: %w", blockdev.ReadOnlyError(dev, err))
 		}
 		return "", fmt.Errorf("snapshot: mount %s subvolid=5 on %s: %w", dev, dir, err)
 	}
 	return dir, nil
-}
-
-// readOnlyDevice reports whether the block device dev is read-only
-// (BLKROGET).
-func readOnlyDevice(dev string) bool {
-	f, err := os.Open(dev)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	ro, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKROGET)
-	return err == nil && ro != 0
 }
 
 // removeStaleTopDirs removes empty mount point directories that a killed
