@@ -49,9 +49,10 @@ test-short:
 e2e: $(BIN) arm64
 	PROVISION_E2E=1 PROVISION_E2E_BINARY=$(CURDIR)/$(BIN) PROVISION_E2E_BINARY_ARM64=$(CURDIR)/bin/provision-arm64 $(GO) test -count=1 -timeout 40m -v ./test/e2e/...
 
-# Agent start to switch_root in a tier A VM: NoCloud seed vs no source.
+# Agent start to switch_root in a tier A VM: NoCloud seed vs no source;
+# BASELINE=path/to/another/provision boots that build in turn with this one.
 bench-vm: $(BIN)
-	PROVISION_E2E=1 PROVISION_E2E_BENCH=1 PROVISION_E2E_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -run TestBenchSwitchRoot -v ./test/e2e/
+	PROVISION_E2E=1 PROVISION_E2E_BENCH=1 PROVISION_E2E_BINARY=$(CURDIR)/$(BIN) PROVISION_E2E_BENCH_BASELINE=$(if $(BASELINE),$(abspath $(BASELINE))) $(GO) test -count=1 -run TestBenchSwitchRoot -v ./test/e2e/
 
 bench: $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)

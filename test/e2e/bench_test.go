@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -40,6 +41,13 @@ func median(ds []time.Duration) time.Duration {
 // the same machine with no source. Each boot uses a fresh disk. It runs with
 // PROVISION_E2E_BENCH=1; PROVISION_E2E_BENCH_RUNS sets the boots per case
 // (default 5).
+//
+// PROVISION_E2E_BENCH_BASELINE names another build of provision (an older
+// commit's) to compare with: each round then boots both, in turn, in both
+// cases, and the test prints both differences and the median of the
+// rounds' own ratios. An emulated machine's speed follows the host's load
+// by more than a change moves it, so two binaries measured one after the
+// other say little; measured in turn, a slow stretch weighs on both alike.
 func TestBenchSwitchRoot(t *testing.T) {
 	if os.Getenv("PROVISION_E2E_BENCH") != "1" {
 		t.Skip("VM benchmark is off: set PROVISION_E2E_BENCH=1 (and PROVISION_E2E=1); about 7 s a boot, 10 boots")
@@ -48,11 +56,25 @@ func TestBenchSwitchRoot(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("PROVISION_E2E_BENCH_RUNS")); err == nil && n > 0 {
 		runs = n
 	}
-	// The two cases alternate, boot by boot, so a machine that slows down
-	// or speeds up meanwhile weighs on both alike.
-	boot := func(name string, mk func(t *testing.T) *machine, into *[]time.Duration) {
+	type build struct {
+		name, initrd      string
+		nocloud, nosource []time.Duration
+	}
+	w := setup(t)
+	builds := []*build{{name: "this build", initrd: w.initrd}}
+	if base := os.Getenv("PROVISION_E2E_BENCH_BASELINE"); base != "" {
+		initrd := filepath.Join(t.TempDir(), "baseline-initrd.cpio")
+		if err := BuildInitramfs(initrd, w.kernel, w.busybox, base, InitrdModules); err != nil {
+			t.Fatal(err)
+		}
+		builds = append(builds, &build{name: "baseline " + base, initrd: initrd})
+	}
+	// The cases (and the builds) alternate, boot by boot, so a machine
+	// that slows down or speeds up meanwhile weighs on all alike.
+	boot := func(name string, b *build, mk func(t *testing.T) *machine, into *[]time.Duration) {
 		t.Run(name, func(t *testing.T) {
 			m := mk(t)
+			m.vm.Initrd = b.initrd
 			res := m.boot()
 			d, ok := timeToSwitchRoot(res.Console)
 			if !ok {
@@ -61,12 +83,38 @@ func TestBenchSwitchRoot(t *testing.T) {
 			*into = append(*into, d)
 		})
 	}
-	var nocloud, nosource []time.Duration
+	var ratios []float64
 	for i := 0; i < runs; i++ {
-		boot("nocloud", func(t *testing.T) *machine { m, _ := nocloudMachine(t); return m }, &nocloud)
-		boot("nosource", func(t *testing.T) *machine { return newMachine(t, Snapper, nil) }, &nosource)
+		order := builds
+		if i%2 == 1 {
+			order = []*build{builds[len(builds)-1]}
+			if len(builds) > 1 {
+				order = append(order, builds[0])
+			}
+		}
+		for _, b := range order {
+			boot("nocloud", b, func(t *testing.T) *machine { m, _ := nocloudMachine(t); return m }, &b.nocloud)
+			boot("nosource", b, func(t *testing.T) *machine { return newMachine(t, Snapper, nil) }, &b.nosource)
+		}
+		if len(builds) > 1 && len(builds[0].nocloud) == i+1 && len(builds[1].nocloud) == i+1 {
+			this := builds[0].nocloud[i] - builds[0].nosource[i]
+			base := builds[1].nocloud[i] - builds[1].nosource[i]
+			if base > 0 {
+				ratios = append(ratios, float64(this)/float64(base))
+			}
+		}
 	}
-	withSource, without := median(nocloud), median(nosource)
-	t.Logf("agent start -> switch_root, median of %d boots each, alternating: NoCloud ISO %s, no source %s, difference %s",
-		runs, withSource, without, withSource-without)
+	for _, b := range builds {
+		withSource, without := median(b.nocloud), median(b.nosource)
+		t.Logf("%s: agent start -> switch_root, median of %d boots each, alternating: NoCloud ISO %s, no source %s, difference %s",
+			b.name, runs, withSource, without, withSource-without)
+	}
+	if len(ratios) > 0 {
+		sort.Float64s(ratios)
+		mid := ratios[len(ratios)/2]
+		if len(ratios)%2 == 0 {
+			mid = (ratios[len(ratios)/2-1] + mid) / 2
+		}
+		t.Logf("this build's difference against the baseline's, median of the rounds' own ratios: %.2f (%d rounds)", mid, len(ratios))
+	}
 }
