@@ -129,9 +129,14 @@ func (p *parser) cloudConfig(root *node) {
 	}
 	handled := p.readKeys(root)
 	for _, k := range root.keys {
+		if handled[k.value] {
+			continue
+		}
+		// Only a key the parser did not read needs the table (built on
+		// first use, with every key's schema: a config of applied keys
+		// alone never builds it).
 		spec, known := cloudConfigKeys()[k.value]
 		switch {
-		case handled[k.value]:
 		case known && spec.status == keyIgnored:
 			p.warnf(k.origin, "%s: not supported by provision; ignored", k.value)
 		case known:
