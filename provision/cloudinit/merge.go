@@ -2,9 +2,7 @@ package cloudinit
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/provision-dev/provision/provision/config"
 )
@@ -50,7 +48,28 @@ type merger struct {
 	strAppend bool
 }
 
-var mergerNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([a-zA-Z_][A-Za-z0-9_]*)\((.*?)\)$`) })
+// splitMerger splits "name(options)" (cloud-init's merger identifier): a
+// name of letters, digits and '_' not led by a digit, then the options up
+// to the closing parenthesis that ends the text, on one line. By hand, not
+// a regular expression: every run with more than one document parses
+// one, and compiling the expression cost more than the whole merge.
+func splitMerger(m string) (name, opts string, ok bool) {
+	name, rest, found := strings.Cut(m, "(")
+	if !found || name == "" || '0' <= name[0] && name[0] <= '9' || !strings.HasSuffix(rest, ")") {
+		return "", "", false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return "", "", false
+		}
+	}
+	opts = rest[:len(rest)-1]
+	if strings.Contains(opts, "\n") {
+		return "", "", false
+	}
+	return name, opts, true
+}
 
 // parseMergeString parses "dict(replace)+list(append)+str()".
 func parseMergeString(s string) ([]mergerSpec, error) {
@@ -60,17 +79,17 @@ func parseMergeString(s string) ([]mergerSpec, error) {
 		if m == "" {
 			continue
 		}
-		sub := mergerNameRE().FindStringSubmatch(m)
-		if sub == nil {
+		name, list, ok := splitMerger(m)
+		if !ok {
 			return nil, fmt.Errorf("merger identifier %q is not in the right format", m)
 		}
 		var opts []string
-		for _, o := range strings.Split(sub[2], ",") {
+		for _, o := range strings.Split(list, ",") {
 			if o = strings.TrimSpace(o); o != "" {
 				opts = append(opts, strings.ToLower(o))
 			}
 		}
-		out = append(out, mergerSpec{name: sub[1], opts: opts})
+		out = append(out, mergerSpec{name: name, opts: opts})
 	}
 	return out, nil
 }

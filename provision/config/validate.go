@@ -18,19 +18,47 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Origin.String() + ": " + e.Message }
 
-// userNameRE is the character rule of shadow-utils' is_valid_user_name
+// userNameChars is the character rule of shadow-utils' is_valid_user_name
 // (lib/chkname.c, useradd without --badname, since shadow 4.9): a letter of
 // either case, digit, '_' or '.' first, then those or '-', and a trailing '$'
-// for Samba machine accounts. ValidName adds the rest of that rule.
-var userNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$`) })
+// for Samba machine accounts. ValidName adds the rest of that rule. By hand,
+// not a regular expression: compiling one costs a run more than all the
+// names it checks.
+func userNameChars(s string) bool {
+	s = strings.TrimSuffix(s, "$")
+	if s == "" || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func alnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 // maxNameLen is shadow's USER_NAME_MAX_LENGTH (utmp's ut_user) that
 // useradd of shadow 4.13 enforces; later releases allow up to
 // LOGIN_NAME_MAX, so a longer name would work on some targets only.
 const maxNameLen = 32
 
-// hostnameLabelRE is one RFC 1123 label.
-var hostnameLabelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`) })
+// hostnameLabel reports whether s is one RFC 1123 label: 1 to 63 letters,
+// digits and '-', neither first nor last a '-'.
+func hostnameLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // unitNameRE accepts what systemd calls a valid unit name with a known suffix.
 var unitNameRE = sync.OnceValue(func() *regexp.Regexp {
@@ -38,13 +66,13 @@ var unitNameRE = sync.OnceValue(func() *regexp.Regexp {
 })
 
 // ValidName reports whether s is acceptable as a user or group name, by
-// upstream shadow-utils' rule: userNameRE, at most maxNameLen bytes, not
+// upstream shadow-utils' rule: userNameChars, at most maxNameLen bytes, not
 // all digits (it would read as a UID), not "." or "..". Debian patches its
 // useradd to accept more (any name without ':', ',', white space or a
 // leading '-', '+', '~'); those names are refused here, as MicroOS's and
 // Fedora's useradd refuse them, and "..", "a/b" would make odd homes.
 func ValidName(s string) bool {
-	if len(s) > maxNameLen || s == "." || s == ".." || !userNameRE().MatchString(s) {
+	if len(s) > maxNameLen || s == "." || s == ".." || !userNameChars(s) {
 		return false
 	}
 	return strings.Trim(s, "0123456789") != ""
@@ -56,7 +84,7 @@ func ValidHostname(s string) bool {
 		return false
 	}
 	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
-		if !hostnameLabelRE().MatchString(label) {
+		if !hostnameLabel(label) {
 			return false
 		}
 	}
