@@ -70,7 +70,7 @@ type Root struct {
 	dirs   map[string]struct{} // knownDir
 	made   map[string]struct{} // madeDir
 	// mountsOK are the mounts checkMount found to be the target's own, by
-	// mount id, with their mount points (checkMount).
+	// mount id, with their mount points and devices (knownMountOK).
 	mountsOK map[uint64]passedMount
 	// rootID is the root directory's mount id (rootMountID).
 	rootID                uint64
@@ -452,29 +452,9 @@ func (r *Root) writeNew(host string, data []byte, mode fs.FileMode, owner Owner)
 			os.Remove(host)
 		}
 	}()
-	if err := fault.At(fault.PointWrite); err != nil {
-		return true, &os.PathError{Op: "write", Path: host, Err: err}
-	}
-	if _, err := f.Write(data); err != nil {
-		return true, err
-	}
-	if owner.UID >= 0 || owner.GID >= 0 {
-		if err := f.Chown(owner.UID, owner.GID); err != nil && !tolerableChownError(err) {
-			return true, err
-		}
-	}
-	// Chmod after chown: chown clears setuid/setgid bits.
-	if err := f.Chmod(toSyscallMode(mode)); err != nil {
-		return true, err
-	}
 	durable := !r.NoSync
-	if durable {
-		if err := fault.At(fault.PointFsync); err != nil {
-			return true, &os.PathError{Op: "fsync", Path: host, Err: err}
-		}
-		if err := f.Sync(); err != nil {
-			return true, err
-		}
+	if err := fill(f, data, mode, owner, "", durable); err != nil {
+		return true, err
 	}
 	if err := f.Close(); err != nil {
 		return true, err
@@ -536,34 +516,8 @@ func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner, durabl
 			os.Remove(name)
 		}
 	}()
-	if err := fault.At(fault.PointWrite); err != nil {
-		return &os.PathError{Op: "write", Path: name, Err: err}
-	}
-	if _, err := tmp.Write(data); err != nil {
+	if err := fill(tmp, data, mode, owner, host, durable); err != nil {
 		return err
-	}
-	if owner.UID >= 0 || owner.GID >= 0 {
-		if err := tmp.Chown(owner.UID, owner.GID); err != nil && !tolerableChownError(err) {
-			return err
-		}
-	}
-	// The replaced file's label, ACL and user xattrs carry over (xattr.go);
-	// after chown, which drops some, before chmod, which then sets an ACL's
-	// mask to the mode asked for.
-	if err := copyXattrs(host, tmp); err != nil {
-		return err
-	}
-	// Chmod after chown: chown clears setuid/setgid bits.
-	if err := tmp.Chmod(toSyscallMode(mode)); err != nil {
-		return err
-	}
-	if durable {
-		if err := fault.At(fault.PointFsync); err != nil {
-			return &os.PathError{Op: "fsync", Path: name, Err: err}
-		}
-		if err := tmp.Sync(); err != nil {
-			return err
-		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -579,6 +533,41 @@ func writeAtomic(host string, data []byte, mode fs.FileMode, owner Owner, durabl
 		return nil
 	}
 	return syncDir(dir)
+}
+
+// fill writes data into f, a new empty file, and gives it owner and mode;
+// replaced, when set, is the file it is to replace, whose label, ACL and
+// user xattrs carry over (xattr.go). durable flushes it.
+func fill(f *os.File, data []byte, mode fs.FileMode, owner Owner, replaced string, durable bool) error {
+	if err := fault.At(fault.PointWrite); err != nil {
+		return &os.PathError{Op: "write", Path: f.Name(), Err: err}
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if owner.UID >= 0 || owner.GID >= 0 {
+		if err := f.Chown(owner.UID, owner.GID); err != nil && !tolerableChownError(err) {
+			return err
+		}
+	}
+	// The xattrs after chown, which drops some, before chmod, which then
+	// sets an ACL's mask to the mode asked for.
+	if replaced != "" {
+		if err := copyXattrs(replaced, f); err != nil {
+			return err
+		}
+	}
+	// Chmod after chown: chown clears setuid/setgid bits.
+	if err := f.Chmod(toSyscallMode(mode)); err != nil {
+		return err
+	}
+	if !durable {
+		return nil
+	}
+	if err := fault.At(fault.PointFsync); err != nil {
+		return &os.PathError{Op: "fsync", Path: f.Name(), Err: err}
+	}
+	return f.Sync()
 }
 
 // tolerableChownError lets unprivileged runs (tests, --root on a workstation
@@ -681,12 +670,11 @@ func (r *Root) MkdirAll(p string, mode fs.FileMode, owner Owner) error {
 	if err := r.preserve(host); err != nil {
 		return err
 	}
-	if err := os.Mkdir(host, 0o700); err != nil {
-		if !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-	} else {
+	switch err := os.Mkdir(host, 0o700); {
+	case err == nil:
 		r.rememberMade(host)
+	case !errors.Is(err, fs.ErrExist):
+		return err
 	}
 	return r.setAttrs(host, mode, owner)
 }

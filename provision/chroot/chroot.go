@@ -328,7 +328,7 @@ func (e *Env) setup(ctx context.Context) error {
 // mounted at or above it.
 func holdsAny(point string, paths []string) bool {
 	for _, p := range paths {
-		if p == point || point == "/" || strings.HasPrefix(p, point+"/") {
+		if under(p, point) {
 			return true
 		}
 	}

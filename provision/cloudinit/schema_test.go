@@ -372,3 +372,27 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestKeyTableOnlyForKeysNotRead: a config of keys the parser reads never
+// asks the key table (every key's schema, built on first use); a key it
+// does not read does.
+func TestKeyTableOnlyForKeysNotRead(t *testing.T) {
+	orig := cloudConfigKeys
+	t.Cleanup(func() { cloudConfigKeys = orig })
+	asked := 0
+	cloudConfigKeys = func() map[string]keySpec { asked++; return orig() }
+	parse := func(doc string) {
+		t.Helper()
+		if _, err := Parse(context.Background(), DataSet{UserData: &Blob{Data: []byte(doc)}}, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parse("#cloud-config\nhostname: h\nusers: [alice]\nwrite_files: [{path: /etc/x, content: x}]\nruncmd: [\"true\"]\n")
+	if asked != 0 {
+		t.Errorf("a config of keys the parser reads asked the key table %d times", asked)
+	}
+	parse("#cloud-config\nhostname: h\nfrobnicate: 1\n")
+	if asked == 0 {
+		t.Error("an unknown key did not ask the key table")
+	}
+}

@@ -137,10 +137,7 @@ func mountTop(dev string) (string, error) {
 	}
 	if err := fault.Mount(dev, dir, "btrfs", unix.MS_NOATIME, "subvolid=5"); err != nil {
 		os.Remove(dir)
-		if blockdev.ReadOnly(dev) {
-			return "", fmt.Errorf("snapshot: %w", blockdev.ReadOnlyError(dev, err))
-		}
-		return "", fmt.Errorf("snapshot: mount %s subvolid=5 on %s: %w", dev, dir, err)
+		return "", fmt.Errorf("snapshot: mount %s subvolid=5 on %s: %w", dev, dir, blockdev.ReadOnlyError(dev, err))
 	}
 	return dir, nil
 }

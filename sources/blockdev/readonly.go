@@ -7,9 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ReadOnly reports whether the block device dev is read-only (BLKROGET):
+// readOnly reports whether the block device dev is read-only (BLKROGET):
 // write-protected, or a loop device or image attached read-only.
-func ReadOnly(dev string) bool {
+func readOnly(dev string) bool {
 	f, err := os.Open(dev)
 	if err != nil {
 		return false
@@ -23,7 +23,7 @@ func ReadOnly(dev string) bool {
 // dev is read-only: the kernel says EACCES for it, which reads like a
 // permission problem.
 func ReadOnlyError(dev string, err error) error {
-	if !ReadOnly(dev) {
+	if !readOnly(dev) {
 		return err
 	}
 	return fmt.Errorf("%s is a read-only device (write-protected, or a read-only loop or image): nothing can be provisioned on it: %w", dev, err)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"testing"
@@ -36,6 +37,19 @@ func median(ds []time.Duration) time.Duration {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// benchBuild is one build of provision in TestBenchSwitchRoot: its
+// initramfs, and its boots' times with a NoCloud seed and with none.
+type benchBuild struct {
+	name, initrd      string
+	nocloud, nosource []time.Duration
+}
+
+// booted reports whether round i's two boots of b both gave a time.
+func (b *benchBuild) booted(i int) bool { return len(b.nocloud) > i && len(b.nosource) > i }
+
+// difference is what the seed cost in round i.
+func (b *benchBuild) difference(i int) time.Duration { return b.nocloud[i] - b.nosource[i] }
+
 // TestBenchSwitchRoot is `make bench`'s VM figure: the time from the agent's
 // start to switch_root for scenario (b) (NoCloud ISO, snapper layout) against
 // the same machine with no source. Each boot uses a fresh disk. It runs with
@@ -56,22 +70,18 @@ func TestBenchSwitchRoot(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("PROVISION_E2E_BENCH_RUNS")); err == nil && n > 0 {
 		runs = n
 	}
-	type build struct {
-		name, initrd      string
-		nocloud, nosource []time.Duration
-	}
 	w := setup(t)
-	builds := []*build{{name: "this build", initrd: w.initrd}}
+	builds := []*benchBuild{{name: "this build", initrd: w.initrd}}
 	if base := os.Getenv("PROVISION_E2E_BENCH_BASELINE"); base != "" {
 		initrd := filepath.Join(t.TempDir(), "baseline-initrd.cpio")
 		if err := BuildInitramfs(initrd, w.kernel, w.busybox, base, InitrdModules); err != nil {
 			t.Fatal(err)
 		}
-		builds = append(builds, &build{name: "baseline " + base, initrd: initrd})
+		builds = append(builds, &benchBuild{name: "baseline " + base, initrd: initrd})
 	}
 	// The cases (and the builds) alternate, boot by boot, so a machine
 	// that slows down or speeds up meanwhile weighs on all alike.
-	boot := func(name string, b *build, mk func(t *testing.T) *machine, into *[]time.Duration) {
+	boot := func(name string, b *benchBuild, mk func(t *testing.T) *machine, into *[]time.Duration) {
 		t.Run(name, func(t *testing.T) {
 			m := mk(t)
 			m.vm.Initrd = b.initrd
@@ -85,22 +95,17 @@ func TestBenchSwitchRoot(t *testing.T) {
 	}
 	var ratios []float64
 	for i := 0; i < runs; i++ {
-		order := builds
+		order := slices.Clone(builds)
 		if i%2 == 1 {
-			order = []*build{builds[len(builds)-1]}
-			if len(builds) > 1 {
-				order = append(order, builds[0])
-			}
+			slices.Reverse(order)
 		}
 		for _, b := range order {
 			boot("nocloud", b, func(t *testing.T) *machine { m, _ := nocloudMachine(t); return m }, &b.nocloud)
 			boot("nosource", b, func(t *testing.T) *machine { return newMachine(t, Snapper, nil) }, &b.nosource)
 		}
-		if len(builds) > 1 && len(builds[0].nocloud) == i+1 && len(builds[1].nocloud) == i+1 {
-			this := builds[0].nocloud[i] - builds[0].nosource[i]
-			base := builds[1].nocloud[i] - builds[1].nosource[i]
-			if base > 0 {
-				ratios = append(ratios, float64(this)/float64(base))
+		if len(builds) > 1 && builds[0].booted(i) && builds[1].booted(i) {
+			if base := builds[1].difference(i); base > 0 {
+				ratios = append(ratios, float64(builds[0].difference(i))/float64(base))
 			}
 		}
 	}
