@@ -36,7 +36,8 @@ func DetectSources(ctx context.Context, prefix, root string, bringUp func(ctx co
 	if err != nil {
 		return nil, fmt.Errorf("reading platform facts: %w", err)
 	}
-	env := blockdev.Env{Prefix: prefix}
+	// One scan of the block devices for every label-based source.
+	env := blockdev.Env{Prefix: prefix, Scan: &blockdev.Scan{}}
 	det := &Detection{Facts: facts}
 
 	fw := &fwcfg.Source{Prefix: prefix}

@@ -182,9 +182,25 @@ func (r *Root) Lstat(p string) (fs.FileInfo, error) {
 }
 
 // Stat stats the path inside the root, following symlinks within the root.
+//
+// Most paths end in no symlink: the directories above resolve from what
+// the Root knows, and one lstat of the last component answers; only a
+// symlink there is followed, inside the root (ResolveFollow would lstat
+// the last component first and stat it again).
 func (r *Root) Stat(p string) (fs.FileInfo, error) {
-	h, err := r.ResolveFollow(p)
+	h, err := r.Resolve(p)
 	if err != nil {
+		return nil, err
+	}
+	st, err := os.Lstat(h)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		pe.Op = "stat" // as the stat it stands for would say
+	}
+	if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+		return st, err
+	}
+	if h, err = r.ResolveFollow(p); err != nil {
 		return nil, err
 	}
 	return os.Stat(h)
@@ -193,12 +209,27 @@ func (r *Root) Stat(p string) (fs.FileInfo, error) {
 // ReadFile reads a regular file inside the root, following symlinks within
 // the root; anything else (a FIFO, a device) is ErrNotRegular, and a file
 // over MaxReadSize an error.
+//
+// The last component is opened without following a symlink first: the
+// open refuses one (ELOOP), and only then is the link resolved, inside
+// the root. Most files are none, and the lstat resolution would make of
+// the last component is saved.
 func (r *Root) ReadFile(p string) ([]byte, error) {
-	h, err := r.ResolveFollow(p)
+	h, err := r.Resolve(p)
 	if err != nil {
 		return nil, err
 	}
-	return ReadRegular(p, h, MaxReadSize)
+	fd, err := openRegular(h)
+	if errors.Is(err, unix.ELOOP) {
+		if h, err = r.ResolveFollow(p); err != nil {
+			return nil, err
+		}
+		return ReadRegular(p, h, MaxReadSize)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return readOpened(Printable(p), h, fd, MaxReadSize)
 }
 
 // ReadDir lists the directory p inside the root, following symlinks within
@@ -219,16 +250,26 @@ func (r *Root) ReadDir(p string) ([]fs.DirEntry, error) {
 // efivarfs) are read with it too.
 func ReadRegular(name, host string, limit int64) ([]byte, error) {
 	name = Printable(name)
-	// Raw calls, not an os.File: a descriptor opened O_NONBLOCK (so a
-	// FIFO planted in the target cannot block the open) would be offered
-	// to the runtime's poller, five calls more for nothing (see fd.go).
-	fd, err := openFD(host, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	fd, err := openRegular(host)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
 			return nil, fmt.Errorf("%s: %w (a symbolic link)", name, ErrNotRegular)
 		}
 		return nil, err
 	}
+	return readOpened(name, host, fd, limit)
+}
+
+// openRegular opens host for ReadRegular: raw calls, not an os.File (a
+// descriptor opened O_NONBLOCK, so that a FIFO planted in the target
+// cannot block the open, would be offered to the runtime's poller, five
+// calls more for nothing: see fd.go), and no final symlink followed.
+func openRegular(host string) (int, error) {
+	return openFD(host, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+}
+
+// readOpened is ReadRegular's read of the open fd, which it closes.
+func readOpened(name, host string, fd int, limit int64) ([]byte, error) {
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {

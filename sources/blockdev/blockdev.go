@@ -31,6 +31,11 @@ type Env struct {
 	// Mounter mounts filesystems go-diskfs cannot read (ext4, btrfs, xfs);
 	// nil means the kernel, which needs root.
 	Mounter Mounter
+	// Scan, when set, is one scan shared by the sources of a detection:
+	// each label-based source asks for the devices in Detect and again in
+	// Fetch, and the devices are probed once for all of them (see
+	// ScanDevices). nil: every call scans.
+	Scan *Scan
 }
 
 // DefaultMaxFileSize bounds any one file read from a medium: seeds are

@@ -447,6 +447,46 @@ func TestFindByLabelWaits(t *testing.T) {
 	}
 }
 
+// A shared Scan probes the devices once for every source of a detection;
+// a search that finds nothing in it looks again at once, without waiting,
+// and sees a device that appeared since.
+func TestSharedScan(t *testing.T) {
+	dir := t.TempDir()
+	seed := blockdevtest.MakeFAT(t, filepath.Join(dir, "seed.img"), blockdevtest.FAT{Label: "combustion", Bits: 12, SizeKiB: 1024})
+	prefix := blockdevtest.FakeSysfs(t, []blockdevtest.Disk{{Name: "sda", Image: seed}})
+	env := blockdev.Env{Prefix: prefix, Scan: &blockdev.Scan{}}
+	first, err := blockdev.ScanDevices(env)
+	if err != nil || !blockdev.HasLabel(first, "combustion") {
+		t.Fatalf("first scan = %+v, %v", first, err)
+	}
+	// The stick's filesystem changes its label: a new probe would see it,
+	// the shared scan does not probe again.
+	relabelled := blockdevtest.MakeFAT(t, filepath.Join(dir, "other.img"), blockdevtest.FAT{Label: "ignition", Bits: 12, SizeKiB: 1024})
+	b, err := os.ReadFile(relabelled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(seed, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again, err := blockdev.ScanDevices(env)
+	if err != nil || !blockdev.HasLabel(again, "combustion") || blockdev.HasLabel(again, "ignition") {
+		t.Errorf("second scan of the shared Env = %+v, %v: want the first scan's volumes", again, err)
+	}
+	if fresh, err := blockdev.ScanDevices(blockdev.Env{Prefix: prefix}); err != nil || !blockdev.HasLabel(fresh, "ignition") {
+		t.Errorf("an Env without a Scan = %+v, %v: want a new probe", fresh, err)
+	}
+	// The search for the new label: not in the shared scan, found by the
+	// search's own scan, with no timeout to wait in.
+	vols, err := blockdev.FindAllByLabel(context.Background(), env, []string{"ignition"}, 0)
+	if err != nil || len(vols) != 1 || vols[0].Name != "/dev/sda" {
+		t.Errorf("FindAllByLabel(ignition) = %+v, %v", vols, err)
+	}
+	if _, err := blockdev.FindAllByLabel(context.Background(), env, []string{"nothing"}, 0); !errors.Is(err, blockdev.ErrNoDevice) {
+		t.Errorf("absent label: %v", err)
+	}
+}
+
 // Corrupt media end in errors, never panics or hangs.
 func TestCorruptImages(t *testing.T) {
 	dir := t.TempDir()

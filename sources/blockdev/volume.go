@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -42,7 +43,28 @@ func ProbeFile(path string, offset, size int64) (Probe, error) {
 
 // ScanDevices probes every block device sysfs lists (once, no waiting) and
 // returns those holding a filesystem we recognise, in sysfs order.
+//
+// With env.Scan set, the first call scans and later ones get its result:
+// a detection asks once per source, and a probe reads every device's
+// superblocks (the ISO's volume descriptors, a FAT's boot sector...),
+// which an emulated machine pays for in milliseconds per device. A wait
+// for a device that is not there yet scans afresh (FindAllByLabel).
 func ScanDevices(env Env) ([]Volume, error) {
+	if env.Scan == nil {
+		return scanDevices(env)
+	}
+	env.Scan.once.Do(func() { env.Scan.vols, env.Scan.err = scanDevices(env) })
+	return env.Scan.vols, env.Scan.err
+}
+
+// Scan holds the result of the first ScanDevices of an Env that shares it.
+type Scan struct {
+	once sync.Once
+	vols []Volume
+	err  error
+}
+
+func scanDevices(env Env) ([]Volume, error) {
 	devs, err := Enumerate(env.Prefix)
 	if err != nil {
 		return nil, err
@@ -141,13 +163,21 @@ func FindAllByLabel(ctx context.Context, env Env, labels []string, timeout time.
 		defer t.Stop()
 		deadline = t.C
 	}
-	for {
-		vols, err := ScanDevices(env)
+	// The shared scan first (ScanDevices), then one of our own at once:
+	// a device may have appeared since the shared scan, and it is not
+	// made to wait a poll interval for that.
+	scan := ScanDevices
+	for fresh := env.Scan == nil; ; fresh = true {
+		vols, err := scan(env)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
 		if sel := SelectByLabel(vols, labels); len(sel) > 0 {
 			return sel, nil
+		}
+		scan = scanDevices
+		if !fresh {
+			continue
 		}
 		if deadline == nil {
 			return nil, fmt.Errorf("%w %q", ErrNoDevice, labels)
