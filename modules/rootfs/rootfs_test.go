@@ -3,6 +3,7 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -43,6 +44,53 @@ func TestResolveChrootSemantics(t *testing.T) {
 	}
 	if want := filepath.Join(r.Dir, "usr/etc/file"); got != want {
 		t.Errorf("Resolve = %s, want %s", got, want)
+	}
+}
+
+// ReadFile and Stat follow a symlink in the last component inside the
+// root, as in a chroot, though they try the component as it is first: an
+// absolute link names the target's file, never the host's of that name;
+// a relative one may not climb out; a dangling one is missing.
+func TestReadAndStatFollowTheLastLinkInside(t *testing.T) {
+	r, base := newRoot(t)
+	if err := os.WriteFile(filepath.Join(r.Dir, "etc/hostname"), []byte("inside\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The host's /etc/hostname is another file: the link must not reach it.
+	for link, target := range map[string]string{"etc/alias": "/etc/hostname", "etc/relative": "hostname", "etc/chain": "/etc/alias", "etc/dangling": "/etc/none", "etc/evil": "../../outside"} {
+		if err := os.Symlink(target, filepath.Join(r.Dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(base, "outside"), []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/etc/hostname", "/etc/alias", "/etc/relative", "/etc/chain"} {
+		b, err := r.ReadFile(p)
+		if err != nil || string(b) != "inside\n" {
+			t.Errorf("ReadFile(%s) = %q, %v; want the target's /etc/hostname", p, b, err)
+		}
+		st, err := r.Stat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Size() != int64(len("inside\n")) {
+			t.Errorf("Stat(%s) = %v, %v; want the target's /etc/hostname", p, st, err)
+		}
+	}
+	if _, err := r.ReadFile("/etc/dangling"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadFile of a dangling link: %v, want not-exist", err)
+	}
+	if _, err := r.Stat("/etc/dangling"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat of a dangling link: %v, want not-exist", err)
+	}
+	if _, err := r.Stat("/etc/none"); !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), "stat ") {
+		t.Errorf("Stat of a missing file: %v, want a stat error that it does not exist", err)
+	}
+	for _, read := range []func(string) error{
+		func(p string) error { _, err := r.ReadFile(p); return err },
+		func(p string) error { _, err := r.Stat(p); return err },
+	} {
+		if err := read("/etc/evil"); !errors.Is(err, ErrEscape) {
+			t.Errorf("a link climbing out of the root: %v, want ErrEscape", err)
+		}
 	}
 }
 
