@@ -270,6 +270,35 @@ type searchArgs struct {
 
 const searchHeaderSize = 32 // transid, objectid, offset u64; type, len u32
 
+// dirItemSize is a btrfs_dir_item before its name and data: location
+// {objectid u64, type u8, offset u64}, transid u64, data_len u16,
+// name_len u16, type u8.
+const dirItemSize = 30
+
+// searchResults walks n tree search results in buf, each a header
+// (searchHeaderSize) and its item, giving fn the header's offset and type
+// and the item; fn returning true ends the walk.
+func searchResults(buf []byte, n int, fn func(offset uint64, typ uint32, item []byte) (bool, error)) error {
+	le := binary.LittleEndian
+	for i := 0; i < n; i++ {
+		if len(buf) < searchHeaderSize {
+			return errors.New("short tree search result")
+		}
+		offset, typ := le.Uint64(buf[16:24]), le.Uint32(buf[24:28])
+		itemLen := int(le.Uint32(buf[28:32]))
+		buf = buf[searchHeaderSize:]
+		if itemLen > len(buf) {
+			return fmt.Errorf("bad item length %d", itemLen)
+		}
+		item := buf[:itemLen]
+		buf = buf[itemLen:]
+		if stop, err := fn(offset, typ, item); stop || err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Default returns the id of the default subvolume of the filesystem that
 // path is on, read from the "default" entry of the root tree directory, as
 // btrfs-progs does (there is no get-default ioctl).
@@ -305,9 +334,6 @@ func parseDefaultItem(buf []byte) (uint64, error) {
 	le := binary.LittleEndian
 	itemLen := int(le.Uint32(buf[28:32]))
 	item := buf[searchHeaderSize:]
-	// dir item: location {objectid u64, type u8, offset u64}, transid u64,
-	// data_len u16, name_len u16, type u8, then the name.
-	const dirItemSize = 30
 	if itemLen < dirItemSize || itemLen > len(item) {
 		return 0, fmt.Errorf("btrfs: bad dir item length %d", itemLen)
 	}
@@ -419,34 +445,26 @@ type rootRef struct {
 func parseRootRefs(buf []byte, n int) ([]rootRef, error) {
 	le := binary.LittleEndian
 	var out []rootRef
-	for i := 0; i < n; i++ {
-		if len(buf) < searchHeaderSize {
-			return nil, errors.New("short tree search result")
-		}
-		offset := le.Uint64(buf[16:24])
-		typ := le.Uint32(buf[24:28])
-		itemLen := int(le.Uint32(buf[28:32]))
-		buf = buf[searchHeaderSize:]
-		if itemLen > len(buf) {
-			return nil, fmt.Errorf("bad item length %d", itemLen)
-		}
-		item := buf[:itemLen]
-		buf = buf[itemLen:]
+	err := searchResults(buf, n, func(offset uint64, typ uint32, item []byte) (bool, error) {
 		if typ != rootRefKey {
-			continue
+			return false, nil
 		}
-		if itemLen < rootRefSize {
-			return nil, fmt.Errorf("bad root ref length %d", itemLen)
+		if len(item) < rootRefSize {
+			return false, fmt.Errorf("bad root ref length %d", len(item))
 		}
 		nameLen := int(le.Uint16(item[16:18]))
-		if rootRefSize+nameLen > itemLen || nameLen == 0 {
-			return nil, fmt.Errorf("bad root ref name length %d", nameLen)
+		if rootRefSize+nameLen > len(item) || nameLen == 0 {
+			return false, fmt.Errorf("bad root ref name length %d", nameLen)
 		}
 		name := string(item[rootRefSize : rootRefSize+nameLen])
 		if name == "." || name == ".." || bytes.ContainsAny([]byte(name), "/\x00") {
-			return nil, fmt.Errorf("bad root ref name %q", name)
+			return false, fmt.Errorf("bad root ref name %q", name)
 		}
 		out = append(out, rootRef{child: offset, dirID: le.Uint64(item[0:8]), name: name})
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -544,33 +562,26 @@ func TopLevelHas(path, name string) (bool, error) {
 // One item holds every entry whose name hashes alike, one after another.
 func dirItemsHold(buf []byte, n int, name string) (found bool, last uint64, err error) {
 	le := binary.LittleEndian
-	// dir item: location {objectid u64, type u8, offset u64}, transid u64,
-	// data_len u16, name_len u16, type u8, then the name and data.
-	const dirItemSize = 30
-	for i := 0; i < n; i++ {
-		if len(buf) < searchHeaderSize {
-			return false, 0, errors.New("btrfs: short tree search result")
-		}
-		last = le.Uint64(buf[16:24])
-		itemLen := int(le.Uint32(buf[28:32]))
-		if itemLen > len(buf)-searchHeaderSize {
-			return false, 0, fmt.Errorf("btrfs: bad dir item length %d", itemLen)
-		}
-		item := buf[searchHeaderSize : searchHeaderSize+itemLen]
-		buf = buf[searchHeaderSize+itemLen:]
+	err = searchResults(buf, n, func(offset uint64, _ uint32, item []byte) (bool, error) {
+		last = offset
 		for len(item) > 0 {
 			if len(item) < dirItemSize {
-				return false, 0, fmt.Errorf("btrfs: short dir item (%d bytes)", len(item))
+				return false, fmt.Errorf("short dir item (%d bytes)", len(item))
 			}
 			dataLen, nameLen := int(le.Uint16(item[25:27])), int(le.Uint16(item[27:29]))
 			if dirItemSize+nameLen+dataLen > len(item) {
-				return false, 0, fmt.Errorf("btrfs: bad dir item name length %d", nameLen)
+				return false, fmt.Errorf("bad dir item name length %d", nameLen)
 			}
 			if string(item[dirItemSize:dirItemSize+nameLen]) == name {
-				return true, last, nil
+				found = true
+				return true, nil
 			}
 			item = item[dirItemSize+nameLen+dataLen:]
 		}
+		return false, nil
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("btrfs: %w", err)
 	}
-	return false, last, nil
+	return found, last, nil
 }
