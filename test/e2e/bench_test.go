@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -25,9 +24,11 @@ func timeToSwitchRoot(console string) (time.Duration, bool) {
 	return d, err == nil
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+// median is the middle of xs (of the two middle ones, their mean), 0 for
+// none; xs is left as it is.
+func median[T time.Duration | float64](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
 	if len(s) == 0 {
 		return 0
 	}
@@ -115,11 +116,6 @@ func TestBenchSwitchRoot(t *testing.T) {
 			b.name, runs, withSource, without, withSource-without)
 	}
 	if len(ratios) > 0 {
-		sort.Float64s(ratios)
-		mid := ratios[len(ratios)/2]
-		if len(ratios)%2 == 0 {
-			mid = (ratios[len(ratios)/2-1] + mid) / 2
-		}
-		t.Logf("this build's difference against the baseline's, median of the rounds' own ratios: %.2f (%d rounds)", mid, len(ratios))
+		t.Logf("this build's difference against the baseline's, median of the rounds' own ratios: %.2f (%d rounds)", median(ratios), len(ratios))
 	}
 }

@@ -96,4 +96,10 @@ func TestTimeToSwitchRoot(t *testing.T) {
 	if m := median([]time.Duration{3, 1, 2, 10}); m != 2 {
 		t.Errorf("median = %v", m)
 	}
+	if m := median([]float64{1.5, 0.5, 0.9}); m != 0.9 {
+		t.Errorf("median of ratios = %v", m)
+	}
+	if m := median([]float64{1.5, 0.5}); m != 1 {
+		t.Errorf("median of two ratios = %v", m)
+	}
 }
