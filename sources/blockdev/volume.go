@@ -163,21 +163,24 @@ func FindAllByLabel(ctx context.Context, env Env, labels []string, timeout time.
 		defer t.Stop()
 		deadline = t.C
 	}
-	// The shared scan first (ScanDevices), then one of our own at once:
-	// a device may have appeared since the shared scan, and it is not
-	// made to wait a poll interval for that.
-	scan := ScanDevices
-	for fresh := env.Scan == nil; ; fresh = true {
+	look := func(scan func(Env) ([]Volume, error)) ([]Volume, error) {
 		vols, err := scan(env)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		if sel := SelectByLabel(vols, labels); len(sel) > 0 {
-			return sel, nil
+		return SelectByLabel(vols, labels), nil
+	}
+	// The shared scan first, then one of our own at once: a device may
+	// have appeared since the shared scan, and it is not made to wait a
+	// poll interval for that.
+	if env.Scan != nil {
+		if sel, err := look(ScanDevices); err != nil || len(sel) > 0 {
+			return sel, err
 		}
-		scan = scanDevices
-		if !fresh {
-			continue
+	}
+	for {
+		if sel, err := look(scanDevices); err != nil || len(sel) > 0 {
+			return sel, err
 		}
 		if deadline == nil {
 			return nil, fmt.Errorf("%w %q", ErrNoDevice, labels)
