@@ -58,7 +58,7 @@ func (r *Root) Memo(key string, deps []string, load func() (any, error)) (any, e
 // Forget drops every memo: the target may have changed behind this Root.
 func (r *Root) Forget() {
 	r.memoMu.Lock()
-	r.memo, r.dirs, r.made, r.mountsOK, r.rootIDKnown = nil, nil, nil, nil, false
+	r.memo, r.dirs, r.absent, r.made, r.mountsOK, r.rootIDKnown = nil, nil, nil, nil, nil, false
 	r.memoMu.Unlock()
 }
 
@@ -85,6 +85,40 @@ func (r *Root) rememberDir(rel string) {
 		r.dirs = map[string]struct{}{}
 	}
 	r.dirs[rel] = struct{}{}
+	r.memoMu.Unlock()
+}
+
+// knownAbsent reports whether rel (relative to the root) was found
+// missing since the last change through this Root: resolution then takes
+// it, and everything below it, as missing without an lstat (a run looks
+// up /etc/bench for each of the files it is about to create there, while
+// planning and announcing them).
+//
+// A stale entry is harmless as long as nothing made since is a symlink:
+// a missing component and a directory or file resolve to the same path.
+// So every change through the Root drops them all (forgetChanged, and the
+// link calls after making their link), as do Forget (a program may have
+// made one).
+func (r *Root) knownAbsent(rel string) bool {
+	r.memoMu.Lock()
+	_, ok := r.absent[rel]
+	r.memoMu.Unlock()
+	return ok
+}
+
+func (r *Root) rememberAbsent(rel string) {
+	r.memoMu.Lock()
+	if r.absent == nil {
+		r.absent = map[string]struct{}{}
+	}
+	r.absent[rel] = struct{}{}
+	r.memoMu.Unlock()
+}
+
+// forgetAbsent drops what knownAbsent knows.
+func (r *Root) forgetAbsent() {
+	r.memoMu.Lock()
+	r.absent = nil
 	r.memoMu.Unlock()
 }
 
@@ -115,6 +149,7 @@ func (r *Root) forgetMade(host string) {
 
 func (r *Root) rememberMade(host string) {
 	r.memoMu.Lock()
+	r.absent = nil // host exists now
 	if r.made == nil {
 		r.made = map[string]struct{}{}
 	}
@@ -126,10 +161,11 @@ func (r *Root) rememberMade(host string) {
 // path itself, anything below it, or a directory above one of their files
 // (a symlink made there is such a change); a memo of a path that resolved
 // through a symlink goes at any change. The directories known to
-// resolution are dropped at and below host.
+// resolution are dropped at and below host, the missing ones all.
 func (r *Root) forgetChanged(host string) {
 	r.memoMu.Lock()
 	defer r.memoMu.Unlock()
+	r.absent = nil
 	if rel, ok := strings.CutPrefix(host, r.Dir+"/"); ok {
 		for d := range r.dirs {
 			if within(d, rel) {

@@ -68,6 +68,7 @@ type Root struct {
 	memoMu sync.Mutex
 	memo   map[string]memoEntry
 	dirs   map[string]struct{} // knownDir
+	absent map[string]struct{} // knownAbsent
 	made   map[string]struct{} // madeDir
 	// mountsOK are the mounts checkMount found to be the target's own, by
 	// mount id, with their mount points and devices (knownMountOK).
@@ -122,6 +123,10 @@ func (r *Root) resolve(p string, followLast bool) (string, error) {
 	pending := splitPath(p)
 	done := make([]string, 0, len(pending)) // resolved components, relative to root
 	links := 0
+	// missing: a component of done does not exist, so neither does
+	// anything below it (nor can it be a symlink): no lstat is needed
+	// until ".." climbs back out of it.
+	missing := false
 	var st unix.Stat_t // one for every component: os.Lstat would allocate each
 	for len(pending) > 0 {
 		c := pending[0]
@@ -134,22 +139,31 @@ func (r *Root) resolve(p string, followLast bool) (string, error) {
 				return "", fmt.Errorf("%s: %w", p, ErrEscape)
 			}
 			done = done[:len(done)-1]
+			missing = false // perhaps back where things exist: look again
 			continue
 		}
 		done = append(done, c)
-		if len(pending) == 0 && !followLast {
-			break
+		if missing || len(pending) == 0 && !followLast {
+			continue
 		}
 		rel := filepath.Join(done...)
 		if r.knownDir(rel) {
+			continue
+		}
+		if r.knownAbsent(rel) {
+			missing = true
 			continue
 		}
 		host := filepath.Join(r.Dir, rel)
 		err := unix.Lstat(host, &st)
 		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
 			// Missing components are fine: they will be created.
-			if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			switch {
+			case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
 				r.rememberDir(rel)
+			case errors.Is(err, unix.ENOENT):
+				missing = true
+				r.rememberAbsent(rel)
 			}
 			continue
 		}
@@ -424,6 +438,9 @@ func (r *Root) checkChange(host string, forget, mountChecked bool) error {
 		r.forgetChanged(host)
 	}
 	if r.BeforeChange != nil {
+		// What it mounts (a snapshot of the subvolume mounted there, taken
+		// before anything was written to it) shows what was there: the
+		// directories and missing paths known below it stay true.
 		if err := r.BeforeChange(host); err != nil {
 			return err
 		}
@@ -792,7 +809,12 @@ func (r *Root) replaceWithLink(p string, create func(tmp string) error) error {
 	if err := create(tmp); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, host); err != nil {
+	err = os.Rename(tmp, host)
+	// The link may be a symlink, or lead to one, where resolution found
+	// nothing before: checkChange dropped the missing paths before the
+	// link was made, and a lookup since may have noted its name again.
+	r.forgetAbsent()
+	if err != nil {
 		os.Remove(tmp)
 		return err
 	}

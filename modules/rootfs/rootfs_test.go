@@ -380,3 +380,73 @@ func TestWriteNewFailureLeavesNothing(t *testing.T) {
 		t.Errorf("after %v left: %v", err, ents)
 	}
 }
+
+// A path found missing is remembered (resolution then skips its lstat and
+// those below it), until something could have made a symlink there: a
+// symlink or a hard link made through the Root, any other change through
+// it, or Forget after a program ran. A stale entry would resolve through
+// the new link lexically, on the host: out of the root.
+func TestMissingPathsForgottenWhenLinked(t *testing.T) {
+	r, _ := newRoot(t)
+	if err := os.MkdirAll(filepath.Join(r.Dir, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/real", filepath.Join(r.Dir, "etc/made-elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	lookUp := func(p string) {
+		t.Helper()
+		if h, err := r.Resolve(p + "/sub/file"); err != nil || h != filepath.Join(r.Dir, p, "sub/file") {
+			t.Fatalf("Resolve(%s/sub/file) = %s, %v; want the lexical path below the missing %s", p, h, err, p)
+		}
+		if !r.knownAbsent(strings.TrimPrefix(p, "/")) {
+			t.Fatalf("%s not remembered as missing", p)
+		}
+	}
+	want := func(p, target string) {
+		t.Helper()
+		h, err := r.Resolve(p + "/sub/file")
+		if err != nil || h != filepath.Join(r.Dir, target, "sub/file") {
+			t.Errorf("Resolve(%s/sub/file) = %s, %v; want it through the new link, to /%s/sub/file", p, h, err, target)
+		}
+	}
+
+	lookUp("/etc/viasymlink")
+	if err := r.Symlink("/real", "/etc/viasymlink"); err != nil {
+		t.Fatal(err)
+	}
+	want("/etc/viasymlink", "real")
+
+	lookUp("/etc/vialink")
+	if err := r.Link("/etc/made-elsewhere", "/etc/vialink"); err != nil {
+		t.Fatal(err)
+	}
+	want("/etc/vialink", "real")
+
+	lookUp("/etc/program")
+	// A program in the target makes it (here: the test, behind the Root).
+	if err := os.Symlink("../../outside", filepath.Join(r.Dir, "etc/program")); err != nil {
+		t.Fatal(err)
+	}
+	r.Forget()
+	if _, err := r.Resolve("/etc/program/sub/file"); !errors.Is(err, ErrEscape) {
+		t.Errorf("after Forget, a link out of the root made by a program: %v, want ErrEscape", err)
+	}
+
+	lookUp("/etc/other")
+	if err := r.WriteFile("/etc/unrelated", nil, 0o644, RootOwner); err != nil {
+		t.Fatal(err)
+	}
+	if r.knownAbsent("etc/other") {
+		t.Error("a change through the Root left the missing paths known")
+	}
+
+	// Within one lookup: below a missing component nothing exists, until
+	// ".." climbs back to where a symlink may be.
+	if err := os.Symlink("/real", filepath.Join(r.Dir, "etc/up")); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := r.Resolve("/etc/nope/deeper/../../up/file"); err != nil || h != filepath.Join(r.Dir, "real/file") {
+		t.Errorf("Resolve through .. out of a missing directory = %s, %v; want /real/file", h, err)
+	}
+}
