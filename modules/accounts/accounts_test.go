@@ -364,6 +364,51 @@ func TestCreateHome(t *testing.T) {
 	}
 }
 
+// The skeleton is read once for all the homes of a run, and read again
+// after a change to it through the Root or after Forget (a program ran).
+func TestCreateHomeReadsSkeletonOnce(t *testing.T) {
+	r := newRoot(t, map[string]string{"etc/skel/.bashrc": "one\n", "etc/skel/.config/app/rc": "nested\n"})
+	if err := os.Symlink(".bashrc", filepath.Join(r.Dir, "etc/skel/.bash_profile")); err != nil {
+		t.Fatal(err)
+	}
+	skel := []string{"/etc/skel"}
+	home := func(name, want string) {
+		t.Helper()
+		if created, err := CreateHome(r, "/home/"+name, os.Getuid(), os.Getgid(), 0o700, skel); err != nil || !created {
+			t.Fatal(created, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(r.Dir, "home", name, ".bashrc")); err != nil || string(b) != want {
+			t.Errorf("%s's .bashrc = %q, %v; want %q", name, b, err, want)
+		}
+		if b, err := os.ReadFile(filepath.Join(r.Dir, "home", name, ".config/app/rc")); err != nil || string(b) != "nested\n" {
+			t.Errorf("%s's nested file = %q, %v", name, b, err)
+		}
+		if l, err := os.Readlink(filepath.Join(r.Dir, "home", name, ".bash_profile")); err != nil || l != ".bashrc" {
+			t.Errorf("%s's symlink = %q, %v", name, l, err)
+		}
+	}
+	home("a", "one\n")
+	// Behind the Root's back, as a program would, without Forget: the
+	// skeleton read for the first home serves the second.
+	if err := os.WriteFile(filepath.Join(r.Dir, "etc/skel/.bashrc"), []byte("two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	home("b", "one\n")
+	r.Forget()
+	home("c", "two\n")
+	if err := r.WriteFile("/etc/skel/.bashrc", []byte("three\n"), 0o644, rootfs.RootOwner); err != nil {
+		t.Fatal(err)
+	}
+	home("d", "three\n")
+	if err := r.WriteFile("/etc/skel/.config/app/rc", []byte("nested\n"), 0o644, rootfs.RootOwner); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteFile("/etc/skel/.bashrc", []byte("four\n"), 0o644, rootfs.RootOwner); err != nil {
+		t.Fatal(err)
+	}
+	home("e", "four\n")
+}
+
 func TestCrypt(t *testing.T) {
 	h, err := HashPassword(DefaultHashMethod, "pw")
 	if err != nil || !strings.HasPrefix(h, "$6$") || len(strings.Split(h, "$")[2]) != 16 {

@@ -54,71 +54,115 @@ func CreateHome(root *rootfs.Root, home string, uid, gid int, mode fs.FileMode, 
 		if err != nil || !st.IsDir() {
 			continue
 		}
-		if err := copyTree(root, dir, home, owner, copied); err != nil {
+		entries, err := readSkel(root, dir)
+		if err != nil {
+			return true, fmt.Errorf("copy %s to %s: %w", dir, home, err)
+		}
+		if err := copyTree(root, entries, home, owner, copied); err != nil {
 			return true, fmt.Errorf("copy %s to %s: %w", dir, home, err)
 		}
 	}
 	return true, nil
 }
 
-// copyTree copies the entries of src (a directory in the target) into dst.
-// Names already copied from an earlier skeleton are skipped.
-func copyTree(root *rootfs.Root, src, dst string, owner rootfs.Owner, copied map[string]bool) error {
+// skelEntry is an entry of a skeleton directory, as read once per run
+// (readSkel) for every home it is copied into.
+type skelEntry struct {
+	name     string
+	info     fs.FileInfo // from lstat: type, mode, times
+	data     []byte      // a regular file's content
+	target   string      // a symlink's
+	children []skelEntry // a directory's, in ReadDir order
+}
+
+// readSkel reads the skeleton directory src (in the target) with its
+// files' contents. It is memoized: a run that creates several homes reads
+// the skeleton once; a change below src through the Root, or a program
+// run in the target, drops it (Root.Memo).
+func readSkel(root *rootfs.Root, src string) ([]skelEntry, error) {
+	v, err := root.Memo("skeleton "+src, []string{src}, func() (any, error) { return readSkelDir(root, src) })
+	if err != nil {
+		return nil, err
+	}
+	return v.([]skelEntry), nil
+}
+
+func readSkelDir(root *rootfs.Root, src string) ([]skelEntry, error) {
 	host, err := root.ResolveFollow(src)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	entries, err := os.ReadDir(host)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	out := make([]skelEntry, 0, len(entries))
 	for _, e := range entries {
-		s, d := path.Join(src, e.Name()), path.Join(dst, e.Name())
-		if copied[d] {
-			continue
-		}
-		copied[d] = true
+		s := path.Join(src, e.Name())
 		st, err := root.Lstat(s)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		perm := st.Mode().Perm() | st.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
+		se := skelEntry{name: e.Name(), info: st}
 		switch {
 		case st.Mode()&fs.ModeSymlink != 0:
 			h, err := root.Resolve(s)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			target, err := os.Readlink(h)
-			if err != nil {
-				return err
+			if se.target, err = os.Readlink(h); err != nil {
+				return nil, err
 			}
-			if err := root.Symlink(target, d); err != nil {
+		case st.IsDir():
+			if se.children, err = readSkelDir(root, s); err != nil {
+				return nil, err
+			}
+		case st.Mode().IsRegular():
+			if se.data, err = root.ReadFile(s); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, se)
+	}
+	return out, nil
+}
+
+// copyTree copies the entries of a skeleton (readSkel) into dst. Names
+// already copied from an earlier skeleton are skipped.
+func copyTree(root *rootfs.Root, entries []skelEntry, dst string, owner rootfs.Owner, copied map[string]bool) error {
+	for _, e := range entries {
+		d := path.Join(dst, e.name)
+		if copied[d] {
+			continue
+		}
+		copied[d] = true
+		mode := e.info.Mode()
+		perm := mode.Perm() | mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
+		switch {
+		case mode&fs.ModeSymlink != 0:
+			if err := root.Symlink(e.target, d); err != nil {
 				return err
 			}
 			if err := root.Chown(d, owner); err != nil {
 				return err
 			}
-		case st.IsDir():
+		case mode.IsDir():
 			if err := root.MkdirAll(d, perm, owner); err != nil {
 				return err
 			}
-			if err := copyTree(root, s, d, owner, copied); err != nil {
+			if err := copyTree(root, e.children, d, owner, copied); err != nil {
 				return err
 			}
-		case st.Mode().IsRegular():
-			data, err := root.ReadFile(s)
-			if err != nil {
-				return err
-			}
-			if err := root.WriteFile(d, data, perm, owner); err != nil {
+		case mode.IsRegular():
+			if err := root.WriteFile(d, e.data, perm, owner); err != nil {
 				return err
 			}
 		default:
-			// Device nodes and fifos in a skeleton are not copied.
+			// Device nodes and fifos in a skeleton are not copied (their
+			// names are taken all the same).
 			continue
 		}
-		if err := keepTimes(root, d, st); err != nil {
+		if err := keepTimes(root, d, e.info); err != nil {
 			return err
 		}
 	}
