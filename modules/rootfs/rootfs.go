@@ -805,8 +805,13 @@ func (r *Root) replaceWithLink(p string, create func(tmp string) error) error {
 		return err
 	}
 	tmp := filepath.Join(filepath.Dir(host), "."+filepath.Base(host)+".provision-link")
-	os.Remove(tmp)
-	if err := create(tmp); err != nil {
+	err = create(tmp)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by a run that died between the two calls: ours to replace.
+		os.Remove(tmp)
+		err = create(tmp)
+	}
+	if err != nil {
 		return err
 	}
 	err = os.Rename(tmp, host)

@@ -450,3 +450,30 @@ func TestMissingPathsForgottenWhenLinked(t *testing.T) {
 		t.Errorf("Resolve through .. out of a missing directory = %s, %v; want /real/file", h, err)
 	}
 }
+
+// A link's temporary name left by a run that died before the rename is
+// replaced, not an error, for symlinks and hard links alike.
+func TestLinkReplacesStaleTemporary(t *testing.T) {
+	r, _ := newRoot(t)
+	if err := os.WriteFile(filepath.Join(r.Dir, "etc/file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, link := range map[string]func() error{
+		"sym":  func() error { return r.Symlink("file", "/etc/sym") },
+		"hard": func() error { return r.Link("/etc/file", "/etc/hard") },
+	} {
+		stale := filepath.Join(r.Dir, "etc", "."+name+".provision-link")
+		if err := os.Symlink("stale", stale); err != nil {
+			t.Fatal(err)
+		}
+		if err := link(); err != nil {
+			t.Errorf("%s link over a stale temporary: %v", name, err)
+		}
+		if _, err := os.Lstat(stale); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: the temporary is still there (%v)", name, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(r.Dir, "etc", name)); err != nil || string(b) != "x" {
+			t.Errorf("%s link reads %q, %v", name, b, err)
+		}
+	}
+}
