@@ -142,15 +142,21 @@ type Result struct {
 	Warnings   []string       `json:"warnings,omitempty"`
 	// Target says how the target keeps /etc, boots its snapshots and which
 	// of its own hooks run (dry run with --root).
-	Target   []string       `json:"target,omitempty"`
-	Steps    []StepResult   `json:"steps"`
-	Error    string         `json:"error,omitempty"`
-	Started  time.Time      `json:"started"`
-	Duration time.Duration  `json:"duration_ns"`
-	Config   *config.Config `json:"-"`
-	Err      error          `json:"-"`
-	Plan     []modules.Step `json:"-"`
-	FailedAt string         `json:"-"`
+	Target   []string      `json:"target,omitempty"`
+	Steps    []StepResult  `json:"steps"`
+	Error    string        `json:"error,omitempty"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+	// Phases are the run's stretches in order, as far as it got: recover,
+	// detect, read, parse; then for a run that applies begin, mounts,
+	// plan, preserve, steps, labels, report, unmount, sync, commit.
+	Phases   []Phase `json:"-"`
+	phaseEnd time.Time
+	clock    func() time.Time // Run's Options.Now
+	Config   *config.Config   `json:"-"`
+	Err      error            `json:"-"`
+	Plan     []modules.Step   `json:"-"`
+	FailedAt string           `json:"-"`
 	// Report is the report being built (sources, documents, steps).
 	Report *report.Report `json:"-"`
 }
@@ -224,7 +230,7 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 	if console == nil {
 		console = io.Discard
 	}
-	res := &Result{Started: now(), Steps: []StepResult{}, Sources: []SourceResult{}, Documents: []DocumentInfo{}}
+	res := &Result{Started: now(), Steps: []StepResult{}, Sources: []SourceResult{}, Documents: []DocumentInfo{}, clock: now}
 	res.Report = report.New(now)
 	fail := func(status string, err error) *Result {
 		res.Status, res.Err, res.Error = status, err, err.Error()
@@ -245,6 +251,7 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 			return fail(StatusFailed, fmt.Errorf("recovering an earlier run: %w", err))
 		}
 	}
+	res.phase("recover")
 	boot := ReadBoot(opts.Root, opts.Cmdline)
 	if boot.Recorded == "" && opts.RecordedInstance != nil && !opts.DryRun {
 		rec, err := opts.RecordedInstance(ctx, opts.Root)
@@ -270,7 +277,9 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 			return fail(StatusFailed, fmt.Errorf("detecting sources: %w", err))
 		}
 	}
+	res.phase("detect")
 	docs, sres, err := Collect(ctx, srcs)
+	res.phase("read")
 	res.Sources = append(res.Sources, sres...)
 	for _, s := range sres {
 		res.Report.AddSource(report.Source{Name: s.Name, Presence: s.Presence, Documents: s.Documents, Error: s.Error})
@@ -323,6 +332,7 @@ func Run(ctx context.Context, opts Options) (out *Result) {
 		return fail(StatusInvalid, invalidConfig(problems, planProblems(res, cfg, opts.Root)))
 	}
 
+	res.phase("parse")
 	res.InstanceID = InstanceID(cfg.InstanceID.Value, docs)
 	res.InstanceIDFrom = "a digest of the documents, as no source gives an instance-id"
 	if cfg.InstanceID.Value != "" {
@@ -519,6 +529,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err != nil {
 		return fail(fmt.Errorf("beginning transaction: %w", err))
 	}
+	res.phase("begin")
 	fmt.Fprintf(console, "[ OK ] transaction: applying into %s\n", modules.Printable(txn.Root()))
 	var chroot Chroot
 	closeChroot := func() error {
@@ -637,6 +648,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			}
 		}
 	}
+	res.phase("mounts")
 	steps, err := Plan(cfg, root)
 	if err != nil {
 		return abort(fmt.Errorf("%w: %w", ErrInvalid, err))
@@ -652,9 +664,11 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	}
 	// What the steps and the run itself will write, kept by the journal
 	// with one flush before the first change rather than one each.
+	res.phase("plan")
 	if err := root.PreserveAll(plannedWrites(steps)...); err != nil {
 		return abort(err)
 	}
+	res.phase("preserve")
 	for _, s := range steps {
 		if ctx.Err() != nil {
 			return abort(interrupted(ctx, ctx.Err()))
@@ -706,6 +720,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 			return abort(fmt.Errorf("recording the instance-id: %w", err))
 		}
 	}
+	res.phase("steps")
 	// Labels last, with everything mounted as the booted system sees it.
 	labels, err := labelRun(root, rec, needsChroot(cfg), applyStart, rep, console)
 	if err != nil {
@@ -716,6 +731,7 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	}
 	// The target's copy of the report is written inside the transaction, so
 	// it exists exactly when the provisioned root does.
+	res.phase("labels")
 	rep.Finish(report.ResultDone, nil, "")
 	if err := rep.WriteTarget(root); err != nil {
 		return abort(fmt.Errorf("writing the report into the target: %w", err))
@@ -724,12 +740,14 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err := labelMore(labels, root, rec); err != nil {
 		return abort(err)
 	}
+	res.phase("report")
 	// Unmount only now: the instance-id and the report belong in the
 	// target's own /var, which the chroot has mounted; the commit then
 	// syncs and switches a tree no longer in use.
 	if err := closeChroot(); err != nil {
 		return abort(fmt.Errorf("cleaning up the chroot: %w", err))
 	}
+	res.phase("unmount")
 	boot, err := prepareBootEntries(txn)
 	if err != nil {
 		return abort(fmt.Errorf("reading the target's boot loader setup: %w", err))
@@ -739,10 +757,12 @@ func apply(ctx context.Context, res *Result, cfg *config.Config, opts Options, c
 	if err := syncWritten(txn.Root(), rec.Paths()); err != nil {
 		return abort(fmt.Errorf("syncing the applied changes: %w", err))
 	}
+	res.phase("sync")
 	if err := txn.Commit(ctx); err != nil {
 		return abort(fmt.Errorf("commit: %w", err))
 	}
 	committed = true
+	res.phase("commit")
 	fmt.Fprintf(console, "[ OK ] transaction: committed\n")
 	if boot != nil {
 		// After the commit point, as sdbootutil acts on

@@ -318,6 +318,8 @@ func Init(ctx context.Context, console io.Writer, args []string) error {
 			if err := WriteReport(res, DefaultReportPath, sysroot); err != nil {
 				fmt.Fprintf(console, "[WARN] writing the report: %v\n", err)
 			}
+			// Where the boot's time went, for whoever finds it slow.
+			fmt.Fprintf(console, "provision: took %v: %s\n", res.Duration.Round(time.Millisecond), FormatPhases(res.Phases))
 			switch {
 			case res.Err != nil:
 				return res.Err

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,6 +24,60 @@ func timeToSwitchRoot(console string) (time.Duration, bool) {
 	}
 	d, err := time.ParseDuration(m[1])
 	return d, err == nil
+}
+
+// tookRe finds the line provision init prints after the run: its
+// duration, then its phases ("detect 12ms, read 3.1ms, ...").
+var tookRe = regexp.MustCompile(`provision: took (\S+): (.*?)\r?\n`)
+
+// benchPhase is one phase of a run as the console gave it.
+type benchPhase struct {
+	name string
+	d    time.Duration
+}
+
+// runPhases reads the run's duration and phases from a console.
+func runPhases(console string) (time.Duration, []benchPhase, bool) {
+	m := tookRe.FindStringSubmatch(console)
+	if m == nil {
+		return 0, nil, false
+	}
+	took, err := time.ParseDuration(m[1])
+	if err != nil {
+		return 0, nil, false
+	}
+	var phases []benchPhase
+	for _, part := range strings.Split(m[2], ", ") {
+		name, d, ok := strings.Cut(part, " ")
+		dur, err := time.ParseDuration(d)
+		if !ok || err != nil {
+			return 0, nil, false
+		}
+		phases = append(phases, benchPhase{name, dur})
+	}
+	return took, phases, true
+}
+
+// phaseMedians is each phase's median over runs, in the order of the
+// first run, and the median of what the agent did outside the run (the
+// root's mount before it, the switch's preparation after it).
+func phaseMedians(runs [][]benchPhase, outside []time.Duration) string {
+	if len(runs) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, p := range runs[0] {
+		var ds []time.Duration
+		for _, r := range runs {
+			for _, q := range r {
+				if q.name == p.name {
+					ds = append(ds, q.d)
+				}
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %v", p.name, median(ds).Round(100*time.Microsecond)))
+	}
+	return fmt.Sprintf("%s; outside the run %v", strings.Join(parts, ", "), median(outside).Round(100*time.Microsecond))
 }
 
 // median is the middle of xs (of the two middle ones, their mean), 0 for
@@ -43,6 +99,10 @@ func median[T time.Duration | float64](xs []T) T {
 type benchBuild struct {
 	name, initrd      string
 	nocloud, nosource []time.Duration
+	// phases are the NoCloud boots' runs, phase by phase, and outside
+	// what the agent spent around each of those runs.
+	phases  [][]benchPhase
+	outside []time.Duration
 }
 
 // booted reports whether round i's two boots of b both gave a time.
@@ -92,6 +152,11 @@ func TestBenchSwitchRoot(t *testing.T) {
 				t.Fatal("no \"switching root\" line on the console")
 			}
 			*into = append(*into, d)
+			// A baseline from before the phases were printed has none.
+			if took, phases, ok := runPhases(res.Console); ok && name == "nocloud" {
+				b.phases = append(b.phases, phases)
+				b.outside = append(b.outside, d-took)
+			}
 		})
 	}
 	var ratios []float64
@@ -114,6 +179,9 @@ func TestBenchSwitchRoot(t *testing.T) {
 		withSource, without := median(b.nocloud), median(b.nosource)
 		t.Logf("%s: agent start -> switch_root, median of %d boots each, alternating: NoCloud ISO %s, no source %s, difference %s",
 			b.name, runs, withSource, without, withSource-without)
+		if len(b.phases) > 0 {
+			t.Logf("%s: the NoCloud boots' run, median of each phase: %s", b.name, phaseMedians(b.phases, b.outside))
+		}
 	}
 	if len(ratios) > 0 {
 		t.Logf("this build's difference against the baseline's, median of the rounds' own ratios: %.2f (%d rounds)", median(ratios), len(ratios))

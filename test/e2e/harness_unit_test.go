@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,25 @@ func TestTimeToSwitchRoot(t *testing.T) {
 	}
 	if m := median([]float64{1.5, 0.5}); m != 1 {
 		t.Errorf("median of two ratios = %v", m)
+	}
+}
+
+func TestRunPhases(t *testing.T) {
+	console := "[ OK ] provision: done\r\nprovision: took 812ms: recover 3.1ms, detect 120ms, commit 75ms\r\nprovision init: switching root"
+	took, phases, ok := runPhases(console)
+	want := []benchPhase{{"recover", 3100 * time.Microsecond}, {"detect", 120 * time.Millisecond}, {"commit", 75 * time.Millisecond}}
+	if !ok || took != 812*time.Millisecond || !slices.Equal(phases, want) {
+		t.Fatalf("runPhases = %v, %v, %v", took, phases, ok)
+	}
+	for _, bad := range []string{"no such line", "provision: took 1s: detect soon\n", "provision: took long: detect 1ms\n"} {
+		if _, _, ok := runPhases(bad); ok {
+			t.Errorf("runPhases(%q) found phases", bad)
+		}
+	}
+	second := []benchPhase{{"recover", 2 * time.Millisecond}, {"detect", 100 * time.Millisecond}, {"commit", 85 * time.Millisecond}}
+	third := []benchPhase{{"recover", 1 * time.Millisecond}, {"detect", 140 * time.Millisecond}, {"commit", 65 * time.Millisecond}}
+	got := phaseMedians([][]benchPhase{want, second, third}, []time.Duration{300 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond})
+	if w := "recover 2ms, detect 120ms, commit 75ms; outside the run 250ms"; got != w {
+		t.Errorf("phaseMedians = %q, want %q", got, w)
 	}
 }
