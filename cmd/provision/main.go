@@ -1,3 +1,13 @@
+// The Go runtime's container-aware GOMAXPROCS reads /proc/self/cgroup,
+// /proc/self/mountinfo and the cgroup's CPU quota at every start and
+// rereads them in the background: a quarter of a millisecond of each
+// `provision` command, for a limit that does not bind a run (in an initrd
+// there is no container; elsewhere most of a run waits on the disk).
+// GOMAXPROCS in the environment still sets it.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command provision is the first-boot provisioning agent. This file holds the
 // command line only: flags, subcommands and exit codes; the engine is in
 // package provision.
