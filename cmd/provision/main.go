@@ -1,9 +1,11 @@
-// The Go runtime's container-aware GOMAXPROCS reads /proc/self/cgroup,
-// /proc/self/mountinfo and the cgroup's CPU quota at every start and
-// rereads them in the background: a quarter of a millisecond of each
-// `provision` command, for a limit that does not bind a run (in an initrd
-// there is no container; elsewhere most of a run waits on the disk).
-// GOMAXPROCS in the environment still sets it.
+// The Go runtime's container-aware GOMAXPROCS (Go 1.25) keeps the
+// cgroup's CPU quota open from the start and has its value reread in the
+// background while the process lives; off, the runtime only looks at the
+// cgroup once and takes the CPUs the process may run on. A run does not
+// need it: in an initrd there is no container, and elsewhere a run mostly
+// waits on the disk. Measured on `provision --version` against the same
+// build without these lines, 600 interleaved starts: 5.33 ms against
+// 5.67 ms. GOMAXPROCS in the environment still sets it.
 
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0
