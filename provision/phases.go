@@ -23,7 +23,7 @@ func (r *Result) phase(name string) {
 	}
 	t := r.clock()
 	since := r.Started
-	if r.phaseEnd != (time.Time{}) {
+	if !r.phaseEnd.IsZero() {
 		since = r.phaseEnd
 	}
 	r.Phases = append(r.Phases, Phase{Name: name, Duration: t.Sub(since)})
