@@ -66,12 +66,7 @@ func (r *Root) Forget() {
 // directory, not a symlink, since the last change that could make it one:
 // resolution then skips its lstat (a run resolves /etc, /home/alice...
 // for every file it writes).
-func (r *Root) knownDir(rel string) bool {
-	r.memoMu.Lock()
-	_, ok := r.dirs[rel]
-	r.memoMu.Unlock()
-	return ok
-}
+func (r *Root) knownDir(rel string) bool { return r.inSet(&r.dirs, rel) }
 
 // knownHostDir is knownDir for a host path below the root.
 func (r *Root) knownHostDir(host string) bool {
@@ -79,12 +74,24 @@ func (r *Root) knownHostDir(host string) bool {
 	return ok && r.knownDir(rel)
 }
 
-func (r *Root) rememberDir(rel string) {
+func (r *Root) rememberDir(rel string) { r.addToSet(&r.dirs, rel) }
+
+// inSet and addToSet are the look-up and the insertion, under memoMu, of
+// the Root's sets of paths (dirs, absent, made); a set is made on its
+// first insertion, and dropped whole by setting it nil.
+func (r *Root) inSet(set *map[string]struct{}, key string) bool {
 	r.memoMu.Lock()
-	if r.dirs == nil {
-		r.dirs = map[string]struct{}{}
+	_, ok := (*set)[key]
+	r.memoMu.Unlock()
+	return ok
+}
+
+func (r *Root) addToSet(set *map[string]struct{}, key string) {
+	r.memoMu.Lock()
+	if *set == nil {
+		*set = map[string]struct{}{}
 	}
-	r.dirs[rel] = struct{}{}
+	(*set)[key] = struct{}{}
 	r.memoMu.Unlock()
 }
 
@@ -99,21 +106,9 @@ func (r *Root) rememberDir(rel string) {
 // So every change through the Root drops them all (forgetChanged, and the
 // link calls after making their link), as do Forget (a program may have
 // made one).
-func (r *Root) knownAbsent(rel string) bool {
-	r.memoMu.Lock()
-	_, ok := r.absent[rel]
-	r.memoMu.Unlock()
-	return ok
-}
+func (r *Root) knownAbsent(rel string) bool { return r.inSet(&r.absent, rel) }
 
-func (r *Root) rememberAbsent(rel string) {
-	r.memoMu.Lock()
-	if r.absent == nil {
-		r.absent = map[string]struct{}{}
-	}
-	r.absent[rel] = struct{}{}
-	r.memoMu.Unlock()
-}
+func (r *Root) rememberAbsent(rel string) { r.addToSet(&r.absent, rel) }
 
 // forgetAbsent drops what knownAbsent knows.
 func (r *Root) forgetAbsent() {
@@ -125,12 +120,7 @@ func (r *Root) forgetAbsent() {
 // madeDir reports whether host is a directory this Root made (MkdirAll,
 // or a missing parent of a write) and has not removed since: a file new
 // in it replaces nothing of the target's (writeNew).
-func (r *Root) madeDir(host string) bool {
-	r.memoMu.Lock()
-	_, ok := r.made[host]
-	r.memoMu.Unlock()
-	return ok
-}
+func (r *Root) madeDir(host string) bool { return r.inSet(&r.made, host) }
 
 // forgetMade drops the made directories at and below host, which is
 // removed. Other changes of a made directory (its mode, its owner) leave it
@@ -148,13 +138,8 @@ func (r *Root) forgetMade(host string) {
 }
 
 func (r *Root) rememberMade(host string) {
-	r.memoMu.Lock()
-	r.absent = nil // host exists now
-	if r.made == nil {
-		r.made = map[string]struct{}{}
-	}
-	r.made[host] = struct{}{}
-	r.memoMu.Unlock()
+	r.forgetAbsent() // host exists now
+	r.addToSet(&r.made, host)
 }
 
 // forgetChanged drops the memos that a change of host may make stale: the
