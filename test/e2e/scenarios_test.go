@@ -167,6 +167,11 @@ func TestTierANoCloudISO(t *testing.T) {
 	m, key := nocloudMachine(t)
 	res := m.boot()
 	wantOK(t, res, "users: create user alice", "ssh: authorize keys /home/alice/.ssh/authorized_keys", "files: write /etc/e2e/nocloud.txt")
+	// The line of where the run's time went, every phase of a run that
+	// applied (make bench-vm reads it).
+	if took, phases, ok := runPhases(res.Console); !ok || took <= 0 || len(phases) != 14 || phases[0].name != "recover" || phases[13].name != "commit" {
+		t.Errorf("provision init's phases: took %v, %v, %v; want the 14 phases from recover to commit", took, phases, ok)
+	}
 	in, _ := m.inspect()
 	wantNewDefault(t, in, Snapper)
 	wantBootedOnce(t, in)
