@@ -55,10 +55,10 @@ func CreateHome(root *rootfs.Root, home string, uid, gid int, mode fs.FileMode, 
 			continue
 		}
 		entries, err := readSkel(root, dir)
-		if err != nil {
-			return true, fmt.Errorf("copy %s to %s: %w", dir, home, err)
+		if err == nil {
+			err = copyTree(root, entries, home, owner, copied)
 		}
-		if err := copyTree(root, entries, home, owner, copied); err != nil {
+		if err != nil {
 			return true, fmt.Errorf("copy %s to %s: %w", dir, home, err)
 		}
 	}
